@@ -1,0 +1,151 @@
+"""The one settings module. Every value comes from the environment through ``portal.env``.
+
+Each variable is documented in ``docker/.env.example`` and the README. A wrong value stops
+start-up with an ``ImproperlyConfigured`` error that names the variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from portal.env import Env
+
+env = Env()
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env.flag("VDI_DEBUG", False)
+DATA_DIR = env.path("VDI_DATA_DIR", Path("/var/lib/vdi-portal"))
+IMAGE_DIR = env.path("VDI_IMAGE_DIR", DATA_DIR / "images")
+DISK_DIR = env.path("VDI_DISK_DIR", DATA_DIR / "disks")
+LOG_DIR = env.path("VDI_LOG_DIR", DATA_DIR / "logs")
+KERNEL_DIR = env.path("VDI_KERNEL_DIR", DATA_DIR / "kernel")
+
+
+def _secret_key() -> str:
+    from_env = env.text("VDI_SECRET_KEY", "")
+    if from_env:
+        if len(from_env) < 32:
+            raise ImproperlyConfigured("VDI_SECRET_KEY: must be at least 32 characters long")
+        return from_env
+    key_file = DATA_DIR / "secret_key"
+    if key_file.is_file():
+        return key_file.read_text().strip()
+    if DEBUG:
+        return "insecure-development-key-" + "x" * 40
+    raise ImproperlyConfigured(
+        f"VDI_SECRET_KEY: must be set (or {key_file} must exist; scripts/run creates it)"
+    )
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env.items("VDI_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.items("VDI_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "vdi",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+ASGI_APPLICATION = "portal.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "portal" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_database = env.database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'portal.sqlite3'}")
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    _database["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    # A file, not memory, so that a Celery worker process started by a test sees the test data.
+    _database["TEST"] = {"NAME": str(Path(_database["NAME"]).with_name("test-portal.sqlite3"))}
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "desktop-list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS: list[Path | tuple[str, Path]] = [BASE_DIR / "frontend" / "static"]
+NOVNC_DIR = BASE_DIR / "frontend" / "node_modules" / "@novnc" / "novnc"
+if NOVNC_DIR.is_dir():
+    STATICFILES_DIRS.append(("novnc", NOVNC_DIR))
+WHITENOISE_USE_FINDERS = True
+
+# --- Redis: Celery broker and channel layer --------------------------------------------------
+REDIS_URL = env.url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix", "memory"))
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True  # the Operation row is the truth, never the result backend
+CELERY_TASK_DEFAULT_QUEUE = "vdi"
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Hypervisor ---------------------------------------------------------------------------------
+LIBVIRT_URI = env.text("VDI_LIBVIRT_URI", "qemu:///system")
+DOMAIN_TYPE = env.choice("VDI_DOMAIN_TYPE", "auto", ("auto", "kvm", "qemu"))
+HOST_NAME = env.text("VDI_HOST_NAME", "local")
+SHUTDOWN_TIMEOUT = env.number("VDI_SHUTDOWN_TIMEOUT", 60, minimum=1)
+DOMAIN_PREFIX = env.text("VDI_DOMAIN_PREFIX", "vdi")
+PROBE_TIMEOUT = env.number("VDI_PROBE_TIMEOUT", 20, minimum=1)
+
+LOG_LEVEL = env.choice("VDI_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

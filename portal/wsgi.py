@@ -1,0 +1,10 @@
+"""WSGI entry, for tools that want one; the portal itself runs under daphne (ASGI)."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+application = get_wsgi_application()

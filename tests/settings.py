@@ -1,0 +1,21 @@
+"""The portal's settings with test defaults: a data folder, host name and domain prefix of
+their own, so that the suite never touches the demo's desktops on the same libvirt."""
+
+import os
+
+_main_data = os.environ.get("VDI_DATA_DIR", "/var/lib/vdi-portal")
+os.environ.setdefault("VDI_KERNEL_DIR", f"{_main_data}/kernel")
+os.environ["VDI_DATA_DIR"] = os.environ.get("VDI_TEST_DATA_DIR", f"{_main_data}/test")
+os.environ.setdefault("VDI_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
+os.environ.setdefault("VDI_DOMAIN_PREFIX", "vditest")
+os.environ.setdefault("VDI_HOST_NAME", "test")
+os.environ.setdefault("VDI_DOMAIN_TYPE", "qemu")
+os.environ.setdefault("VDI_SHUTDOWN_TIMEOUT", "20")
+
+from portal.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast personas
+
+for _folder in (DATA_DIR, IMAGE_DIR, DISK_DIR, LOG_DIR):  # noqa: F405
+    _folder.mkdir(parents=True, exist_ok=True)
+    _folder.chmod(0o755)

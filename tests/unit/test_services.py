@@ -1,0 +1,115 @@
+"""Services check access, claim the state, audit, record an Operation, enqueue on commit."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.queues import drain, purge
+from vdi.choices import DesktopStatus, OperationKind, OperationStatus
+from vdi.models import AuditEvent, Desktop, Operation
+from vdi.services.desktops import create_desktop, request_action
+from vdi.services.errors import AccessDenied, NoCapacity, NotReady
+from vdi.state import TransitionRefused
+
+
+@pytest.fixture(autouse=True)
+def empty_queue(host):
+    purge(host.queue)
+    yield
+    purge(host.queue)
+
+
+def test_create_records_audit_operation_and_enqueues_after_commit(
+    owner, pool, host, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        desktop = create_desktop(owner, pool, "192.0.2.7")
+    assert drain(host.queue) == [], "nothing is sent before the transaction commits"
+    assert desktop.status == DesktopStatus.PROVISIONING
+    assert desktop.host == host and desktop.domain_name.startswith("vditest-")
+    assert desktop.disk_path.endswith(f"{desktop.domain_name}.qcow2")
+    operation = Operation.objects.get(desktop=desktop)
+    assert (operation.kind, operation.status) == (OperationKind.PROVISION, OperationStatus.QUEUED)
+    event = AuditEvent.objects.get(action="desktop.create")
+    assert (event.actor, event.target_id, event.source_address) == (
+        owner, str(desktop.pk), "192.0.2.7")
+    assert event.details["pool"] == pool.name
+
+    for callback in callbacks:
+        callback()
+    assert drain(host.queue) == [
+        {"task": "vdi.tasks.provision_desktop", "args": [desktop.pk, operation.pk]}
+    ]
+
+
+@pytest.mark.parametrize("action", ["stop", "restart", "delete"])
+def test_action_on_running_desktop_enqueues_its_task(
+    action, owner, pool, host, django_capture_on_commit_callbacks
+):
+    desktop = create_desktop(owner, pool)
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING)
+    purge(host.queue)
+    with django_capture_on_commit_callbacks(execute=True):
+        operation = request_action(owner, desktop, action, "198.51.100.1")
+    assert drain(host.queue) == [
+        {"task": f"vdi.tasks.{action}_desktop", "args": [desktop.pk, operation.pk]}
+    ]
+    assert AuditEvent.objects.filter(action=f"desktop.{action}", actor=owner).count() == 1
+
+
+def test_refused_action_changes_nothing_and_enqueues_nothing(
+    owner, pool, host, django_capture_on_commit_callbacks
+):
+    desktop = create_desktop(owner, pool)
+    purge(host.queue)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(TransitionRefused):
+        request_action(owner, desktop, "stop")
+    assert drain(host.queue) == []
+    assert not AuditEvent.objects.filter(action="desktop.stop").exists()
+    assert Operation.objects.filter(desktop=desktop).count() == 1
+
+
+def test_outsider_may_not_act_on_someone_elses_desktop(
+    owner, outsider, pool, host, django_capture_on_commit_callbacks
+):
+    desktop = create_desktop(owner, pool)
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING)
+    purge(host.queue)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(AccessDenied):
+        request_action(outsider, desktop, "delete")
+    assert drain(host.queue) == []
+    desktop.refresh_from_db()
+    assert desktop.status == DesktopStatus.RUNNING
+
+
+def test_admin_may_act_on_any_desktop(owner, admin_user, pool, host):
+    desktop = create_desktop(owner, pool)
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.STOPPED)
+    request_action(admin_user, desktop, "start")
+    desktop.refresh_from_db()
+    assert desktop.status == DesktopStatus.STARTING
+
+
+def test_disabled_user_and_disabled_pool_are_refused(disabled_user, owner, pool, host):
+    with pytest.raises(AccessDenied):
+        create_desktop(disabled_user, pool)
+    pool.enabled = False
+    pool.save()
+    with pytest.raises(AccessDenied):
+        create_desktop(owner, pool)
+    assert not Desktop.objects.exists()
+
+
+def test_no_ready_image_version_is_a_clear_error(owner, pool, image_version):
+    image_version.status = "retired"
+    image_version.save()
+    with pytest.raises(NotReady, match="no ready version"):
+        create_desktop(owner, pool)
+
+
+def test_no_host_capacity_is_a_clear_error(owner, pool, host):
+    host.memory_capacity_mib = 128
+    host.save()
+    with pytest.raises(NoCapacity, match="No host has room"):
+        create_desktop(owner, pool)
+    assert not Desktop.objects.exists()

@@ -1,0 +1,62 @@
+"""A bad environment value stops start-up with a message naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from portal.env import Env
+
+
+def start_django(**env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings",
+               "VDI_SECRET_KEY": "k" * 40, **env}
+    return subprocess.run([sys.executable, "-c", "import django; django.setup()"],
+                          env=environ, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("VDI_DEBUG", "maybe", "VDI_DEBUG: expected true or false, got 'maybe'"),
+        ("VDI_DOMAIN_TYPE", "xen", "VDI_DOMAIN_TYPE: expected one of auto, kvm, qemu"),
+        ("DATABASE_URL", "mysql://u:p@h/db", "DATABASE_URL: only sqlite:// and postgres://"),
+        ("REDIS_URL", "localhost:6379", "REDIS_URL: expected a URL starting with redis://"),
+        ("VDI_SHUTDOWN_TIMEOUT", "soon", "VDI_SHUTDOWN_TIMEOUT: expected an integer"),
+        ("VDI_SHUTDOWN_TIMEOUT", "0", "VDI_SHUTDOWN_TIMEOUT: must be at least 1"),
+        ("VDI_DISK_DIR", "relative/disks", "VDI_DISK_DIR: expected an absolute path"),
+        ("VDI_SECRET_KEY", "short", "VDI_SECRET_KEY: must be at least 32 characters"),
+    ],
+)
+def test_bad_value_stops_startup_naming_the_variable(variable, value, message):
+    result = start_django(**{variable: value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr
+
+
+def test_good_values_start():
+    result = start_django(VDI_DEBUG="yes", VDI_DOMAIN_TYPE="kvm",
+                          DATABASE_URL="postgres://u:p@db.example:5432/vdi")
+    assert result.returncode == 0, result.stderr
+
+
+def test_missing_secret_key_outside_debug_is_an_error(tmp_path):
+    env = Env({"VDI_SECRET_KEY": ""})
+    with pytest.raises(ImproperlyConfigured, match="VDI_SECRET_KEY"):
+        env.required_str("VDI_SECRET_KEY", "signing sessions")
+    result = start_django(VDI_SECRET_KEY="", VDI_DATA_DIR=str(tmp_path), VDI_DEBUG="false")
+    assert "VDI_SECRET_KEY: must be set" in result.stderr
+
+
+def test_typed_helpers():
+    env = Env({"A": " on ", "B": "3", "C": "x, y,,z", "D": "sqlite:////tmp/x.db"})
+    assert env.flag("A", False) is True
+    assert env.number("B", 0, minimum=1) == 3
+    assert env.items("C", []) == ["x", "y", "z"]
+    assert env.database("D", "")["NAME"] == "/tmp/x.db"
+    assert env.text("MISSING", "default") == "default"

@@ -1,0 +1,1 @@
+"""The VDI domain: hosts, golden images, pools, desktops, operations and audit."""

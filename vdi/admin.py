@@ -1,0 +1,143 @@
+"""The Django admin for the domain. Changes to desktops go through the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from vdi.models import AuditEvent, Desktop, GoldenImage, Host, ImageVersion, Operation, Pool
+from vdi.services import audit
+from vdi.services.desktops import request_action
+from vdi.services.errors import ServiceError
+from vdi.state import TransitionRefused
+
+
+class AuditedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Every admin change leaves an audit row."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        changed = list(form.changed_data) if change else []
+        audit.record(request.user, f"{obj._meta.model_name}.{'change' if change else 'add'}",
+                     obj, request.META.get("REMOTE_ADDR"), fields=changed)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        audit.record(request.user, f"{obj._meta.model_name}.delete", obj,
+                     request.META.get("REMOTE_ADDR"))
+        super().delete_model(request, obj)
+
+
+@admin.register(Host)
+class HostAdmin(AuditedAdmin):
+    list_display = ("name", "libvirt_uri", "domain_type", "resolved_domain_type", "cpu_capacity",
+                    "memory_capacity_mib", "enabled")
+    readonly_fields = ("resolved_domain_type", "created_at")
+
+
+class ImageVersionInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = ImageVersion
+    extra = 0
+    can_delete = False
+    fields = ("number", "status", "disk_path", "virtual_size_bytes", "sha256", "created_at")
+    readonly_fields = ("number", "disk_path", "virtual_size_bytes", "sha256", "created_at")
+
+
+@admin.register(GoldenImage)
+class GoldenImageAdmin(AuditedAdmin):
+    list_display = ("name", "description", "created_at")
+    inlines = [ImageVersionInline]
+
+
+@admin.register(ImageVersion)
+class ImageVersionAdmin(AuditedAdmin):
+    list_display = ("__str__", "status", "virtual_size_bytes", "size_bytes", "created_at")
+    list_filter = ("status", "image")
+    readonly_fields = ("image", "number", "disk_path", "size_bytes", "virtual_size_bytes",
+                       "sha256", "kernel_path", "initrd_path", "cmdline", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # versions come from build_tiny_image / import_image
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None or not obj.in_use()
+
+
+@admin.register(Pool)
+class PoolAdmin(AuditedAdmin):
+    list_display = ("name", "image", "vcpus", "memory_mib", "enabled")
+    list_filter = ("enabled",)
+
+
+def _desktop_action(action: str) -> Any:
+    def run(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Desktop]) -> None:
+        done = 0
+        for desktop in queryset.select_related("pool", "host"):
+            try:
+                request_action(request.user, desktop, action, request.META.get("REMOTE_ADDR"))
+                done += 1
+            except (ServiceError, TransitionRefused) as exc:
+                modeladmin.message_user(request, str(exc), messages.WARNING)
+        modeladmin.message_user(request, f"{action}: requested for {done} desktop(s).")
+
+    run.__name__ = f"{action}_desktops"
+    return admin.action(description=f"{action.capitalize()} selected desktops")(run)
+
+
+class OperationInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = Operation
+    extra = 0
+    can_delete = False
+    fields = ("kind", "status", "progress", "step", "error", "created_at", "finished_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Desktop)
+class DesktopAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("__str__", "owner", "pool", "host", "status", "domain_name", "updated_at")
+    list_filter = ("status", "pool", "host")
+    search_fields = ("domain_name", "owner__username")
+    readonly_fields = ("owner", "pool", "host", "image_version", "domain_name", "domain_uuid",
+                       "disk_path", "serial_log_path", "vcpus", "memory_mib", "status",
+                       "last_error", "created_at", "updated_at", "status_changed_at")
+    actions = [_desktop_action(a) for a in ("start", "stop", "restart", "delete")]
+    inlines = [OperationInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # desktops are created from a pool by the portal
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # use the "Delete selected desktops" action: it removes the VM and disk
+
+
+@admin.register(Operation)
+class OperationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("kind", "target", "status", "progress", "step", "created_at", "finished_at")
+    list_filter = ("status", "kind")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("created_at", "actor_name", "action", "target_repr", "source_address")
+    list_filter = ("action",)
+    search_fields = ("actor_name", "target_repr", "action")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,54 @@
+"""The vocabularies of the domain."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class DomainTypeChoice(models.TextChoices):
+    AUTO = "auto", "auto (probe KVM, fall back to qemu)"
+    KVM = "kvm", "kvm (hardware virtualization)"
+    QEMU = "qemu", "qemu (software emulation)"
+
+
+class ImageStatus(models.TextChoices):
+    READY = "ready", "ready"
+    RETIRED = "retired", "retired (no new desktops)"
+
+
+class DesktopStatus(models.TextChoices):
+    PROVISIONING = "provisioning", "provisioning"
+    STARTING = "starting", "starting"
+    RUNNING = "running", "running"
+    STOPPING = "stopping", "stopping"
+    STOPPED = "stopped", "stopped"
+    RESTARTING = "restarting", "restarting"
+    DELETING = "deleting", "deleting"
+    DELETED = "deleted", "deleted"
+    ERROR = "error", "error"
+
+
+TRANSITIONAL_STATUSES = frozenset(
+    {
+        DesktopStatus.PROVISIONING,
+        DesktopStatus.STARTING,
+        DesktopStatus.STOPPING,
+        DesktopStatus.RESTARTING,
+        DesktopStatus.DELETING,
+    }
+)
+
+
+class OperationKind(models.TextChoices):
+    PROVISION = "provision", "provision"
+    START = "start", "start"
+    STOP = "stop", "stop"
+    RESTART = "restart", "restart"
+    DELETE = "delete", "delete"
+
+
+class OperationStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"

@@ -1,0 +1,98 @@
+"""qcow2 files: linked clones, blank disks, inspection. Wraps ``qemu-img``; no Django."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from vdi.hypervisor.errors import HypervisorError
+from vdi.hypervisor.specs import DiskInfo
+
+QEMU_IMG = "qemu-img"
+
+
+def _run(args: list[str], what: str) -> str:
+    try:
+        result = subprocess.run(
+            [QEMU_IMG, *args], capture_output=True, text=True, timeout=300, check=False
+        )
+    except FileNotFoundError:
+        raise HypervisorError(f"{what}: qemu-img is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise HypervisorError(f"{what}: qemu-img timed out", retryable=True) from None
+    if result.returncode != 0:
+        detail = result.stderr.strip() or result.stdout.strip()
+        raise HypervisorError(f"{what}: {detail}")
+    return result.stdout
+
+
+def disk_info(path: Path) -> DiskInfo:
+    """Format, sizes and backing file of an image file (raises if it is not one)."""
+    if not path.is_file():
+        raise HypervisorError(f"inspect {path}: no such file")
+    out = _run(["info", "--output=json", "-U", str(path)], f"inspect {path}")
+    data = json.loads(out)
+    backing = data.get("full-backing-filename") or data.get("backing-filename")
+    return DiskInfo(
+        path=path,
+        format=data["format"],
+        virtual_size=int(data["virtual-size"]),
+        actual_size=int(data.get("actual-size", 0)),
+        backing_file=Path(backing) if backing else None,
+    )
+
+
+def create_overlay(base: Path, path: Path) -> DiskInfo:
+    """Create ``path`` as a qcow2 linked clone of ``base``; an existing file is an error."""
+    if not base.is_file():
+        raise HypervisorError(f"clone {base}: base image is missing")
+    if path.exists():
+        raise HypervisorError(f"clone {base}: {path} already exists")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _run(
+        ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base), str(path)],
+        f"clone {base}",
+    )
+    os.chmod(path, 0o660)
+    return disk_info(path)
+
+
+def create_blank(path: Path, size_bytes: int) -> DiskInfo:
+    """Create an empty qcow2 file of ``size_bytes`` virtual size."""
+    if path.exists():
+        raise HypervisorError(f"create {path}: already exists")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _run(["create", "-q", "-f", "qcow2", str(path), str(size_bytes)], f"create {path}")
+    os.chmod(path, 0o660)
+    return disk_info(path)
+
+
+def convert_to_qcow2(source: Path, target: Path, source_format: str = "raw") -> DiskInfo:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _run(
+        ["convert", "-q", "-f", source_format, "-O", "qcow2", str(source), str(target)],
+        f"convert {source}",
+    )
+    return disk_info(target)
+
+
+def remove_disk(path: Path) -> bool:
+    """Delete a disk file; True if it existed. Never follows into a backing file."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise HypervisorError(f"delete {path}: {exc.strerror}", retryable=True) from None
+    return True
+
+
+def sha256_file(path: Path, chunk_size: int = 4 * 1024 * 1024) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,252 @@
+"""The hypervisor driver: about ten verbs over libvirt-python. Knows nothing of Django.
+
+One ``Driver`` per libvirt URI and process. The connection opens lazily on first use and is
+reopened after a fork (Celery's prefork children) or when libvirtd went away.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+from vdi.hypervisor import disks
+from vdi.hypervisor.domain_xml import (
+    build_domain_xml,
+    parse_disk_paths,
+    parse_metadata,
+    parse_vnc_endpoint,
+)
+from vdi.hypervisor.errors import HypervisorError
+from vdi.hypervisor.specs import DiskInfo, DomainInfo, DomainSpec, PowerState, VncEndpoint
+
+log = logging.getLogger(__name__)
+
+_RETRYABLE_CODES = {
+    libvirt.VIR_ERR_NO_CONNECT,
+    libvirt.VIR_ERR_RPC,
+    libvirt.VIR_ERR_SYSTEM_ERROR,
+    libvirt.VIR_ERR_OPERATION_TIMEOUT,
+    libvirt.VIR_ERR_AGENT_UNRESPONSIVE,
+    libvirt.VIR_ERR_OPERATION_INVALID,  # e.g. "domain is being started" by a concurrent call
+    libvirt.VIR_ERR_INTERNAL_ERROR,
+}
+_STATES = {
+    libvirt.VIR_DOMAIN_RUNNING: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_SHUTOFF: PowerState.SHUTOFF,
+    libvirt.VIR_DOMAIN_PAUSED: PowerState.PAUSED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: PowerState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: PowerState.SHUTTING_DOWN,
+    libvirt.VIR_DOMAIN_CRASHED: PowerState.CRASHED,
+}
+
+
+def _silence_libvirt(_ctx: object, _err: object) -> None:
+    """libvirt prints every error to stderr by default; the driver reports them itself."""
+
+
+libvirt.registerErrorHandler(_silence_libvirt, None)
+
+
+@contextmanager
+def _translate(what: str) -> Iterator[None]:
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        code = exc.get_error_code()
+        raise HypervisorError(f"{what}: {exc.get_error_message()}",
+                              retryable=code in _RETRYABLE_CODES) from None
+
+
+class Driver:
+    """Hypervisor verbs for one libvirt URI."""
+
+    def __init__(self, uri: str, poll_interval: float = 0.2) -> None:
+        self.uri = uri
+        self.poll_interval = poll_interval
+        self._conn: Any = None
+        self._pid = 0
+
+    # --- connection ---------------------------------------------------------------------------
+    def connection(self) -> Any:
+        if self._conn is not None and self._pid == os.getpid():
+            try:
+                if self._conn.isAlive():
+                    return self._conn
+            except libvirt.libvirtError:
+                pass
+        with _translate(f"connect to {self.uri}"):
+            self._conn = libvirt.open(self.uri)
+        self._pid = os.getpid()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None and self._pid == os.getpid():
+            with suppress(libvirt.libvirtError):
+                self._conn.close()
+        self._conn = None
+
+    def _domain(self, name: str) -> Any | None:
+        try:
+            return self.connection().lookupByName(name)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise HypervisorError(f"look up {name}: {exc.get_error_message()}",
+                                  retryable=True) from None
+
+    def _require(self, name: str) -> Any:
+        dom = self._domain(name)
+        if dom is None:
+            raise HypervisorError(f"domain {name} does not exist")
+        return dom
+
+    # --- disks --------------------------------------------------------------------------------
+    def clone_disk(self, base: Path, path: Path) -> DiskInfo:
+        """Create ``path`` as a qcow2 linked clone (overlay) of ``base``."""
+        return disks.create_overlay(base, path)
+
+    def delete_disk(self, path: Path) -> bool:
+        return disks.remove_disk(path)
+
+    # --- domains ------------------------------------------------------------------------------
+    def define(self, spec: DomainSpec) -> DomainInfo:
+        """Define the domain persistently; an existing domain with the same UUID is kept."""
+        existing = self._domain(spec.name)
+        if existing is not None:
+            if existing.UUIDString() != spec.uuid:
+                raise HypervisorError(f"define {spec.name}: another domain has that name")
+            return self._info(existing)
+        with _translate(f"define {spec.name}"):
+            dom = self.connection().defineXML(build_domain_xml(spec))
+        return self._info(dom)
+
+    def start(self, name: str) -> None:
+        """Boot the domain; a running domain is left alone."""
+        dom = self._require(name)
+        if self._state(dom) == PowerState.RUNNING:
+            return
+        with _translate(f"start {name}"):
+            dom.create()
+
+    def shutdown(self, name: str, timeout: float) -> bool:
+        """Ask the guest to power off (ACPI); power it off after ``timeout`` seconds.
+
+        Returns True when the guest stopped by itself, False when it had to be powered off.
+        """
+        dom = self._domain(name)
+        if dom is None or self._state(dom) == PowerState.SHUTOFF:
+            return True
+        with _translate(f"shut down {name}"):
+            try:
+                dom.shutdown()
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+                    raise
+        if self._wait(lambda: self._state(dom) == PowerState.SHUTOFF, timeout):
+            return True
+        log.warning("%s did not shut down within %.0f s; powering off", name, timeout)
+        self.power_off(name)
+        return False
+
+    def power_off(self, name: str) -> None:
+        """Pull the plug; a stopped or missing domain is left alone."""
+        dom = self._domain(name)
+        if dom is None or self._state(dom) == PowerState.SHUTOFF:
+            return
+        with _translate(f"power off {name}"):
+            try:
+                dom.destroy()
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+                    raise
+
+    def undefine(self, name: str, delete_disks: tuple[Path, ...] = ()) -> None:
+        """Power off and remove the domain, then delete the given disk files.
+
+        Disks are named by the caller so that a persistent user disk is never deleted by
+        accident; a missing domain or file is not an error (the verb is idempotent).
+        """
+        dom = self._domain(name)
+        if dom is not None:
+            self.power_off(name)
+            flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+            with _translate(f"undefine {name}"):
+                try:
+                    dom.undefineFlags(flags)
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise
+        for path in delete_disks:
+            disks.remove_disk(path)
+
+    def state(self, name: str) -> PowerState | None:
+        """The domain's power state, or None when no such domain exists."""
+        dom = self._domain(name)
+        return None if dom is None else self._state(dom)
+
+    def lookup(self, name: str) -> DomainInfo | None:
+        dom = self._domain(name)
+        return None if dom is None else self._info(dom)
+
+    def vnc_endpoint(self, name: str) -> VncEndpoint | None:
+        """Where the running domain's VNC server listens (None when it is not running)."""
+        dom = self._domain(name)
+        if dom is None or self._state(dom) != PowerState.RUNNING:
+            return None
+        with _translate(f"read {name}"):
+            xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
+        return parse_vnc_endpoint(xml)
+
+    def list_domains(self) -> list[DomainInfo]:
+        """Every domain on the host, running or not, with the portal's metadata if any."""
+        with _translate("list domains"):
+            doms = self.connection().listAllDomains()
+        return [self._info(dom) for dom in doms]
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _state(self, dom: Any) -> PowerState:
+        with _translate("read state"):
+            code, _reason = dom.state()
+        return _STATES.get(code, PowerState.OTHER)
+
+    def _info(self, dom: Any) -> DomainInfo:
+        with _translate("read domain"):
+            xml = dom.XMLDesc(0)
+            persistent = bool(dom.isPersistent())
+            name, uuid = dom.name(), dom.UUIDString()
+        return DomainInfo(
+            name=name,
+            uuid=uuid,
+            state=self._state(dom),
+            persistent=persistent,
+            disk_paths=parse_disk_paths(xml),
+            metadata=parse_metadata(xml),
+        )
+
+    def _wait(self, done: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if done():
+                return True
+            time.sleep(self.poll_interval)
+        return done()
+
+
+_drivers: dict[str, Driver] = {}
+
+
+def get_driver(uri: str) -> Driver:
+    """The process-wide driver for ``uri`` (its connection opens lazily, per process)."""
+    driver = _drivers.get(uri)
+    if driver is None:
+        driver = _drivers[uri] = Driver(uri)
+    return driver

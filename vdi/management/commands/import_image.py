@@ -1,0 +1,47 @@
+"""Import an existing qcow2 file as a new version of a golden image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from vdi.models.images import image_name_validator
+from vdi.services.errors import ServiceError
+from vdi.services.images import VersionFiles, register_version
+
+
+class Command(BaseCommand):
+    help = "Import a qcow2 file (copied, made read-only) as the next version of an image."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("path", type=Path, help="the qcow2 file to import")
+        parser.add_argument("--name", required=True, help="image name (created if new)")
+        parser.add_argument("--kernel", type=Path, help="kernel for direct boot")
+        parser.add_argument("--initrd", type=Path, help="initrd for direct boot")
+        parser.add_argument("--cmdline", default="", help="kernel command line")
+        parser.add_argument("--description", default="")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        name: str = options["name"]
+        try:
+            image_name_validator(name)
+        except ValidationError:
+            raise CommandError(
+                f"--name {name!r}: use lower-case letters, digits and dashes"
+            ) from None
+        path: Path = options["path"].resolve()
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file")
+        if options["cmdline"] and not options["kernel"]:
+            raise CommandError("--cmdline needs --kernel")
+        files = VersionFiles(path, options["kernel"], options["initrd"], options["cmdline"])
+        try:
+            version = register_version(name, files, description=options["description"])
+        except ServiceError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(self.style.SUCCESS(
+            f"Imported {path} as {version} ({version.virtual_size_bytes} bytes virtual, "
+            f"sha256 {version.sha256[:16]}...)"))

@@ -1,0 +1,63 @@
+"""Create what a first look at the portal needs: the local host, a pool, an admin and a user."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from vdi.models import GoldenImage, Pool
+from vdi.services.hosts import ensure_local_host
+
+DEMO_USERS = (("admin", True), ("demo", False))
+
+
+class Command(BaseCommand):
+    help = "Create the local host, a 'Tiny desktop' pool and demo accounts (idempotent)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host = ensure_local_host()
+        image = GoldenImage.objects.filter(name="tiny").first()
+        if image is None:
+            raise CommandError("The tiny image is missing: run manage.py build_tiny_image first")
+        pool, _ = Pool.objects.get_or_create(
+            name="Tiny desktop",
+            defaults={"image": image, "vcpus": 1, "memory_mib": 256,
+                      "description": "A busybox shell on a Debian kernel: boots in seconds."},
+        )
+        credentials = self._credentials_file()
+        for _username, line in self._ensure_users(credentials).items():
+            self.stdout.write(line)
+        self.stdout.write(f"Host {host.name} ({host.libvirt_uri}, domain type "
+                          f"{host.domain_type}); pool '{pool.name}' on image {image.name}.")
+        self.stdout.write(f"Demo credentials are kept in {credentials}.")
+
+    def _credentials_file(self) -> Path:
+        return settings.DATA_DIR / "demo-credentials.txt"
+
+    def _ensure_users(self, path: Path) -> dict[str, str]:
+        known = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                name, _, password = line.partition(" ")
+                known[name] = password
+        User = get_user_model()
+        lines = {}
+        for username, is_admin in DEMO_USERS:
+            user = User.objects.filter(username=username).first()
+            password = known.get(username) or secrets.token_urlsafe(12)
+            if user is None or username not in known:
+                user = user or User(username=username)
+                user.is_staff = user.is_superuser = is_admin
+                user.set_password(password)
+                user.save()
+            known[username] = password
+            role = "admin" if is_admin else "user"
+            lines[username] = f"Demo {role}: username {username}  password {password}"
+        path.write_text("".join(f"{n} {p}\n" for n, p in known.items()))
+        path.chmod(0o600)
+        return lines

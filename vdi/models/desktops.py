@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from vdi.choices import TRANSITIONAL_STATUSES, DesktopStatus
+from vdi.models.hosts import Host
+from vdi.models.images import ImageVersion
+from vdi.models.pools import Pool
+
+
+class DesktopQuerySet(models.QuerySet["Desktop"]):
+    def live(self) -> DesktopQuerySet:
+        return self.exclude(status=DesktopStatus.DELETED)
+
+
+class Desktop(models.Model):
+    """A guest cloned from an image version. ``status`` moves only through ``vdi.state``."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="desktops",
+    )
+    pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="desktops")
+    host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="desktops")
+    image_version = models.ForeignKey(
+        ImageVersion, on_delete=models.PROTECT, related_name="desktops"
+    )
+    domain_name = models.CharField(max_length=100, unique=True, editable=False)
+    domain_uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    disk_path = models.CharField(max_length=500, editable=False)
+    serial_log_path = models.CharField(max_length=500, editable=False)
+    vcpus = models.PositiveSmallIntegerField()
+    memory_mib = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=16, choices=DesktopStatus.choices, default=DesktopStatus.PROVISIONING,
+        db_index=True, editable=False,
+    )
+    last_error = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    status_changed_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DesktopQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.pool.name} #{self.pk}" if self.pool_id else self.domain_name
+
+    @property
+    def is_transitional(self) -> bool:
+        return self.status in TRANSITIONAL_STATUSES

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+
+from vdi.choices import DomainTypeChoice
+
+host_name_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
+    "Use letters, digits, dots, dashes and underscores (a Celery queue is named after the host).",
+)
+
+
+class Host(models.Model):
+    """A hypervisor host; one Celery worker consumes its queue and talks to its libvirt."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[host_name_validator])
+    libvirt_uri = models.CharField(max_length=255, default="qemu:///system")
+    domain_type = models.CharField(
+        max_length=8, choices=DomainTypeChoice.choices, default=DomainTypeChoice.AUTO
+    )
+    resolved_domain_type = models.CharField(
+        max_length=8, blank=True, help_text="What 'auto' resolved to when the host was probed."
+    )
+    storage_dir = models.CharField(max_length=255, help_text="Folder for desktop disks.")
+    cpu_capacity = models.PositiveIntegerField(default=8, validators=[MinValueValidator(1)])
+    memory_capacity_mib = models.PositiveIntegerField(
+        default=8192, validators=[MinValueValidator(128)]
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue its worker consumes."""
+        return f"host.{self.name}"
+
+    @property
+    def effective_domain_type(self) -> str:
+        if self.domain_type != DomainTypeChoice.AUTO:
+            return self.domain_type
+        return self.resolved_domain_type

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+
+from vdi.choices import ImageStatus
+
+image_name_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9-]{0,62}$", "Use lower-case letters, digits and dashes."
+)
+
+
+class GoldenImage(models.Model):
+    """A named image that pools are built from; its versions are the actual files."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[image_name_validator])
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def latest_ready_version(self) -> ImageVersion | None:
+        return self.versions.filter(status=ImageStatus.READY).order_by("-number").first()
+
+
+class ImageVersion(models.Model):
+    """One read-only qcow2 file of an image (plus kernel, initrd, command line for direct boot)."""
+
+    image = models.ForeignKey(GoldenImage, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    disk_path = models.CharField(max_length=500, unique=True)
+    size_bytes = models.BigIntegerField(help_text="Size of the file on disk.")
+    virtual_size_bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64, unique=True)
+    kernel_path = models.CharField(max_length=500, blank=True)
+    initrd_path = models.CharField(max_length=500, blank=True)
+    cmdline = models.CharField(max_length=1000, blank=True)
+    status = models.CharField(max_length=16, choices=ImageStatus.choices, default=ImageStatus.READY)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["image__name", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "number"], name="unique_image_version_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image.name} v{self.number}"
+
+    def in_use(self) -> bool:
+        from vdi.choices import DesktopStatus
+
+        return self.desktops.exclude(status=DesktopStatus.DELETED).exists()
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        if self.in_use():
+            raise ValidationError(f"{self} is the backing file of desktops; it can't be deleted.")
+        return super().delete()

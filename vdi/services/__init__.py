@@ -1,0 +1,1 @@
+"""User intent goes through these functions: check access, claim state, audit, enqueue."""

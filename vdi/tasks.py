@@ -1,0 +1,54 @@
+"""Celery tasks: thin and idempotent. Ids in; the work is in ``vdi.worker.jobs``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, shared_task
+
+from vdi.hypervisor import HypervisorError
+from vdi.worker import jobs
+
+MAX_RETRIES = 4
+
+
+def _run(task: Task[Any, Any], action: str, desktop_id: int, operation_id: int) -> str:
+    may_retry = task.request.retries < MAX_RETRIES
+    try:
+        return jobs.execute(action, desktop_id, operation_id, may_retry=may_retry)
+    except HypervisorError as exc:
+        raise task.retry(exc=exc, countdown=min(2 ** task.request.retries, 30)) from exc
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
+def provision_desktop(self: Task[Any, Any], desktop_id: int, operation_id: int) -> str:
+    return _run(self, "provision", desktop_id, operation_id)
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
+def start_desktop(self: Task[Any, Any], desktop_id: int, operation_id: int) -> str:
+    return _run(self, "start", desktop_id, operation_id)
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
+def stop_desktop(self: Task[Any, Any], desktop_id: int, operation_id: int) -> str:
+    return _run(self, "stop", desktop_id, operation_id)
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
+def restart_desktop(self: Task[Any, Any], desktop_id: int, operation_id: int) -> str:
+    return _run(self, "restart", desktop_id, operation_id)
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
+def delete_desktop(self: Task[Any, Any], desktop_id: int, operation_id: int) -> str:
+    return _run(self, "delete", desktop_id, operation_id)
+
+
+TASKS: dict[str, Task[Any, Any]] = {
+    "provision": provision_desktop,
+    "start": start_desktop,
+    "stop": stop_desktop,
+    "restart": restart_desktop,
+    "delete": delete_desktop,
+}

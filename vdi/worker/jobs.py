@@ -1,0 +1,111 @@
+"""The work behind each desktop action, run by the Celery tasks on the desktop's host.
+
+``execute`` reloads the desktop, does nothing if it is no longer in the action's transitional
+state (a duplicate delivery), runs the steps, and records the outcome on the desktop and its
+Operation. Every step checks the world first, so running a job twice is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+
+from vdi import state
+from vdi.hypervisor import HypervisorError
+from vdi.models import Desktop
+from vdi.worker import operations
+from vdi.worker.hosts import driver_for
+from vdi.worker.specs import domain_spec
+
+log = logging.getLogger(__name__)
+
+
+def _ensure_domain(desktop: Desktop, operation_id: int) -> None:
+    """The desktop's disk and domain exist afterwards (creating whichever is missing)."""
+    driver = driver_for(desktop.host)
+    disk = Path(desktop.disk_path)
+    if not disk.exists():
+        operations.progress(operation_id, 20, "cloning the image (linked clone)")
+        driver.clone_disk(Path(desktop.image_version.disk_path), disk)
+    operations.progress(operation_id, 50, "defining the virtual machine")
+    driver.define(domain_spec(desktop))
+
+
+def _boot(desktop: Desktop, operation_id: int) -> None:
+    _ensure_domain(desktop, operation_id)
+    operations.progress(operation_id, 80, "booting")
+    driver_for(desktop.host).start(desktop.domain_name)
+
+
+def _stop(desktop: Desktop, operation_id: int) -> None:
+    operations.progress(operation_id, 30, "asking the guest to shut down")
+    graceful = driver_for(desktop.host).shutdown(desktop.domain_name, settings.SHUTDOWN_TIMEOUT)
+    if not graceful:
+        operations.progress(operation_id, 90, "powered off after the shutdown deadline")
+
+
+def _restart(desktop: Desktop, operation_id: int) -> None:
+    _stop(desktop, operation_id)
+    _boot(desktop, operation_id)
+
+
+def _delete(desktop: Desktop, operation_id: int) -> None:
+    operations.progress(operation_id, 40, "removing the virtual machine and its disk")
+    driver_for(desktop.host).undefine(desktop.domain_name, (Path(desktop.disk_path),))
+    Path(desktop.serial_log_path).unlink(missing_ok=True)
+
+
+def _discard_provisioned(desktop: Desktop) -> None:
+    """A failed provisioning leaves no domain and no disk behind."""
+    try:
+        driver_for(desktop.host).undefine(desktop.domain_name, (Path(desktop.disk_path),))
+    except HypervisorError as exc:
+        log.error("Could not clean up %s after a failed provisioning: %s", desktop, exc)
+
+
+STEPS: dict[str, Callable[[Desktop, int], None]] = {
+    "provision": _boot,
+    "start": _boot,
+    "stop": _stop,
+    "restart": _restart,
+    "delete": _delete,
+}
+
+
+def execute(action: str, desktop_id: int, operation_id: int, *, may_retry: bool) -> str:
+    """Run ``action`` on the desktop. Returns 'done', 'skipped' or 'failed'.
+
+    Raises HypervisorError only when the error is retryable and ``may_retry`` is set.
+    """
+    desktop = Desktop.objects.select_related("host", "image_version", "pool").get(pk=desktop_id)
+    spec = state.ACTIONS[action]
+    if desktop.status != spec.claims:
+        log.info("%s of %s skipped: it is %s already", action, desktop, desktop.status)
+        operations.finish(operation_id, step=f"nothing to do: desktop is {desktop.status}")
+        return "skipped"
+    operations.begin(operation_id)
+    try:
+        STEPS[action](desktop, operation_id)
+    except HypervisorError as exc:
+        if exc.retryable and may_retry:
+            operations.progress(operation_id, 0, f"will retry: {exc}")
+            raise
+        return _failed(action, desktop, operation_id, str(exc))
+    except Exception as exc:
+        log.exception("%s of %s crashed", action, desktop)
+        return _failed(action, desktop, operation_id, f"internal error: {exc}")
+    state.succeed(desktop.pk, action)
+    operations.finish(operation_id)
+    return "done"
+
+
+def _failed(action: str, desktop: Desktop, operation_id: int, error: str) -> str:
+    log.warning("%s of %s failed: %s", action, desktop, error)
+    if action == "provision":
+        _discard_provisioned(desktop)
+    state.fail(desktop.pk, action, error)
+    operations.finish(operation_id, error=error)
+    return "failed"
