@@ -70,8 +70,8 @@ install_python() {
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
   say "Installing the project into $VENV"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -e "$ROOT[dev]"
+  { "$VENV/bin/pip" install -q --upgrade pip && "$VENV/bin/pip" install -q -e "$ROOT[dev]"; } \
+    >"$VENV/pip.log" 2>&1 || { cat "$VENV/pip.log"; echo "pip install failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 }
 

@@ -16,6 +16,6 @@ from portal.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast personas
 
-for _folder in (DATA_DIR, IMAGE_DIR, DISK_DIR, LOG_DIR):  # noqa: F405
+for _folder in (DATA_DIR, IMAGE_DIR, DISK_DIR, LOG_DIR, STATIC_ROOT):  # noqa: F405
     _folder.mkdir(parents=True, exist_ok=True)
     _folder.chmod(0o755)

@@ -21,15 +21,19 @@ log = logging.getLogger(__name__)
 
 
 def kvm_boots(
-    driver: Driver, kernel: Path, initrd: Path, log_dir: Path, marker: str, timeout: float
+    driver: Driver, kernel: Path, initrd: Path, log_dir: Path, marker: str, timeout: float,
+    domain_type: DomainType = DomainType.KVM,
 ) -> bool:
-    """True if a transient ``kvm`` guest prints ``marker`` on its serial port within ``timeout``."""
+    """True if a transient ``kvm`` guest prints ``marker`` on its serial port within ``timeout``.
+
+    ``domain_type`` exists for tests: the same probe under ``qemu`` proves the probe works.
+    """
     name = f"vdi-probe-{uuid.uuid4().hex[:8]}"
     serial_log = log_dir / f"{name}.log"
     spec = DomainSpec(
         name=name,
         uuid=str(uuid.uuid4()),
-        domain_type=DomainType.KVM,
+        domain_type=domain_type,
         memory_mib=128,
         vcpus=1,
         disks=(),

@@ -88,6 +88,7 @@ def register_version(
         if files.initrd and initrd:
             _install(files.initrd, initrd, move)
         staging.chmod(0o755)
+        folder.parent.mkdir(mode=0o755, exist_ok=True)
         staging.rename(folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,94 @@
+"""A real desktop: provisioned by a Celery worker through libvirt, booted, reached over VNC,
+stopped and deleted without leaving a domain or a file behind."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import wait_for
+from vdi.choices import DesktopStatus, OperationStatus
+from vdi.hypervisor import PowerState, get_driver
+from vdi.images.tiny import READY_MARKER
+from vdi.models import Desktop, Operation
+from vdi.services.desktops import create_desktop, request_action
+from vdi.tasks import provision_desktop
+
+pytestmark = [pytest.mark.vm, pytest.mark.django_db(transaction=True)]
+
+
+def status_of(desktop: Desktop) -> str:
+    desktop.refresh_from_db()
+    return desktop.status
+
+
+def wait_status(desktop: Desktop, wanted: str, timeout: float = 120) -> None:
+    def reached() -> bool:
+        current = status_of(desktop)
+        assert current != DesktopStatus.ERROR, f"desktop failed: {desktop.last_error}"
+        return current == wanted
+
+    wait_for(reached, timeout, f"desktop to be {wanted}")
+
+
+def our_domains(desktop: Desktop) -> list[str]:
+    prefix = desktop.domain_name.rsplit("-", 1)[0]
+    return [d.name for d in get_driver(desktop.host.libvirt_uri).list_domains()
+            if d.name.startswith(prefix)]
+
+
+def test_desktop_lifecycle_on_a_real_guest(worker, tiny_pool, owner):
+    desktop = create_desktop(owner, tiny_pool, "127.0.0.1")
+    wait_status(desktop, DesktopStatus.RUNNING)
+    driver = get_driver(desktop.host.libvirt_uri)
+    assert driver.state(desktop.domain_name) == PowerState.RUNNING
+    disk = Path(desktop.disk_path)
+    assert disk.exists()
+
+    log = Path(desktop.serial_log_path)
+    wait_for(lambda: log.exists() and READY_MARKER in log.read_text(errors="replace"), 120,
+             "the guest's ready marker on its serial log")
+
+    endpoint = driver.vnc_endpoint(desktop.domain_name)
+    assert endpoint is not None and endpoint.host == "127.0.0.1"
+    with socket.create_connection((endpoint.host, endpoint.port), timeout=10) as vnc:
+        assert vnc.recv(12) == b"RFB 003.008\n"
+
+    # The same provisioning message delivered again creates nothing more.
+    provision = Operation.objects.get(desktop=desktop, kind="provision")
+    provision_desktop.apply_async(args=(desktop.pk, provision.pk), queue=desktop.host.queue)
+    wait_for(lambda: "nothing to do" in Operation.objects.get(pk=provision.pk).step, 60,
+             "the duplicate delivery to be handled")
+    assert our_domains(desktop) == [desktop.domain_name]
+    assert sorted(p.name for p in disk.parent.iterdir()) == [disk.name]
+
+    request_action(owner, desktop, "stop")
+    wait_status(desktop, DesktopStatus.STOPPED, timeout=90)
+    assert driver.state(desktop.domain_name) == PowerState.SHUTOFF
+    assert "VDI-POWER-BUTTON" in log.read_text(errors="replace"), "stopped by ACPI, gracefully"
+
+    request_action(owner, desktop, "delete")
+    wait_status(desktop, DesktopStatus.DELETED)
+    assert driver.lookup(desktop.domain_name) is None
+    assert not disk.exists()
+    assert not log.exists()
+    operations = Operation.objects.filter(desktop=desktop).order_by("created_at")
+    assert [(o.kind, o.status) for o in operations] == [
+        ("provision", OperationStatus.SUCCEEDED),
+        ("stop", OperationStatus.SUCCEEDED),
+        ("delete", OperationStatus.SUCCEEDED),
+    ]
+
+
+def test_failed_provisioning_leaves_no_domain_and_no_disk(worker, tiny_pool, owner, tiny_version):
+    tiny_version.kernel_path = "/nonexistent/vmlinuz"
+    tiny_version.save()
+    desktop = create_desktop(owner, tiny_pool)
+    wait_for(lambda: status_of(desktop) == DesktopStatus.ERROR, 120, "the provisioning to fail")
+    assert "vmlinuz" in desktop.last_error
+    assert get_driver(desktop.host.libvirt_uri).lookup(desktop.domain_name) is None
+    assert not Path(desktop.disk_path).exists()
+    failed = Operation.objects.get(desktop=desktop)
+    assert failed.status == OperationStatus.FAILED and failed.error == desktop.last_error

@@ -1,0 +1,115 @@
+"""Worker jobs against libvirt's test:///default driver: idempotent, and clean on failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.conftest import make_version
+from vdi.choices import DesktopStatus, OperationStatus
+from vdi.hypervisor import HypervisorError, PowerState, get_driver
+from vdi.hypervisor.disks import create_blank
+from vdi.models import Desktop, Host, Operation, Pool
+from vdi.services.desktops import create_desktop, request_action
+from vdi.worker import jobs
+
+TEST_URI = "test:///default"
+
+
+@pytest.fixture
+def base_disk(tmp_path: Path) -> Path:
+    path = tmp_path / "base.qcow2"
+    create_blank(path, 64 * 1024 * 1024)
+    return path
+
+
+@pytest.fixture
+def test_pool(db, tmp_path: Path, base_disk: Path) -> Pool:
+    Host.objects.create(name=settings.HOST_NAME, libvirt_uri=TEST_URI, domain_type="qemu",
+                        storage_dir=str(tmp_path / "disks"), memory_capacity_mib=4096)
+    version = make_version("jobs", str(base_disk))
+    return Pool.objects.create(name="Jobs", image=version.image, memory_mib=128)
+
+
+def run(action: str, desktop: Desktop, may_retry: bool = False) -> str:
+    operation = Operation.objects.filter(desktop=desktop, kind=action).latest("created_at")
+    return jobs.execute(action, desktop.pk, operation.pk, may_retry=may_retry)
+
+
+def test_provision_then_duplicate_does_nothing(owner, test_pool):
+    desktop = create_desktop(owner, test_pool)
+    assert run("provision", desktop) == "done"
+    desktop.refresh_from_db()
+    assert desktop.status == DesktopStatus.RUNNING
+    driver = get_driver(TEST_URI)
+    assert driver.state(desktop.domain_name) == PowerState.RUNNING
+    assert Path(desktop.disk_path).exists()
+
+    assert run("provision", desktop) == "skipped"
+    names = [d.name for d in driver.list_domains() if d.name == desktop.domain_name]
+    assert names == [desktop.domain_name]
+    driver.undefine(desktop.domain_name, (Path(desktop.disk_path),))
+
+
+def test_stop_start_restart_delete(owner, test_pool):
+    desktop = create_desktop(owner, test_pool)
+    run("provision", desktop)
+    driver = get_driver(TEST_URI)
+    for action, final, power in [
+        ("stop", DesktopStatus.STOPPED, PowerState.SHUTOFF),
+        ("start", DesktopStatus.RUNNING, PowerState.RUNNING),
+        ("restart", DesktopStatus.RUNNING, PowerState.RUNNING),
+    ]:
+        request_action(owner, desktop, action)
+        assert run(action, desktop) == "done"
+        desktop.refresh_from_db()
+        assert desktop.status == final
+        assert driver.state(desktop.domain_name) == power
+    request_action(owner, desktop, "delete")
+    assert run("delete", desktop) == "done"
+    desktop.refresh_from_db()
+    assert desktop.status == DesktopStatus.DELETED
+    assert driver.lookup(desktop.domain_name) is None
+    assert not Path(desktop.disk_path).exists()
+
+
+def test_start_recreates_a_missing_domain(owner, test_pool):
+    desktop = create_desktop(owner, test_pool)
+    run("provision", desktop)
+    driver = get_driver(TEST_URI)
+    driver.undefine(desktop.domain_name)  # behind the portal's back
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.STOPPED)
+    request_action(owner, desktop, "start")
+    assert run("start", desktop) == "done"
+    assert driver.state(desktop.domain_name) == PowerState.RUNNING
+    driver.undefine(desktop.domain_name, (Path(desktop.disk_path),))
+
+
+def test_failed_provisioning_removes_what_it_made(owner, test_pool, base_disk):
+    desktop = create_desktop(owner, test_pool)
+    base_disk.unlink()  # the image file vanished
+    assert run("provision", desktop) == "failed"
+    desktop.refresh_from_db()
+    assert desktop.status == DesktopStatus.ERROR
+    assert "base image is missing" in desktop.last_error
+    assert get_driver(TEST_URI).lookup(desktop.domain_name) is None
+    assert not Path(desktop.disk_path).exists()
+    operation = Operation.objects.get(desktop=desktop)
+    assert operation.status == OperationStatus.FAILED
+    assert operation.finished_at is not None
+
+
+def test_retryable_error_is_raised_for_a_retry_then_recorded(owner, test_pool, settings):
+    desktop = create_desktop(owner, test_pool)
+    Host.objects.update(libvirt_uri="qemu+unix:///system?socket=/nonexistent/sock")
+    with pytest.raises(HypervisorError) as err:
+        run("provision", desktop, may_retry=True)
+    assert err.value.retryable
+    desktop.refresh_from_db()
+    assert desktop.status == DesktopStatus.PROVISIONING, "still claimed while retries remain"
+    assert run("provision", desktop, may_retry=False) == "failed"
+    desktop.refresh_from_db()
+    assert desktop.status == DesktopStatus.ERROR
+    assert "connect" in desktop.last_error

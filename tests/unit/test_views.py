@@ -1,0 +1,162 @@
+"""The desktops page: each persona sees and changes only what it should; no libvirt calls."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from tests.queues import purge
+from vdi.choices import DesktopStatus
+from vdi.models import Desktop, Operation
+from vdi.services.desktops import create_desktop
+
+
+@pytest.fixture(autouse=True)
+def empty_queue(host):
+    purge(host.queue)
+    yield
+    purge(host.queue)
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_anonymous_is_sent_to_sign_in(db):
+    response = Client().get(reverse("desktop-list"))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    response = Client().post(reverse("desktop-create"), {"pool": 1})
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_sign_in_page_works(db, owner):
+    client = Client()
+    assert client.get(reverse("login")).status_code == 200
+    response = client.post(reverse("login"), {"username": "owner", "password": "owner-password"})
+    assert response.status_code == 302
+    assert client.get(reverse("desktop-list")).status_code == 200
+
+
+def test_list_shows_only_my_desktops(owner, outsider, pool, host):
+    mine = create_desktop(owner, pool)
+    theirs = create_desktop(outsider, pool)
+    page = signed_in(owner).get(reverse("desktop-list")).content.decode()
+    assert f'id="desktop-{mine.pk}"' in page
+    assert f'id="desktop-{theirs.pk}"' not in page
+    assert "Unit pool" in page
+
+
+def test_list_uses_a_constant_number_of_queries(owner, pool, host):
+    client = signed_in(owner)
+    create_desktop(owner, pool)
+    with CaptureQueriesContext(connection) as few:
+        client.get(reverse("desktop-list"))
+    for _ in range(5):
+        create_desktop(owner, pool)
+    with CaptureQueriesContext(connection) as many:
+        client.get(reverse("desktop-list"))
+    assert len(many) == len(few)
+
+
+def test_create_from_a_pool(owner, pool, host):
+    response = signed_in(owner).post(reverse("desktop-create"), {"pool": pool.pk}, follow=True)
+    assert "is being prepared" in response.content.decode()
+    desktop = Desktop.objects.get()
+    assert desktop.owner == owner and desktop.status == DesktopStatus.PROVISIONING
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "999999"])
+def test_create_with_a_bad_pool_is_a_clear_error(owner, pool, host, bad):
+    response = signed_in(owner).post(reverse("desktop-create"), {"pool": bad}, follow=True)
+    assert "Choose a pool" in response.content.decode()
+    assert not Desktop.objects.exists()
+
+
+def test_owner_stops_a_running_desktop(owner, pool, host):
+    desktop = create_desktop(owner, pool)
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING)
+    url = reverse("desktop-action", args=[desktop.pk, "stop"])
+    response = signed_in(owner).post(url, follow=True)
+    assert "Stop of" in response.content.decode()
+    desktop.refresh_from_db()
+    assert desktop.status == DesktopStatus.STOPPING
+
+
+def test_wrong_state_shows_why(owner, pool, host):
+    desktop = create_desktop(owner, pool)
+    url = reverse("desktop-action", args=[desktop.pk, "start"])
+    response = signed_in(owner).post(url, follow=True)
+    assert "it is provisioning" in response.content.decode()
+
+
+@pytest.mark.parametrize("persona", ["outsider", "disabled_user"])
+def test_others_cannot_act_on_my_desktop(request, owner, pool, host, persona):
+    desktop = create_desktop(owner, pool)
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING)
+    client = Client()
+    client.force_login(request.getfixturevalue(persona))
+    response = client.post(reverse("desktop-action", args=[desktop.pk, "delete"]))
+    assert response.status_code in (302, 404)
+    if response.status_code == 302:
+        assert "/accounts/login/" in response["Location"], "a disabled user is signed out"
+    desktop.refresh_from_db()
+    assert desktop.status == DesktopStatus.RUNNING
+    assert Operation.objects.filter(desktop=desktop).count() == 1
+
+
+def test_admin_acts_on_any_desktop(owner, admin_user, pool, host):
+    desktop = create_desktop(owner, pool)
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING)
+    signed_in(admin_user).post(reverse("desktop-action", args=[desktop.pk, "restart"]))
+    desktop.refresh_from_db()
+    assert desktop.status == DesktopStatus.RESTARTING
+
+
+def test_unknown_action_and_get_are_refused(owner, pool, host):
+    desktop = create_desktop(owner, pool)
+    client = signed_in(owner)
+    assert client.post(reverse("desktop-action", args=[desktop.pk, "explode"])).status_code == 404
+    assert client.get(reverse("desktop-action", args=[desktop.pk, "stop"])).status_code == 405
+
+
+def test_names_are_escaped(owner, pool, host):
+    pool.name = "<img src=x onerror=alert(1)>"
+    pool.save()
+    create_desktop(owner, pool)
+    page = signed_in(owner).get(reverse("desktop-list")).content.decode()
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_admin_pages_render(admin_user, owner, pool, host):
+    create_desktop(owner, pool)
+    client = signed_in(admin_user)
+    for name in ("host", "goldenimage", "imageversion", "pool", "desktop", "operation",
+                 "auditevent"):
+        assert client.get(reverse(f"admin:vdi_{name}_changelist")).status_code == 200, name
+    desktop = Desktop.objects.get()
+    assert client.get(reverse("admin:vdi_desktop_change", args=[desktop.pk])).status_code == 200
+
+
+def test_admin_changes_and_actions_are_audited(owner, admin_user, pool, host):
+    from vdi.models import AuditEvent
+
+    client = signed_in(admin_user)
+    change = reverse("admin:vdi_pool_change", args=[pool.pk])
+    form = {"name": "Renamed", "image": pool.image_id, "vcpus": 2, "memory_mib": 512,
+            "description": "", "enabled": "on"}
+    assert client.post(change, form).status_code == 302
+    event = AuditEvent.objects.get(action="pool.change")
+    assert event.actor == admin_user and set(event.details["fields"]) >= {"name", "vcpus"}
+
+    desktop = create_desktop(owner, pool)
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING)
+    client.post(reverse("admin:vdi_desktop_changelist"),
+                {"action": "stop_desktops", "_selected_action": [desktop.pk]})
+    desktop.refresh_from_db()
+    assert desktop.status == DesktopStatus.STOPPING
+    assert AuditEvent.objects.filter(action="desktop.stop", actor=admin_user).exists()
