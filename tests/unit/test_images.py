@@ -23,9 +23,10 @@ from vdi.services.images import VersionFiles, register_version
 
 @pytest.fixture(autouse=True)
 def image_dir(tmp_path: Path, settings) -> Path:
-    settings.IMAGE_DIR = tmp_path / "images"
-    settings.IMAGE_DIR.mkdir()
-    return settings.IMAGE_DIR
+    folder = tmp_path / "images"
+    folder.mkdir()
+    settings.IMAGE_DIR = folder
+    return folder
 
 
 @pytest.fixture
@@ -105,7 +106,8 @@ def test_a_version_in_use_cannot_be_deleted(owner, pool, host, image_version):
 
 def read_newc(data: bytes) -> dict[str, tuple[int, bytes]]:
     """A minimal reader, enough to check what the writer produced."""
-    entries, offset = {}, 0
+    entries: dict[str, tuple[int, bytes]] = {}
+    offset = 0
     while True:
         header = data[offset:offset + 110]
         assert header[:6] == b"070701"
