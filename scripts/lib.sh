@@ -5,7 +5,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 export VDI_DATA_DIR="${VDI_DATA_DIR:-/var/lib/vdi-portal}"
-export DJANGO_SETTINGS_MODULE=portal.settings
 export PATH="$VENV/bin:$PATH"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }

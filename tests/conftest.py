@@ -67,3 +67,11 @@ def image_version(db: None) -> ImageVersion:
 def pool(image_version: ImageVersion) -> Pool:
     return Pool.objects.create(name="Unit pool", image=image_version.image, vcpus=1,
                                memory_mib=256)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to run on the real settings: the suite wipes its own data folder."""
+    if settings.SETTINGS_MODULE != "tests.settings":
+        raise pytest.UsageError(
+            f"tests need DJANGO_SETTINGS_MODULE=tests.settings, not {settings.SETTINGS_MODULE}"
+        )
