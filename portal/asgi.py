@@ -1,4 +1,8 @@
-"""ASGI entry for daphne: HTTP goes to Django, websockets to the Channels routes."""
+"""ASGI entry for daphne: HTTP goes to Django, websockets to the console route.
+
+Every websocket passes the Origin check against ALLOWED_HOSTS and the session/auth middleware
+before the consumer sees it; the flow-control layer is outermost so it sees the server's send.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,14 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from vdi.console.flow import FlowControlMiddleware  # noqa: E402
+from vdi.console.routing import websocket_urlpatterns  # noqa: E402
+
+websocket_app = FlowControlMiddleware(
+    AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+)
+application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_app})

@@ -84,7 +84,7 @@ class Env:
     def url(self, name: str, default: str, schemes: Sequence[str]) -> str:
         value = self.text(name, default)
         scheme, sep, rest = value.partition("://")
-        if not sep or scheme not in schemes or (not rest and scheme != "memory"):
+        if not sep or scheme not in schemes or not rest:
             allowed = ", ".join(f"{s}://" for s in schemes)
             raise ImproperlyConfigured(
                 f"{name}: expected a URL starting with {allowed}, got {value!r}"

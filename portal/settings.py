@@ -120,7 +120,7 @@ if NOVNC_DIR.is_dir():
 WHITENOISE_USE_FINDERS = True
 
 # --- Redis: Celery broker and channel layer --------------------------------------------------
-REDIS_URL = env.url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix", "memory"))
+REDIS_URL = env.url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix"))
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_ACKS_LATE = True
@@ -131,6 +131,18 @@ CELERY_TASK_DEFAULT_QUEUE = "vdi"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
+}
+
+# --- Console ----------------------------------------------------------------------------------
+CONSOLE_TICKET_SECONDS = env.number("VDI_CONSOLE_TICKET_SECONDS", 30, minimum=5)
+CONSOLE_MAX_SECONDS = env.number("VDI_CONSOLE_MAX_SECONDS", 8 * 3600, minimum=10)
+CONSOLE_CONNECT_TIMEOUT = env.number("VDI_CONSOLE_CONNECT_TIMEOUT", 5, minimum=1)
 
 # --- Hypervisor ---------------------------------------------------------------------------------
 LIBVIRT_URI = env.text("VDI_LIBVIRT_URI", "qemu:///system")

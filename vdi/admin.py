@@ -104,7 +104,8 @@ class DesktopAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ("domain_name", "owner__username")
     readonly_fields = ("owner", "pool", "host", "image_version", "domain_name", "domain_uuid",
                        "disk_path", "serial_log_path", "vcpus", "memory_mib", "status",
-                       "last_error", "created_at", "updated_at", "status_changed_at")
+                       "last_error", "vnc_host", "vnc_port", "console_error", "console_error_at",
+                       "created_at", "updated_at", "status_changed_at")
     actions = [_desktop_action(a) for a in ("start", "stop", "restart", "delete")]
     inlines = [OperationInline]
 

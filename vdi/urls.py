@@ -1,9 +1,14 @@
 from django.urls import path
 
-from vdi import views
+from vdi import console_views, views
 
 urlpatterns = [
     path("", views.desktop_list, name="desktop-list"),
     path("desktops/new/", views.desktop_create, name="desktop-create"),
+    path("desktops/<int:pk>/console/", console_views.console_page, name="desktop-console"),
+    path("desktops/<int:pk>/console/ticket/", console_views.console_ticket,
+         name="desktop-console-ticket"),
+    path("desktops/<int:pk>/console/diagnose/", console_views.console_diagnose,
+         name="desktop-console-diagnose"),
     path("desktops/<int:pk>/<str:action>/", views.desktop_action, name="desktop-action"),
 ]

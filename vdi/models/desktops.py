@@ -39,6 +39,14 @@ class Desktop(models.Model):
         db_index=True, editable=False,
     )
     last_error = models.TextField(blank=True, editable=False)
+    vnc_host = models.CharField(
+        max_length=100, blank=True, editable=False,
+        help_text="Where the guest's VNC server listens, set by the worker.",
+    )
+    vnc_port = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    console_error = models.CharField(max_length=300, blank=True, editable=False,
+                                     help_text="Why the last console connection failed.")
+    console_error_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     status_changed_at = models.DateTimeField(auto_now_add=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from django.conf import settings
 
 from vdi import state
+from vdi.console.notify import close_consoles
 from vdi.hypervisor import HypervisorError
 from vdi.models import Desktop
 from vdi.worker import operations
@@ -37,10 +38,21 @@ def _ensure_domain(desktop: Desktop, operation_id: int) -> None:
 def _boot(desktop: Desktop, operation_id: int) -> None:
     _ensure_domain(desktop, operation_id)
     operations.progress(operation_id, 80, "booting")
-    driver_for(desktop.host).start(desktop.domain_name)
+    driver = driver_for(desktop.host)
+    driver.start(desktop.domain_name)
+    endpoint = driver.vnc_endpoint(desktop.domain_name)
+    Desktop.objects.filter(pk=desktop.pk).update(
+        vnc_host=endpoint.host if endpoint else "", vnc_port=endpoint.port if endpoint else None
+    )
+
+
+def _forget_console(desktop: Desktop) -> None:
+    Desktop.objects.filter(pk=desktop.pk).update(vnc_host="", vnc_port=None)
+    close_consoles(desktop.pk)
 
 
 def _stop(desktop: Desktop, operation_id: int) -> None:
+    _forget_console(desktop)
     operations.progress(operation_id, 30, "asking the guest to shut down")
     graceful = driver_for(desktop.host).shutdown(desktop.domain_name, settings.SHUTDOWN_TIMEOUT)
     if not graceful:
@@ -53,6 +65,7 @@ def _restart(desktop: Desktop, operation_id: int) -> None:
 
 
 def _delete(desktop: Desktop, operation_id: int) -> None:
+    _forget_console(desktop)
     operations.progress(operation_id, 40, "removing the virtual machine and its disk")
     driver_for(desktop.host).undefine(desktop.domain_name, (Path(desktop.disk_path),))
     Path(desktop.serial_log_path).unlink(missing_ok=True)

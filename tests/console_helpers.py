@@ -1,0 +1,77 @@
+"""A small VNC-like TCP server and a signed-in websocket client for console tests."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from typing import Any
+
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from portal.asgi import websocket_app
+
+GREETING = b"RFB 003.008\n"
+
+
+@dataclass
+class FakeVnc:
+    """Greets like a VNC server, then records what it receives; can push data and close."""
+
+    received: bytearray = field(default_factory=bytearray)
+    connections: int = 0
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    server: asyncio.Server | None = None
+    closed_by_peer: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        writer.write(GREETING)
+        await writer.drain()
+        while data := await reader.read(65536):
+            self.received.extend(data)
+        self.closed_by_peer.set()
+
+    async def push(self, data: bytes) -> None:
+        for writer in self.writers:
+            writer.write(data)
+            await writer.drain()
+
+    async def close_clients(self) -> None:
+        for writer in self.writers:
+            writer.close()
+
+    async def stop(self) -> None:
+        await self.close_clients()
+        if self.server is not None:
+            self.server.close()
+
+
+def session_cookie(user: Any) -> str:
+    client = Client()
+    client.force_login(user)
+    return str(client.cookies[settings.SESSION_COOKIE_NAME].value)
+
+
+def communicator(
+    desktop_id: int, session: str | None, ticket: str | None, origin: str | None = "http://localhost",
+    host: str = "localhost",
+) -> WebsocketCommunicator:
+    headers = [(b"host", host.encode())]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    if session is not None:
+        cookie = SimpleCookie({settings.SESSION_COOKIE_NAME: session})
+        headers.append((b"cookie", cookie.output(header="", sep=";").strip().encode()))
+    protocols = ["binary"] + ([f"vdi-ticket.{ticket}"] if ticket else [])
+    return WebsocketCommunicator(
+        websocket_app, f"/ws/desktops/{desktop_id}/console/", headers=headers,
+        subprotocols=protocols,
+    )

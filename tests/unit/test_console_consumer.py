@@ -1,0 +1,239 @@
+"""The console consumer against a small local TCP server: refusals, relay, closing, limits."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from tests.console_helpers import GREETING, FakeVnc, communicator, session_cookie
+from vdi.choices import DesktopStatus
+from vdi.console.codes import CloseCode
+from vdi.console.consumer import desktop_group
+from vdi.models import AuditEvent, ConsoleTicket, Desktop
+from vdi.services.console import issue_ticket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def running(owner, pool, host, image_version) -> Desktop:
+    return Desktop.objects.create(
+        owner=owner, pool=pool, host=host, image_version=image_version,
+        domain_name="vditest-console", disk_path="/nonexistent/c.qcow2",
+        serial_log_path="/nonexistent/c.log", vcpus=1, memory_mib=256,
+        status=DesktopStatus.RUNNING, vnc_host="127.0.0.1", vnc_port=1,
+    )
+
+
+def run(scenario: Any, *args: Any) -> Any:
+    return async_to_sync(scenario)(*args)
+
+
+async def with_vnc(desktop: Desktop, body: Any) -> Any:
+    vnc = FakeVnc()
+    port = await vnc.start()
+    await asyncio.to_thread(Desktop.objects.filter(pk=desktop.pk).update, vnc_port=port)
+    try:
+        return await body(vnc)
+    finally:
+        await vnc.stop()
+
+
+async def expect_close(ws: Any, code: int) -> None:
+    connected, _ = await ws.connect()
+    assert connected, "refusals are explained with a close code after the handshake"
+    message = await ws.receive_output(timeout=5)
+    assert message == {"type": "websocket.close", "code": code}
+    await ws.wait()
+
+
+def ticket_for(user: Any, session: str, desktop: Desktop) -> str:
+    return issue_ticket(user, session, desktop).ticket
+
+
+# --- refusals ---------------------------------------------------------------------------------
+
+def test_missing_ticket_is_refused_before_any_vnc_byte(owner, running):
+    session = session_cookie(owner)
+
+    async def body(vnc: FakeVnc) -> None:
+        await expect_close(communicator(running.pk, session, None), CloseCode.NO_TICKET)
+        assert vnc.connections == 0
+
+    run(with_vnc, running, body)
+
+
+def test_anonymous_is_refused(running):
+    async def body(vnc: FakeVnc) -> None:
+        await expect_close(communicator(running.pk, None, "whatever"), CloseCode.NOT_SIGNED_IN)
+        assert vnc.connections == 0
+
+    run(with_vnc, running, body)
+
+
+@pytest.mark.parametrize("case", ["reused", "expired", "foreign", "other-session",
+                                  "other-desktop", "unknown"])
+def test_bad_tickets_are_refused(case, owner, outsider, running, pool, host, image_version):
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running)
+    target, who = running.pk, session
+    if case == "expired":
+        ConsoleTicket.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    elif case == "foreign":
+        who = session_cookie(outsider)
+    elif case == "other-session":
+        who = session_cookie(owner)  # the same user, signed in from another browser
+    elif case == "other-desktop":
+        other = Desktop.objects.create(
+            owner=owner, pool=pool, host=host, image_version=image_version,
+            domain_name="vditest-other", disk_path="/x", serial_log_path="/x.log", vcpus=1,
+            memory_mib=256, status=DesktopStatus.RUNNING, vnc_port=1,
+        )
+        target = other.pk
+    elif case == "unknown":
+        ticket = "not-a-ticket-anyone-issued"
+
+    async def body(vnc: FakeVnc) -> None:
+        if case == "reused":
+            first = communicator(target, who, ticket)
+            assert (await first.connect())[0]
+            assert await first.receive_from(timeout=5) == GREETING
+            await first.disconnect()
+            connections = vnc.connections
+        else:
+            connections = 0
+        await expect_close(communicator(target, who, ticket), CloseCode.TICKET_REFUSED)
+        assert vnc.connections == connections, "a refused ticket opens no VNC connection"
+
+    run(with_vnc, running, body)
+    refusal = AuditEvent.objects.filter(action="console.refused").latest("id")
+    assert refusal.details["code"] == CloseCode.TICKET_REFUSED
+
+
+@pytest.mark.parametrize("origin", [None, "http://evil.example", "http://localhost.evil.example",
+                                    "https://localhost.attacker.example:443"])
+def test_missing_and_foreign_origins_are_rejected_at_the_handshake(owner, running, origin):
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running)
+
+    async def body(vnc: FakeVnc) -> None:
+        connected, _ = await communicator(running.pk, session, ticket, origin=origin).connect()
+        assert not connected
+        assert vnc.connections == 0
+
+    run(with_vnc, running, body)
+    assert ConsoleTicket.objects.get().used_at is None, "the ticket was never even looked at"
+
+
+def test_desktop_not_running_is_refused(owner, running):
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running)
+    Desktop.objects.filter(pk=running.pk).update(status=DesktopStatus.STOPPING)
+
+    async def body(vnc: FakeVnc) -> None:
+        await expect_close(communicator(running.pk, session, ticket), CloseCode.NOT_RUNNING)
+        assert vnc.connections == 0
+
+    run(with_vnc, running, body)
+    running.refresh_from_db()
+    assert running.console_error == "desktop is stopping"
+
+
+def test_unreachable_vnc_endpoint_is_explained(owner, running):
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running)
+
+    async def scenario() -> None:
+        vnc = FakeVnc()
+        port = await vnc.start()
+        await vnc.stop()  # nothing listens on that port any more
+        await asyncio.to_thread(Desktop.objects.filter(pk=running.pk).update, vnc_port=port)
+        await expect_close(communicator(running.pk, session, ticket), CloseCode.VNC_UNREACHABLE)
+
+    run(scenario)
+    running.refresh_from_db()
+    assert "unreachable" in running.console_error
+
+
+# --- relaying and closing ---------------------------------------------------------------------
+
+def test_relays_both_ways_and_audits_open_and_close(owner, running):
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running)
+
+    async def body(vnc: FakeVnc) -> None:
+        ws = communicator(running.pk, session, ticket)
+        connected, subprotocol = await ws.connect()
+        assert connected and subprotocol == "binary"
+        assert await ws.receive_from(timeout=5) == GREETING
+        await ws.send_to(bytes_data=b"RFB 003.008\n")
+        await vnc.push(b"\x01" * 100_000)
+        received = b""
+        while len(received) < 100_000:
+            received += await ws.receive_from(timeout=5)
+        assert received == b"\x01" * 100_000
+        await ws.disconnect()
+        await asyncio.wait_for(vnc.closed_by_peer.wait(), 5)
+        assert bytes(vnc.received) == b"RFB 003.008\n"
+
+    run(with_vnc, running, body)
+    opened = AuditEvent.objects.get(action="console.open")
+    closed = AuditEvent.objects.get(action="console.close")
+    assert opened.actor == owner and closed.actor == owner
+    assert closed.details["bytes_to_browser"] == len(GREETING) + 100_000
+    assert closed.details["bytes_to_vnc"] == 12
+    assert closed.details["seconds"] >= 0
+
+
+def test_vnc_side_closing_closes_the_browser_side(owner, running):
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running)
+
+    async def body(vnc: FakeVnc) -> None:
+        ws = communicator(running.pk, session, ticket)
+        assert (await ws.connect())[0]
+        assert await ws.receive_from(timeout=5) == GREETING
+        await vnc.close_clients()
+        assert await ws.receive_output(timeout=5) == {"type": "websocket.close",
+                                                      "code": CloseCode.NORMAL}
+
+    run(with_vnc, running, body)
+
+
+def test_desktop_stopping_closes_its_consoles(owner, running):
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running)
+
+    async def body(vnc: FakeVnc) -> None:
+        ws = communicator(running.pk, session, ticket)
+        assert (await ws.connect())[0]
+        assert await ws.receive_from(timeout=5) == GREETING
+        await get_channel_layer().group_send(desktop_group(running.pk),
+                                             {"type": "desktop.stopped"})
+        assert await ws.receive_output(timeout=5) == {"type": "websocket.close",
+                                                      "code": CloseCode.DESKTOP_STOPPED}
+        await asyncio.wait_for(vnc.closed_by_peer.wait(), 5)
+
+    run(with_vnc, running, body)
+
+
+def test_session_length_limit(owner, running, settings):
+    settings.CONSOLE_MAX_SECONDS = 1
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running)
+
+    async def body(vnc: FakeVnc) -> None:
+        ws = communicator(running.pk, session, ticket)
+        assert (await ws.connect())[0]
+        assert await ws.receive_from(timeout=5) == GREETING
+        assert await ws.receive_output(timeout=5) == {"type": "websocket.close",
+                                                      "code": CloseCode.SESSION_LIMIT}
+        await asyncio.wait_for(vnc.closed_by_peer.wait(), 5)
+
+    run(with_vnc, running, body)

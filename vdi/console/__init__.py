@@ -1,0 +1,1 @@
+"""The console path: a websocket consumer relaying bytes to a guest's VNC server."""

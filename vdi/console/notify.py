@@ -1,0 +1,23 @@
+"""Telling open console sessions of a desktop that it is going away (from the worker)."""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+
+
+def close_consoles(desktop_id: int) -> None:
+    """Every console session of the desktop closes with 'desktop stopped'."""
+    from vdi.console.consumer import desktop_group
+
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(desktop_group(desktop_id), {"type": "desktop.stopped"})
+    except Exception as exc:  # the VNC socket closes with the guest anyway
+        log.warning("could not notify console sessions of desktop %s: %s", desktop_id, exc)

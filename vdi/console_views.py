@@ -1,0 +1,89 @@
+"""The console page, its ticket endpoint and its diagnosis. No hypervisor calls here."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.request import validate_host
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET, require_POST
+
+from vdi.choices import DesktopStatus
+from vdi.console.codes import EXPLANATIONS
+from vdi.models import Desktop
+from vdi.services import access
+from vdi.services.console import SUBPROTOCOL, TICKET_PREFIX, issue_ticket
+from vdi.services.errors import AccessDenied, ServiceError
+
+
+def _my_desktop(request: HttpRequest, pk: int) -> Desktop:
+    desktop = get_object_or_404(Desktop.objects.live().select_related("pool", "host"), pk=pk)
+    if not access.can_manage_desktop(request.user, desktop):
+        raise Http404("No such desktop.")
+    return desktop
+
+
+@require_GET
+@login_required
+def console_page(request: HttpRequest, pk: int) -> HttpResponse:
+    desktop = _my_desktop(request, pk)
+    context = {
+        "desktop": desktop,
+        "explanations": {int(code): text for code, text in EXPLANATIONS.items()},
+        "subprotocol": SUBPROTOCOL,
+        "ticket_prefix": TICKET_PREFIX,
+    }
+    return render(request, "vdi/console.html", context)
+
+
+@require_POST
+@login_required
+def console_ticket(request: HttpRequest, pk: int) -> JsonResponse:
+    desktop = _my_desktop(request, pk)
+    try:
+        issued = issue_ticket(request.user, request.session.session_key, desktop)
+    except AccessDenied as exc:
+        return JsonResponse({"error": str(exc)}, status=403)
+    except ServiceError as exc:
+        return JsonResponse({"error": str(exc), "status": desktop.status}, status=409)
+    response = JsonResponse({
+        "ticket": issued.ticket,
+        "expires_in": issued.expires_in,
+        "path": f"/ws/desktops/{desktop.pk}/console/",
+    })
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def origin_problem(origin: str) -> str | None:
+    """Why the websocket Origin check would refuse this page's origin, if it would."""
+    if not origin:
+        return None
+    if validate_host(urlsplit(origin).hostname or "", settings.ALLOWED_HOSTS):
+        return None
+    return (f"The page's origin {origin} is not in VDI_ALLOWED_HOSTS, so the console "
+            "websocket is refused.")
+
+
+@require_GET
+@login_required
+def console_diagnose(request: HttpRequest, pk: int) -> JsonResponse:
+    """What stands between this user and the console, in words."""
+    desktop = _my_desktop(request, pk)
+    problems = []
+    if desktop.status != DesktopStatus.RUNNING:
+        problems.append(f"The desktop is not running (it is {desktop.get_status_display()}).")
+    elif not desktop.vnc_port:
+        problems.append("The worker has not recorded the desktop's display (VNC) endpoint.")
+    if problem := origin_problem(request.GET.get("origin", "")):
+        problems.append(problem)
+    return JsonResponse({
+        "status": desktop.status,
+        "problems": problems,
+        "last_error": desktop.console_error,
+        "last_error_at": desktop.console_error_at.isoformat() if desktop.console_error_at
+        else None,
+    })

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from vdi.models.desktops import Desktop
+
+
+class ConsoleTicket(models.Model):
+    """A single-use, short-lived right to open one desktop's console in one browser session.
+
+    Only hashes are stored: the ticket itself lives in the browser for a few seconds.
+    """
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    session_hash = models.CharField(max_length=64)
+    desktop = models.ForeignKey(Desktop, on_delete=models.CASCADE, related_name="console_tickets")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"console ticket {self.pk} for {self.desktop_id}"
