@@ -59,3 +59,65 @@ class WorkerProcess:
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServerProcess:
+    """The portal's ASGI app under a real server process (daphne, or uvicorn for comparison)."""
+
+    def __init__(self, log: Path, server: str = "daphne") -> None:
+        self.log = log
+        self.server = server
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        if self.server == "daphne":
+            return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                    "--access-log", "-", "portal.asgi:application"]
+        return [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port),
+                "--ws", "websockets", "--log-level", "info", "portal.asgi:application"]
+
+    def start(self) -> None:
+        import socket
+
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
+               "DATABASE_URL": _database_url()}
+        handle = self.log.open("ab")
+        self.process = subprocess.Popen(self.command(), cwd=ROOT, env=env, stdout=handle,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+
+        def listening() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+
+        wait_for(listening, 30, f"{self.server} to listen")
+
+    def rss_kib(self) -> int:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)

@@ -74,9 +74,21 @@ def test_flow_pauses_and_resumes():
 def test_only_daphne_like_sends_yield_a_protocol():
     import functools
 
-    class Protocol:
+    class Transport:
+        producer = None
+
         def registerProducer(self, producer, streaming):
             self.producer = producer
+
+        def unregisterProducer(self):
+            self.producer = None
+
+    class Protocol:
+        def __init__(self):
+            self.transport = Transport()
+
+        def registerProducer(self, producer, streaming):
+            self.transport.registerProducer(producer, streaming)
 
     async def handle_reply(protocol, message):
         return None
@@ -84,4 +96,42 @@ def test_only_daphne_like_sends_yield_a_protocol():
     protocol = Protocol()
     assert server_protocol(functools.partial(handle_reply, protocol)) is protocol
     assert server_protocol(handle_reply) is None  # type: ignore[arg-type]
-    assert Flow().attach(protocol) and isinstance(protocol.producer, Flow)
+    assert not Flow().attach(object())
+
+    flow = Flow()
+    assert flow.attach(protocol) and protocol.transport.producer is flow
+    flow.detach(protocol)
+    assert protocol.transport.producer is None
+
+
+def test_flow_listens_beside_an_existing_producer():
+    class Channel:
+        paused = False
+
+        def pauseProducing(self):
+            self.paused = True
+
+        def resumeProducing(self):
+            self.paused = False
+
+        def stopProducing(self):
+            pass
+
+    class Transport:
+        def __init__(self, producer):
+            self.producer = producer
+
+        def registerProducer(self, producer, streaming):
+            raise RuntimeError("already has a producer")
+
+    channel = Channel()
+    protocol = type("P", (), {})()
+    protocol.transport = Transport(channel)
+    flow = Flow()
+    assert flow.attach(protocol)
+    protocol.transport.producer.pauseProducing()
+    assert flow.paused and channel.paused
+    protocol.transport.producer.resumeProducing()
+    assert not flow.paused and not channel.paused
+    flow.detach(protocol)
+    assert protocol.transport.producer is channel

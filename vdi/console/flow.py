@@ -49,17 +49,47 @@ class Flow:
         self._writable.set()
 
     def attach(self, protocol: Any) -> bool:
-        """Register as the producer of a Twisted protocol (daphne); False if it is not one."""
-        register = getattr(protocol, "registerProducer", None)
-        if register is None:
+        """Hear the pause/resume calls of a Twisted protocol's transport (daphne).
+
+        The HTTP channel that upgraded the connection is already the transport's producer, so
+        we listen alongside it; False if ``protocol`` is not a Twisted one.
+        """
+        transport = getattr(protocol, "transport", None)
+        if transport is None or not hasattr(transport, "registerProducer"):
             return False
-        register(self, True)
+        current = getattr(transport, "producer", None)
+        if current is None:
+            transport.registerProducer(self, True)
+        else:
+            transport.producer = _Both(current, self)
         return True
 
     def detach(self, protocol: Any) -> None:
-        unregister = getattr(protocol, "unregisterProducer", None)
-        if unregister is not None and getattr(protocol, "transport", None) is not None:
-            unregister()
+        transport = getattr(protocol, "transport", None)
+        producer = getattr(transport, "producer", None)
+        if isinstance(producer, _Both) and producer.second is self:
+            transport.producer = producer.first
+        elif producer is self:
+            transport.unregisterProducer()
+
+
+class _Both:
+    """Two push producers told the same thing."""
+
+    def __init__(self, first: Any, second: Flow) -> None:
+        self.first, self.second = first, second
+
+    def pauseProducing(self) -> None:
+        self.first.pauseProducing()
+        self.second.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.first.resumeProducing()
+        self.second.resumeProducing()
+
+    def stopProducing(self) -> None:
+        self.first.stopProducing()
+        self.second.stopProducing()
 
 
 def server_protocol(send: Send) -> Any | None:

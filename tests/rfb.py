@@ -1,0 +1,49 @@
+"""Just enough of the RFB protocol (RFC 6143) to prove a console reaches a guest's screen."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServerInit:
+    width: int
+    height: int
+    bits_per_pixel: int
+    name: str
+
+
+class Stream:
+    """Exact reads over a message-oriented transport (websocket frames)."""
+
+    def __init__(self, recv: Callable[[], bytes], send: Callable[[bytes], None]) -> None:
+        self._recv, self.send = recv, send
+        self.buffer = b""
+
+    def read(self, count: int) -> bytes:
+        while len(self.buffer) < count:
+            self.buffer += self._recv()
+        data, self.buffer = self.buffer[:count], self.buffer[count:]
+        return data
+
+
+def handshake(stream: Stream) -> ServerInit:
+    """ProtocolVersion, security type None, ClientInit (shared), ServerInit."""
+    version = stream.read(12)
+    assert version == b"RFB 003.008\n", version
+    stream.send(b"RFB 003.008\n")
+    (count,) = struct.unpack("!B", stream.read(1))
+    assert count > 0, stream.read(struct.unpack("!I", stream.read(4))[0])
+    types = list(stream.read(count))
+    assert 1 in types, f"security types {types} (1 = None expected behind the proxy)"
+    stream.send(b"\x01")
+    (result,) = struct.unpack("!I", stream.read(4))
+    assert result == 0, "security handshake failed"
+    stream.send(b"\x01")  # ClientInit: shared
+    width, height = struct.unpack("!HH", stream.read(4))
+    pixel_format = stream.read(16)
+    (name_length,) = struct.unpack("!I", stream.read(4))
+    name = stream.read(name_length).decode(errors="replace")
+    return ServerInit(width, height, pixel_format[0], name)
