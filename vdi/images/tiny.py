@@ -34,8 +34,8 @@ ROOT_FOLDERS = (
 INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "button", "evdev")
 
 INITRAMFS_INIT = """#!/bin/busybox sh
-/bin/busybox mkdir -p /proc /sys /dev /newroot /bin /sbin
-/bin/busybox --install -s
+/bin/busybox mkdir -p /proc /sys /dev /newroot /bin /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s 2>/dev/null
 mount -t devtmpfs dev /dev
 mount -t proc proc /proc
 for m in $(cat /modules.order); do insmod /lib/modules/$m.ko 2>/dev/null; done

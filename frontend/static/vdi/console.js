@@ -116,17 +116,26 @@ async function connect() {
   });
 }
 
-// Keysyms for printable Latin-1 are their code points; the hypervisor maps them to keys with
-// its keymap, so this works whatever the browser's keyboard layout is.
+// "Type it": text sent as keysyms, which the hypervisor maps to keys with its keymap, so it
+// works whatever the browser's keyboard layout is. The hypervisor does not add Shift by
+// itself, so characters that need Shift on its (US) keymap are sent with Shift held.
 const SPECIAL_KEYSYMS = { "\n": 0xff0d, "\t": 0xff09 };
+const SHIFT = 0xffe1;
+const SHIFTED = new Set('~!@#$%^&*()_+{}|:"<>?ABCDEFGHIJKLMNOPQRSTUVWXYZ');
+
+function keysymOf(char) {
+  const code = char.codePointAt(0);
+  return SPECIAL_KEYSYMS[char] ?? (code < 0x100 ? code : 0x01000000 + code);
+}
 
 function typeText(text) {
   if (!rfb || !connected) { return; }
   for (const char of text) {
-    const code = char.codePointAt(0);
-    const keysym = SPECIAL_KEYSYMS[char] ?? (code < 0x100 ? code : 0x01000000 + code);
-    rfb.sendKey(keysym, null, true);
-    rfb.sendKey(keysym, null, false);
+    const shifted = SHIFTED.has(char);
+    if (shifted) { rfb.sendKey(SHIFT, "ShiftLeft", true); }
+    rfb.sendKey(keysymOf(char), null, true);
+    rfb.sendKey(keysymOf(char), null, false);
+    if (shifted) { rfb.sendKey(SHIFT, "ShiftLeft", false); }
   }
 }
 

@@ -1,0 +1,93 @@
+"""A user signs in, creates a desktop, opens its console in Chromium and types into the guest."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from tests.browser.conftest import sign_in
+from tests.processes import wait_for
+from vdi.images.tiny import READY_MARKER
+from vdi.models import Desktop
+from vdi.services.desktops import request_action
+
+pytestmark = [pytest.mark.browser, pytest.mark.vm, pytest.mark.django_db(transaction=True)]
+
+
+def serial_log(desktop: Desktop) -> str:
+    path = Path(desktop.serial_log_path)
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def canvas_shows_something(page) -> bool:
+    """True when the noVNC canvas has non-black pixels (the guest's text console)."""
+    return bool(page.evaluate("""() => {
+        const canvas = document.querySelector('#screen canvas');
+        if (!canvas || canvas.width < 100) return false;
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        for (let i = 0; i < data.length; i += 4 * 97) {
+            if (data[i] > 40 || data[i + 1] > 40 || data[i + 2] > 40) return true;
+        }
+        return false;
+    }"""))
+
+
+def test_user_types_into_the_desktop_from_the_browser(
+    browser, portal, worker, tiny_pool, artifacts
+):
+    User.objects.create_user("demo", password="demo-password-123")
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    sign_in(page, portal, "demo", "demo-password-123")
+    page.click("text=Create desktop")
+    desktop = wait_for(lambda: Desktop.objects.filter(owner__username="demo").first(), 10,
+                       "the desktop row")
+    wait_for(lambda: READY_MARKER in serial_log(desktop), 120, "the guest to boot")
+    page.goto(f"{portal.origin}/")
+    page.click("text=Connect")
+    page.wait_for_selector("#console-state:has-text('Connected')", timeout=30_000)
+    wait_for(lambda: canvas_shows_something(page), 30, "the guest's screen in the canvas")
+
+    marker = f"typed{secrets.token_hex(4)}"
+    page.click("#screen canvas")
+    page.keyboard.type(f"echo {marker} ")
+    page.keyboard.press("Shift+Period")  # '>' : QEMU takes scancodes, so Shift must be explicit
+    page.keyboard.type(" /dev/tty")
+    page.keyboard.press("Shift+KeyS")  # a capital needs its Shift too
+    page.keyboard.type("0")
+    page.keyboard.press("Enter")
+    wait_for(lambda: marker in serial_log(desktop), 30, "the typed command's output")
+
+    # Text typed as keysyms (the clipboard panel's "Type it"): layout-independent, shift included.
+    second = f"Keysym{secrets.token_hex(3)}"
+    page.click("#btn-clipboard")
+    page.fill("#clipboard-text", f"echo {second} > /dev/ttyS0\n")
+    page.click("#btn-clip-type")
+    wait_for(lambda: second in serial_log(desktop), 30, "the keysym-typed command's output")
+
+    page.screenshot(path=str(artifacts / "console.png"))
+
+    request_action(desktop.owner, desktop, "stop")  # closes the console, and the page says so
+    problem = page.wait_for_selector("#console-problem:not([hidden])", timeout=60_000)
+    assert "stopped or deleted" in problem.inner_text()
+    assert page.is_visible("#btn-reconnect")
+    page.close()
+
+
+def test_console_of_a_stopped_desktop_says_why(browser, portal, tiny_pool, vm_host, tiny_version):
+    user = User.objects.create_user("demo", password="demo-password-123")
+    desktop = Desktop.objects.create(
+        owner=user, pool=tiny_pool, host=vm_host, image_version=tiny_version,
+        domain_name="vditest-e2e-stopped", disk_path="/nonexistent", serial_log_path="/x",
+        vcpus=1, memory_mib=256, status="stopped",
+    )
+    page = browser.new_page()
+    sign_in(page, portal, "demo", "demo-password-123")
+    page.goto(f"{portal.origin}/desktops/{desktop.pk}/console/")
+    problem = page.wait_for_selector("#console-problem:not([hidden])", timeout=15_000)
+    assert "not running" in problem.inner_text()
+    assert page.inner_text("#console-state") == "Disconnected"
+    assert page.is_visible("#btn-reconnect")
+    page.close()
