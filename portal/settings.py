@@ -135,7 +135,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s that
+        # channels-redis blocks for in BZPOPMIN: every idle consumer would then die with a
+        # TimeoutError after 5 s. Allow the blocking read its time, and a margin.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
     }
 }
 

@@ -237,3 +237,20 @@ def test_session_length_limit(owner, running, settings):
         await asyncio.wait_for(vnc.closed_by_peer.wait(), 5)
 
     run(with_vnc, running, body)
+
+
+def test_an_idle_console_outlives_the_channel_layers_blocking_read(owner, running):
+    """channels-redis blocks 5 s per read; a console idle longer than that must stay open."""
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running)
+
+    async def body(vnc: FakeVnc) -> None:
+        ws = communicator(running.pk, session, ticket)
+        assert (await ws.connect())[0]
+        assert await ws.receive_from(timeout=5) == GREETING
+        assert await ws.receive_nothing(timeout=7)
+        await vnc.push(b"still here")
+        assert await ws.receive_from(timeout=5) == b"still here"
+        await ws.disconnect()
+
+    run(with_vnc, running, body)

@@ -1,0 +1,336 @@
+"""Console proxy speed: direct TCP, websockify, the portal's consumer under daphne and uvicorn.
+
+One local TCP source plays the VNC server: sent b"S", it streams bytes as fast as it can; sent
+b"E", it echoes. Each path is measured in the same run: throughput source -> browser, 16-byte
+round-trip latency (p50, p99), proxy CPU seconds per GB, and the proxy's memory growth while a
+browser reads nothing and the source pours. Ratios are against websockify.
+
+Usage: .venv/bin/python bench/console_proxy.py [--megabytes 256] [--pings 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+main_data = os.environ.get("VDI_DATA_DIR", "/var/lib/vdi-portal")
+os.environ["VDI_TEST_DATA_DIR"] = f"{main_data}/bench"
+os.environ["VDI_HOST_NAME"] = "bench"
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import websockets  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.test import Client  # noqa: E402
+
+from tests.processes import ServerProcess, free_port, wait_for  # noqa: E402
+from vdi.choices import DesktopStatus  # noqa: E402
+from vdi.models import Desktop, GoldenImage, Pool  # noqa: E402
+from vdi.services.console import issue_ticket  # noqa: E402
+from vdi.services.hosts import ensure_local_host  # noqa: E402
+
+CHUNK = 64 * 1024
+
+
+# --- the source (a separate process, so it does not share the client's CPU) -----------------
+
+async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, total: int) -> None:
+    try:
+        mode = await reader.readexactly(1)
+    except asyncio.IncompleteReadError:
+        return  # a readiness probe
+    if mode == b"S":
+        block, sent = b"\x42" * CHUNK, 0
+        try:
+            while sent < total:
+                writer.write(block)
+                await writer.drain()
+                sent += CHUNK
+        except ConnectionError:
+            pass
+    else:
+        while data := await reader.read(CHUNK):
+            writer.write(data)
+            await writer.drain()
+    writer.close()
+
+
+def source_main(port: int, total: int) -> None:
+    async def run() -> None:
+        server = await asyncio.start_server(lambda r, w: _serve(r, w, total), "127.0.0.1", port)
+        await server.serve_forever()
+
+    asyncio.run(run())
+
+
+# --- clients --------------------------------------------------------------------------------
+
+@dataclass
+class Channel:
+    send: Callable[[bytes], Awaitable[None]]
+    recv: Callable[[], Awaitable[bytes]]
+    close: Callable[[], Awaitable[None]]
+
+
+async def tcp_channel(port: int) -> Channel:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def send(data: bytes) -> None:
+        writer.write(data)
+        await writer.drain()
+
+    async def close() -> None:
+        writer.close()
+
+    return Channel(send, lambda: reader.read(CHUNK), close)
+
+
+async def ws_channel(url: str, protocols: list[str], headers: dict[str, str]) -> Channel:
+    ws = await websockets.connect(url, subprotocols=protocols,  # type: ignore[arg-type]
+                                  additional_headers=headers, max_size=None, compression=None)
+
+    async def recv() -> bytes:
+        data = await ws.recv()
+        return data if isinstance(data, bytes) else data.encode()
+
+    async def send(data: bytes) -> None:
+        await ws.send(data)
+
+    return Channel(send, recv, ws.close)
+
+
+async def throughput(open_channel: Callable[[], Awaitable[Channel]], total: int) -> float:
+    channel = await open_channel()
+    await channel.send(b"S")
+    received, start = 0, time.perf_counter()
+    while received < total:
+        data = await channel.recv()
+        if not data:
+            break
+        received += len(data)
+    elapsed = time.perf_counter() - start
+    await channel.close()
+    return received / elapsed / 1e6
+
+
+async def latency(open_channel: Callable[[], Awaitable[Channel]], pings: int) -> list[float]:
+    channel = await open_channel()
+    await channel.send(b"E")
+    samples, payload = [], b"0123456789abcdef"
+    for _ in range(pings):
+        start = time.perf_counter()
+        await channel.send(payload)
+        got = b""
+        while len(got) < len(payload):
+            got += await channel.recv()
+        samples.append((time.perf_counter() - start) * 1e6)
+    await channel.close()
+    return samples
+
+
+async def stalled(open_channel: Callable[[], Awaitable[Channel]], pid: int, seconds: float) -> float:
+    """Peak growth (MiB) of the proxy's memory while the browser reads nothing."""
+    base = tree_rss_kib(pid)
+    channel = await open_channel()
+    await channel.send(b"S")
+    peak, deadline = base, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        peak = max(peak, tree_rss_kib(pid))
+        await asyncio.sleep(0.05)
+    await channel.close()
+    return (peak - base) / 1024
+
+
+# --- process accounting ---------------------------------------------------------------------
+
+def tree(pid: int) -> list[int]:
+    pids = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) in pids:
+                pids.append(int(entry.name))
+    return pids
+
+
+def tree_rss_kib(pid: int) -> int:
+    total = 0
+    for child in tree(pid):
+        try:
+            for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    ticks = 0
+    for child in tree(pid):
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+# --- the paths ------------------------------------------------------------------------------
+
+@dataclass
+class Path_:
+    name: str
+    pid: int | None
+    open: Callable[[], Awaitable[Channel]]
+
+
+def portal_desktop(source_port: int) -> tuple[User, Desktop, str]:
+    call_command("migrate", verbosity=0)
+    call_command("build_tiny_image", "--if-missing", verbosity=0)
+    host = ensure_local_host()
+    image = GoldenImage.objects.get(name="tiny")
+    pool, _ = Pool.objects.get_or_create(name="Bench", defaults={"image": image})
+    user, _ = User.objects.get_or_create(username="bench-console")
+    Desktop.objects.filter(domain_name="vdibench-console").delete()
+    desktop = Desktop.objects.create(
+        owner=user, pool=pool, host=host, image_version=image.latest_ready_version(),
+        domain_name="vdibench-console", disk_path="/nonexistent", serial_log_path="/nonexistent",
+        vcpus=1, memory_mib=256, status=DesktopStatus.RUNNING, vnc_host="127.0.0.1",
+        vnc_port=source_port,
+    )
+    client = Client()
+    client.force_login(user)
+    return user, desktop, str(client.cookies["sessionid"].value)
+
+
+def portal_opener(server: ServerProcess, user: User, desktop: Desktop, session: str
+                  ) -> Callable[[], Awaitable[Channel]]:
+    async def open_channel() -> Channel:
+        ticket = await asyncio.to_thread(lambda: issue_ticket(user, session, desktop).ticket)
+        return await ws_channel(
+            f"ws://127.0.0.1:{server.port}/ws/desktops/{desktop.pk}/console/",
+            ["binary", f"vdi-ticket.{ticket}"],
+            {"Origin": server.origin, "Cookie": f"sessionid={session}"},
+        )
+
+    return open_channel
+
+
+def start_websockify(source_port: int) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "websockify", f"127.0.0.1:{port}", f"127.0.0.1:{source_port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+    def listening() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            return False
+
+    wait_for(listening, 20, "websockify")
+    return process, port
+
+
+async def measure(path: Path_, megabytes: int, pings: int) -> dict[str, float]:
+    total = megabytes * 1024 * 1024
+    cpu_before = tree_cpu_seconds(path.pid) if path.pid else 0.0
+    runs = [await throughput(path.open, total) for _ in range(3)]
+    cpu = (tree_cpu_seconds(path.pid) - cpu_before) if path.pid else 0.0
+    samples = await latency(path.open, pings)
+    result = {
+        "MB/s": statistics.median(runs),
+        "p50 us": statistics.median(samples),
+        "p99 us": statistics.quantiles(samples, n=100)[98],
+        "cpu s/GB": cpu / (3 * total / 1e9) if path.pid else 0.0,
+        "stall MiB": await stalled(path.open, path.pid, 3.0) if path.pid else 0.0,
+    }
+    return result
+
+
+def report(results: dict[str, dict[str, float]]) -> None:
+    peer = results["websockify"]
+    print("\nconsole proxy benchmark (peer = websockify from PyPI, same run, same source)")
+    print("| path                | MB/s   | x peer | p50 us | x peer | p99 us | x peer | "
+          "cpu s/GB | x peer | stall MiB |")
+    print("|---------------------|--------|--------|--------|--------|--------|--------|"
+          "----------|--------|-----------|")
+    for name, r in results.items():
+        def ratio(key: str, r: dict[str, float] = r) -> str:
+            return f"{r[key] / peer[key]:6.2f}" if peer[key] else "   -  "
+        print(f"| {name:<19} | {r['MB/s']:6.0f} | {ratio('MB/s')} | {r['p50 us']:6.0f} | "
+              f"{ratio('p50 us')} | {r['p99 us']:6.0f} | {ratio('p99 us')} | "
+              f"{r['cpu s/GB']:8.2f} | {ratio('cpu s/GB')} | {r['stall MiB']:9.1f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--megabytes", type=int, default=256)
+    parser.add_argument("--pings", type=int, default=2000)
+    args = parser.parse_args()
+    source_port = free_port()
+    source = multiprocessing.Process(target=source_main,
+                                     args=(source_port, args.megabytes * 1024 * 1024 * 4),
+                                     daemon=True)
+    source.start()
+    wait_for(lambda: _listening(source_port), 10, "the source")
+    user, desktop, session = portal_desktop(source_port)
+    websockify, ws_port = start_websockify(source_port)
+    servers = {name: ServerProcess(Path(f"/tmp/bench-{name}.log"), server=name)
+               for name in ("daphne", "uvicorn")}
+    for server in servers.values():
+        server.start()
+    paths = [
+        Path_("direct TCP", None, lambda: tcp_channel(source_port)),
+        Path_("websockify", websockify.pid, lambda: ws_channel(
+            f"ws://127.0.0.1:{ws_port}/", ["binary"], {})),
+    ] + [
+        Path_(f"portal on {name}", server.process.pid if server.process else None,
+              portal_opener(server, user, desktop, session))
+        for name, server in servers.items()
+    ]
+    results = {}
+    try:
+        for path in paths:
+            results[path.name] = asyncio.run(measure(path, args.megabytes, args.pings))
+    finally:
+        os.killpg(websockify.pid, signal.SIGTERM)
+        for server in servers.values():
+            server.stop()
+        source.terminate()
+    report(results)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    main()
