@@ -121,7 +121,10 @@ async def throughput(open_channel: Callable[[], Awaitable[Channel]], total: int)
     await channel.send(b"S")
     received, start = 0, time.perf_counter()
     while received < total:
-        data = await channel.recv()
+        try:
+            data = await channel.recv()
+        except Exception as exc:
+            raise RuntimeError(f"connection ended after {received} of {total} bytes") from exc
         if not data:
             break
         received += len(data)
@@ -145,7 +148,9 @@ async def latency(open_channel: Callable[[], Awaitable[Channel]], pings: int) ->
     return samples
 
 
-async def stalled(open_channel: Callable[[], Awaitable[Channel]], pid: int, seconds: float) -> float:
+async def stalled(
+    open_channel: Callable[[], Awaitable[Channel]], pid: int, seconds: float
+) -> float:
     """Peak growth (MiB) of the proxy's memory while the browser reads nothing."""
     base = tree_rss_kib(pid)
     channel = await open_channel()
@@ -213,8 +218,10 @@ def portal_desktop(source_port: int) -> tuple[User, Desktop, str]:
     pool, _ = Pool.objects.get_or_create(name="Bench", defaults={"image": image})
     user, _ = User.objects.get_or_create(username="bench-console")
     Desktop.objects.filter(domain_name="vdibench-console").delete()
+    version = image.latest_ready_version()
+    assert version is not None
     desktop = Desktop.objects.create(
-        owner=user, pool=pool, host=host, image_version=image.latest_ready_version(),
+        owner=user, pool=pool, host=host, image_version=version,
         domain_name="vdibench-console", disk_path="/nonexistent", serial_log_path="/nonexistent",
         vcpus=1, memory_mib=256, status=DesktopStatus.RUNNING, vnc_host="127.0.0.1",
         vnc_port=source_port,
@@ -312,6 +319,9 @@ def main() -> None:
               portal_opener(server, user, desktop, session))
         for name, server in servers.items()
     ]
+    only = os.environ.get("BENCH_ONLY")  # e.g. "portal on daphne,direct TCP"
+    if only:
+        paths = [p for p in paths if p.name == "websockify" or p.name in only.split(",")]
     results = {}
     try:
         for path in paths:

@@ -9,6 +9,7 @@ import time
 import pytest
 from django.test import Client
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from tests.integration.test_desktop_lifecycle import wait_status
 from tests.processes import ServerProcess, wait_for
@@ -38,7 +39,7 @@ def sign_in(user) -> str:
 def open_console(server: ServerProcess, desktop: Desktop, session: str, ticket: str):
     return connect(
         f"ws://127.0.0.1:{server.port}/ws/desktops/{desktop.pk}/console/",
-        subprotocols=["binary", f"vdi-ticket.{ticket}"],  # type: ignore[list-item]
+        subprotocols=[Subprotocol("binary"), Subprotocol(f"vdi-ticket.{ticket}")],
         additional_headers={"Origin": server.origin, "Cookie": f"sessionid={session}"},
         open_timeout=10, max_size=None,
     )
@@ -51,7 +52,7 @@ def test_ticket_reaches_a_real_guest_screen_through_daphne(worker, daphne, tiny_
     ticket = issue_ticket(owner, session, desktop).ticket
     with open_console(daphne, desktop, session, ticket) as ws:
         assert ws.subprotocol == "binary"
-        init = handshake(Stream(lambda: ws.recv(timeout=10), ws.send))  # type: ignore[arg-type]
+        init = handshake(Stream(lambda: ws.recv(timeout=10), ws.send))
     assert 320 <= init.width <= 4096 and 200 <= init.height <= 4096
     assert init.bits_per_pixel in (8, 16, 32)
     log = daphne.log.read_text()

@@ -7,7 +7,9 @@ import asyncio
 from asgiref.sync import async_to_sync
 
 from vdi.console.flow import Flow, server_protocol
-from vdi.console.relay import CHUNK, Counters, pump_to_browser
+from vdi.console.relay import LIMIT, Counters, connect_vnc, pump_to_browser
+
+CHUNK = 64 * 1024
 
 TOTAL = 32 * 1024 * 1024
 
@@ -26,13 +28,13 @@ async def slow_reader_scenario() -> tuple[int, int, int]:
 
     server = await asyncio.start_server(source, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=CHUNK)
+    vnc = await connect_vnc("127.0.0.1", port)
     flow, counters = Flow(), Counters()
 
     async def browser(data: bytes) -> None:
         flow.pauseProducing()  # the browser's socket buffer is full after the first chunk
 
-    pump = asyncio.create_task(pump_to_browser(reader, browser, flow, counters))
+    pump = asyncio.create_task(pump_to_browser(vnc, browser, flow, counters))
     await asyncio.sleep(1.0)
     forwarded_while_paused = counters.to_browser
     source_sent_while_paused = sent
@@ -45,16 +47,16 @@ async def slow_reader_scenario() -> tuple[int, int, int]:
 
     pump.cancel()
     flow.resumeProducing()
-    rest = asyncio.create_task(pump_to_browser(reader, fast_browser, flow, Counters()))
+    rest = asyncio.create_task(pump_to_browser(vnc, fast_browser, flow, Counters()))
     await asyncio.wait_for(rest, 30)
-    writer.close()
+    vnc.close()
     server.close()
     return forwarded_while_paused, source_sent_while_paused, forwarded_while_paused + received
 
 
 def test_paused_browser_stops_the_reads():
     forwarded, source_sent, total = async_to_sync(slow_reader_scenario)()
-    assert forwarded <= CHUNK, "nothing more is read while the browser side is paused"
+    assert forwarded <= LIMIT, "nothing more is read while the browser side is paused"
     assert source_sent < 16 * 1024 * 1024, "the source is held back by TCP, not buffered here"
     assert total == TOTAL, "once resumed, the whole stream flows, nothing lost"
 
@@ -135,3 +137,23 @@ def test_flow_listens_beside_an_existing_producer():
     assert not flow.paused and not channel.paused
     flow.detach(protocol)
     assert protocol.transport.producer is channel
+
+
+def test_vnc_connection_works_under_uvloop():
+    """uvicorn runs the consumer on uvloop, whose transports are not asyncio.Transport."""
+    import uvloop
+
+    async def scenario() -> bytes:
+        async def greet(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"RFB 003.008\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(greet, "127.0.0.1", 0)
+        vnc = await connect_vnc("127.0.0.1", server.sockets[0].getsockname()[1])
+        data = await vnc.read()
+        assert await vnc.read() == b""
+        server.close()
+        return data
+
+    assert uvloop.run(scenario()) == b"RFB 003.008\n"

@@ -18,7 +18,7 @@ from django.conf import settings
 
 from vdi.console.codes import CloseCode
 from vdi.console.flow import Flow
-from vdi.console.relay import CHUNK, Counters, pump_to_browser
+from vdi.console.relay import Counters, VncConnection, connect_vnc, pump_to_browser
 from vdi.services import audit
 from vdi.services.console import (
     SUBPROTOCOL,
@@ -38,7 +38,7 @@ def desktop_group(desktop_id: int) -> str:
 
 class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     target: ConsoleTarget | None = None
-    writer: asyncio.StreamWriter | None = None
+    vnc: VncConnection | None = None
     pump: asyncio.Task[None] | None = None
     timer: asyncio.TimerHandle | None = None
     counters: Counters | None = None
@@ -67,9 +67,8 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def start_relay(self, target: ConsoleTarget) -> None:
         try:
-            reader, self.writer = await asyncio.wait_for(
-                asyncio.open_connection(target.host, target.port, limit=CHUNK),
-                settings.CONSOLE_CONNECT_TIMEOUT,
+            self.vnc = await asyncio.wait_for(
+                connect_vnc(target.host, target.port), settings.CONSOLE_CONNECT_TIMEOUT
             )
         except (OSError, TimeoutError) as exc:
             reason = f"VNC endpoint {target.host}:{target.port} unreachable ({exc})"
@@ -82,8 +81,11 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if protocol is not None:
             self.flow.attach(protocol)
         self.counters = Counters()
+        inbound = self.scope.get("vdi.inbound")
+        if inbound is not None:
+            inbound.sink = self.forward_to_vnc
         await self.audit("console.open")
-        self.pump = asyncio.create_task(self.relay_from_vnc(reader))
+        self.pump = asyncio.create_task(self.relay_from_vnc(self.vnc))
         loop = asyncio.get_running_loop()
         self.timer = loop.call_later(
             settings.CONSOLE_MAX_SECONDS,
@@ -109,10 +111,10 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.close(code=int(refusal.code))
 
     # --- relaying -----------------------------------------------------------------------------
-    async def relay_from_vnc(self, reader: asyncio.StreamReader) -> None:
+    async def relay_from_vnc(self, vnc: VncConnection) -> None:
         assert self.counters is not None
         with contextlib.suppress(ConnectionError, OSError):
-            await pump_to_browser(reader, self.send_bytes, self.flow, self.counters)
+            await pump_to_browser(vnc, self.send_bytes, self.flow, self.counters)
         await self.end(CloseCode.NORMAL)
 
     async def send_bytes(self, data: bytes) -> None:
@@ -120,13 +122,17 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.send(bytes_data=data)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.writer is None or self.closing or not bytes_data:
+        """Frames that did not take the fast path (none while relaying under the middleware)."""
+        if bytes_data:
+            await self.forward_to_vnc(bytes_data)
+
+    async def forward_to_vnc(self, bytes_data: bytes) -> None:
+        if self.vnc is None or self.closing:
             return
-        self.writer.write(bytes_data)
         if self.counters is not None:
             self.counters.to_vnc += len(bytes_data)
         try:
-            await self.writer.drain()
+            await self.vnc.write(bytes_data)
         except (ConnectionError, OSError):
             await self.end(CloseCode.NORMAL)
 
@@ -148,17 +154,18 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.cleanup()
 
     async def cleanup(self) -> None:
+        inbound = self.scope.get("vdi.inbound")
+        if inbound is not None:
+            inbound.sink = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
         if self.pump is not None and self.pump is not asyncio.current_task():
             self.pump.cancel()
         self.pump = None
-        if self.writer is not None:
-            writer, self.writer = self.writer, None
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+        if self.vnc is not None:
+            vnc, self.vnc = self.vnc, None
+            vnc.close()
             protocol = self.scope.get("vdi.protocol")
             if protocol is not None:
                 self.flow.detach(protocol)

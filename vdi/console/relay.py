@@ -1,14 +1,22 @@
-"""Copying bytes from the VNC server to the browser with a bounded amount in hand."""
+"""The VNC side of a console: a TCP connection read in whole chunks, and the pump that
+forwards them to the browser with a bounded amount in hand.
+
+An ``asyncio.Protocol`` rather than a StreamReader: the chunks the kernel hands over are passed
+on as they are, without being copied into and out of a buffer, and reading from the socket
+pauses as soon as ``LIMIT`` bytes wait here.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from vdi.console.flow import Flow
 
-CHUNK = 64 * 1024  # read size, and the StreamReader's buffer limit
+LIMIT = 256 * 1024  # bytes waiting here before the VNC socket stops being read
 
 
 @dataclass
@@ -18,17 +26,92 @@ class Counters:
     started: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
 
+class VncConnection(asyncio.Protocol):
+    def __init__(self, limit: int = LIMIT) -> None:
+        self.limit = limit
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.buffered = 0
+        self.closed = False
+        self.transport: asyncio.Transport | None = None
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._reading_paused = False
+
+    # --- asyncio.Protocol -----------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = typing.cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.buffered += len(data)
+        self._readable.set()
+        if self.buffered >= self.limit and self.transport and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self._finish()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    def _finish(self) -> None:
+        self.closed = True
+        self._readable.set()
+        self._writable.set()
+
+    # --- used by the consumer ---------------------------------------------------------------
+    async def read(self) -> bytes:
+        """The next chunk from the VNC server; b"" once it closed and everything was read."""
+        while not self.chunks:
+            if self.closed:
+                return b""
+            self._readable.clear()
+            await self._readable.wait()
+        data = self.chunks.popleft()
+        self.buffered -= len(data)
+        if self._reading_paused and self.buffered < self.limit and self.transport:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return data
+
+    async def write(self, data: bytes) -> None:
+        if self.transport is None or self.closed:
+            raise ConnectionError("VNC connection closed")
+        self.transport.write(data)
+        await self._writable.wait()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def connect_vnc(host: str, port: int) -> VncConnection:
+    loop = asyncio.get_running_loop()
+    _transport, connection = await loop.create_connection(VncConnection, host, port)
+    return connection
+
+
 async def pump_to_browser(
-    reader: asyncio.StreamReader,
+    vnc: VncConnection,
     send_bytes: Callable[[bytes], Awaitable[None]],
     flow: Flow,
     counters: Counters,
 ) -> None:
-    """Forward until the VNC side ends. Reads nothing while the browser side is paused, so the
-    VNC server's TCP window closes instead of this process buffering."""
+    """Forward until the VNC side ends. Takes nothing from the VNC side while the browser side
+    is paused, so the VNC server's TCP window closes instead of this process buffering."""
     while True:
         await flow.wait_writable()
-        data = await reader.read(CHUNK)
+        data = await vnc.read()
         if not data:
             return
         await send_bytes(data)
