@@ -23,7 +23,8 @@ def remove_test_domains() -> None:
     prefix = settings.DOMAIN_PREFIX + "-"
     for info in driver.list_domains():
         if info.name.startswith(prefix):
-            driver.undefine(info.name)
+            ours = tuple(p for p in info.disk_paths if p.parent == settings.DISK_DIR)
+            driver.undefine(info.name, delete_disks=ours)
 
 
 @pytest.fixture(scope="session")
