@@ -115,8 +115,11 @@ STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATICFILES_DIRS: list[Path | tuple[str, Path]] = [BASE_DIR / "frontend" / "static"]
 NOVNC_DIR = BASE_DIR / "frontend" / "node_modules" / "@novnc" / "novnc"
+HTMX_DIR = BASE_DIR / "frontend" / "node_modules" / "htmx.org" / "dist"
 if NOVNC_DIR.is_dir():
     STATICFILES_DIRS.append(("novnc", NOVNC_DIR))
+if HTMX_DIR.is_dir():
+    STATICFILES_DIRS.append(("htmx", HTMX_DIR))
 WHITENOISE_USE_FINDERS = True
 
 # --- Redis: Celery broker and channel layer --------------------------------------------------
@@ -146,6 +149,18 @@ CHANNEL_LAYERS = {
 CONSOLE_TICKET_SECONDS = env.number("VDI_CONSOLE_TICKET_SECONDS", 30, minimum=5)
 CONSOLE_MAX_SECONDS = env.number("VDI_CONSOLE_MAX_SECONDS", 8 * 3600, minimum=10)
 CONSOLE_CONNECT_TIMEOUT = env.number("VDI_CONSOLE_CONNECT_TIMEOUT", 5, minimum=1)
+
+# --- Quotas: defaults for users without a quota of their own (admin: User quotas) ---------
+DEFAULT_MAX_DESKTOPS = env.number("VDI_DEFAULT_MAX_DESKTOPS", 3, minimum=0)
+DEFAULT_MAX_VCPUS = env.number("VDI_DEFAULT_MAX_VCPUS", 8, minimum=0)
+DEFAULT_MAX_MEMORY_MIB = env.number("VDI_DEFAULT_MAX_MEMORY_MIB", 8192, minimum=0)
+POLICY_INTERVAL = env.number("VDI_POLICY_INTERVAL", 30, minimum=5)
+
+CELERY_BEAT_SCHEDULE = {
+    "maintain-pools": {"task": "vdi.tasks.maintain_pools", "schedule": POLICY_INTERVAL},
+    "enforce-policies": {"task": "vdi.tasks.enforce_policies", "schedule": POLICY_INTERVAL},
+    "purge-console-tickets": {"task": "vdi.tasks.purge_console_tickets", "schedule": 600},
+}
 
 # --- Hypervisor ---------------------------------------------------------------------------------
 LIBVIRT_URI = env.text("VDI_LIBVIRT_URI", "qemu:///system")

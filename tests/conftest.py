@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, Group
 
 from vdi.models import GoldenImage, Host, ImageVersion, Pool
 
@@ -64,9 +64,26 @@ def image_version(db: None) -> ImageVersion:
 
 
 @pytest.fixture
-def pool(image_version: ImageVersion) -> Pool:
-    return Pool.objects.create(name="Unit pool", image=image_version.image, vcpus=1,
-                               memory_mib=256)
+def members(db: None) -> Group:
+    return Group.objects.create(name="members")
+
+
+@pytest.fixture
+def member(members: Group) -> AbstractUser:
+    """Entitled to the pool through a group, not by name."""
+    user = _user("member")
+    user.groups.add(members)
+    return user
+
+
+@pytest.fixture
+def pool(image_version: ImageVersion, owner: AbstractUser, members: Group) -> Pool:
+    """A dedicated, non-persistent pool granted to ``owner`` and to the group ``members``."""
+    pool = Pool.objects.create(name="Unit pool", image=image_version.image, vcpus=1,
+                               memory_mib=256, max_per_user=3)
+    pool.users.add(owner)
+    pool.groups.add(members)
+    return pool
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -8,8 +8,19 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from vdi.models import AuditEvent, Desktop, GoldenImage, Host, ImageVersion, Operation, Pool
+from vdi.models import (
+    AuditEvent,
+    ConsoleSession,
+    Desktop,
+    GoldenImage,
+    Host,
+    ImageVersion,
+    Operation,
+    Pool,
+    UserQuota,
+)
 from vdi.services import audit
+from vdi.services.claims import release_desktop
 from vdi.services.desktops import request_action
 from vdi.services.errors import ServiceError
 from vdi.state import TransitionRefused
@@ -65,25 +76,104 @@ class ImageVersionAdmin(AuditedAdmin):
         return obj is None or not obj.in_use()
 
 
+class PoolDesktopInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = Desktop
+    fk_name = "pool"
+    extra = 0
+    can_delete = False
+    fields = ("domain_name", "owner", "status", "assigned_at", "host", "image_version")
+    readonly_fields = fields
+    show_change_link = True
+    verbose_name_plural = "Desktops (and who holds them)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Desktop]:
+        return super().get_queryset(request).exclude(status="deleted").select_related(
+            "owner", "host", "image_version__image")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _set_draining(value: bool) -> Any:
+    def run(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Pool]) -> None:
+        for pool in queryset:
+            pool.draining = value
+            pool.save(update_fields=["draining"])
+            audit.record(request.user, "pool.drain" if value else "pool.undrain", pool,
+                         request.META.get("REMOTE_ADDR"))
+        modeladmin.message_user(request, f"{queryset.count()} pool(s) "
+                                f"{'draining' if value else 'open for claims again'}.")
+
+    run.__name__ = "drain_pools" if value else "undrain_pools"
+    label = "Drain: no new claims, sessions keep running" if value else "Open for claims again"
+    return admin.action(description=label)(run)
+
+
 @admin.register(Pool)
 class PoolAdmin(AuditedAdmin):
-    list_display = ("name", "image", "vcpus", "memory_mib", "enabled")
-    list_filter = ("enabled",)
+    list_display = ("name", "image", "assignment", "persistence", "min_ready", "max_size",
+                    "enabled", "draining")
+    list_filter = ("enabled", "draining", "assignment", "persistence")
+    filter_horizontal = ("users", "groups")
+    fieldsets = (
+        (None, {"fields": ("name", "description", "image", "vcpus", "memory_mib", "enabled")}),
+        ("Kind", {"fields": ("assignment", "persistence", "data_disk_gib")}),
+        ("Size", {"fields": ("min_ready", "max_size", "max_per_user", "draining")}),
+        ("Policies", {"fields": ("idle_minutes", "max_session_minutes")}),
+        ("Who may use it", {"fields": ("users", "groups")}),
+    )
+    inlines = [PoolDesktopInline]
+    actions = [_set_draining(True), _set_draining(False)]
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        before = ({u.pk for u in form.instance.users.all()},
+                  {g.pk for g in form.instance.groups.all()}) if change else (set(), set())
+        super().save_related(request, form, formsets, change)
+        after = ({u.pk for u in form.instance.users.all()},
+                 {g.pk for g in form.instance.groups.all()})
+        if before != after:
+            audit.record(request.user, "pool.grants", form.instance,
+                         request.META.get("REMOTE_ADDR"), users=sorted(after[0]),
+                         groups=sorted(after[1]))
+
+
+@admin.register(UserQuota)
+class UserQuotaAdmin(AuditedAdmin):
+    list_display = ("user", "max_desktops", "max_vcpus", "max_memory_mib")
+    search_fields = ("user__username",)
+
+
+@admin.register(ConsoleSession)
+class ConsoleSessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("desktop", "user", "opened_at", "last_seen_at", "closed_at")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 def _desktop_action(action: str) -> Any:
     def run(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Desktop]) -> None:
         done = 0
         for desktop in queryset.select_related("pool", "host"):
+            address = request.META.get("REMOTE_ADDR")
             try:
-                request_action(request.user, desktop, action, request.META.get("REMOTE_ADDR"))
+                if action == "release":
+                    release_desktop(request.user, desktop, address, reason="forced by admin")
+                else:
+                    request_action(request.user, desktop, action, address)
                 done += 1
             except (ServiceError, TransitionRefused) as exc:
                 modeladmin.message_user(request, str(exc), messages.WARNING)
         modeladmin.message_user(request, f"{action}: requested for {done} desktop(s).")
 
     run.__name__ = f"{action}_desktops"
-    return admin.action(description=f"{action.capitalize()} selected desktops")(run)
+    labels = {"release": "Force release (reset to the image, back to the pool)",
+              "reset": "Reset selected desktops to the golden image"}
+    return admin.action(description=labels.get(action, f"{action.capitalize()} selected "
+                                                        "desktops"))(run)
 
 
 class OperationInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -99,14 +189,17 @@ class OperationInline(admin.TabularInline):  # type: ignore[type-arg]
 
 @admin.register(Desktop)
 class DesktopAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("__str__", "owner", "pool", "host", "status", "domain_name", "updated_at")
+    list_display = ("__str__", "owner", "pool", "host", "status", "assigned_at", "domain_name",
+                    "updated_at")
     list_filter = ("status", "pool", "host")
     search_fields = ("domain_name", "owner__username")
     readonly_fields = ("owner", "pool", "host", "image_version", "domain_name", "domain_uuid",
-                       "disk_path", "serial_log_path", "vcpus", "memory_mib", "status",
+                       "disk_path", "data_disk_path", "assigned_at", "serial_log_path", "vcpus",
+                       "memory_mib", "status",
                        "last_error", "vnc_host", "vnc_port", "console_error", "console_error_at",
                        "created_at", "updated_at", "status_changed_at")
-    actions = [_desktop_action(a) for a in ("start", "stop", "restart", "delete")]
+    actions = [_desktop_action(a) for a in ("start", "stop", "restart", "reset", "release",
+                                            "delete")]
     inlines = [OperationInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -23,6 +23,7 @@ class DesktopStatus(models.TextChoices):
     STOPPING = "stopping", "stopping"
     STOPPED = "stopped", "stopped"
     RESTARTING = "restarting", "restarting"
+    RESETTING = "resetting", "resetting to the golden image"
     DELETING = "deleting", "deleting"
     DELETED = "deleted", "deleted"
     ERROR = "error", "error"
@@ -34,9 +35,20 @@ TRANSITIONAL_STATUSES = frozenset(
         DesktopStatus.STARTING,
         DesktopStatus.STOPPING,
         DesktopStatus.RESTARTING,
+        DesktopStatus.RESETTING,
         DesktopStatus.DELETING,
     }
 )
+
+
+class Assignment(models.TextChoices):
+    AUTOMATIC = "automatic", "automatic (any free desktop, given back after use)"
+    DEDICATED = "dedicated", "dedicated (one user keeps it until released)"
+
+
+class Persistence(models.TextChoices):
+    NON_PERSISTENT = "non_persistent", "non-persistent (fresh from the image after each use)"
+    PERSISTENT = "persistent", "persistent (changes and a data disk survive)"
 
 
 class OperationKind(models.TextChoices):
@@ -45,6 +57,8 @@ class OperationKind(models.TextChoices):
     STOP = "stop", "stop"
     RESTART = "restart", "restart"
     DELETE = "delete", "delete"
+    RESET = "reset", "reset to the golden image"
+    RELEASE = "release", "release to the pool"
 
 
 class OperationStatus(models.TextChoices):

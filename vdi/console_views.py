@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -30,8 +31,15 @@ def _my_desktop(request: HttpRequest, pk: int) -> Desktop:
 @login_required
 def console_page(request: HttpRequest, pk: int) -> HttpResponse:
     desktop = _my_desktop(request, pk)
+    pool = desktop.pool
+    session_end = None
+    if pool.max_session_minutes and desktop.assigned_at:
+        session_end = desktop.assigned_at + timedelta(minutes=pool.max_session_minutes)
     context = {
         "desktop": desktop,
+        "session_end": session_end,
+        "idle_minutes": pool.idle_minutes if desktop.owner_id else 0,
+        "after_idle": "stopped" if pool.is_persistent else "given back to the pool",
         "explanations": {int(code): text for code, text in EXPLANATIONS.items()},
         "subprotocol": SUBPROTOCOL,
         "ticket_prefix": TICKET_PREFIX,

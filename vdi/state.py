@@ -32,6 +32,8 @@ ACTIONS: dict[str, Action] = {
         Action("stop", frozenset({S.RUNNING}), S.STOPPING, S.STOPPED),
         Action("restart", frozenset({S.RUNNING}), S.RESTARTING, S.RUNNING),
         Action("delete", frozenset({S.RUNNING, S.STOPPED, S.ERROR}), S.DELETING, S.DELETED),
+        Action("reset", frozenset({S.RUNNING, S.STOPPED, S.ERROR}), S.RESETTING, S.RUNNING),
+        Action("release", frozenset({S.RUNNING, S.STOPPED, S.ERROR}), S.RESETTING, S.RUNNING),
         Action("provision", frozenset(), S.PROVISIONING, S.RUNNING),
     )
 }

@@ -52,3 +52,48 @@ TASKS: dict[str, Task[Any, Any]] = {
     "restart": restart_desktop,
     "delete": delete_desktop,
 }
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
+def reset_desktop(self: Task[Any, Any], desktop_id: int, operation_id: int) -> str:
+    return _run(self, "reset", desktop_id, operation_id)
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
+def release_desktop(self: Task[Any, Any], desktop_id: int, operation_id: int) -> str:
+    return _run(self, "release", desktop_id, operation_id)
+
+
+TASKS["reset"] = reset_desktop
+TASKS["release"] = release_desktop
+
+
+@shared_task
+def maintain_pools() -> dict[str, str]:
+    """Beat: top every pool up to its warm count, trim surplus."""
+    from vdi.models import Pool
+    from vdi.services.capacity import maintain
+
+    report = {}
+    for pool in Pool.objects.all():
+        steps = maintain(pool)
+        if steps.create or steps.remove:
+            report[pool.name] = f"+{steps.create} -{steps.remove}"
+    return report
+
+
+@shared_task
+def enforce_policies() -> list[str]:
+    """Beat: release or stop desktops past their idle or session deadline."""
+    from django.utils import timezone
+
+    from vdi.services.policies import enforce
+
+    return enforce(timezone.now())
+
+
+@shared_task
+def purge_console_tickets() -> int:
+    from vdi.services.console import purge_expired_tickets
+
+    return purge_expired_tickets()

@@ -5,6 +5,8 @@ from vdi import console_views, views
 urlpatterns = [
     path("", views.desktop_list, name="desktop-list"),
     path("desktops/new/", views.desktop_create, name="desktop-create"),
+    path("desktops/rows/", views.desktop_rows, name="desktop-rows"),
+    path("pools/<int:pk>/claim/", views.pool_claim, name="pool-claim"),
     path("desktops/<int:pk>/console/", console_views.console_page, name="desktop-console"),
     path("desktops/<int:pk>/console/ticket/", console_views.console_ticket,
          name="desktop-console-ticket"),

@@ -53,8 +53,10 @@ def vm_host(transactional_db: None) -> Host:
 
 
 @pytest.fixture
-def tiny_pool(tiny_version: ImageVersion, vm_host: Host) -> Pool:
-    return Pool.objects.create(name="Tiny", image=tiny_version.image, vcpus=1, memory_mib=256)
+def tiny_pool(tiny_version: ImageVersion, vm_host: Host, owner: Any) -> Pool:
+    pool = Pool.objects.create(name="Tiny", image=tiny_version.image, vcpus=1, memory_mib=256)
+    pool.users.add(owner)
+    return pool
 
 
 @pytest.fixture

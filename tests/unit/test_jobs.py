@@ -26,11 +26,13 @@ def base_disk(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def test_pool(db, tmp_path: Path, base_disk: Path) -> Pool:
+def test_pool(db, tmp_path: Path, base_disk: Path, owner) -> Pool:
     Host.objects.create(name=settings.HOST_NAME, libvirt_uri=TEST_URI, domain_type="qemu",
                         storage_dir=str(tmp_path / "disks"), memory_capacity_mib=4096)
     version = make_version("jobs", str(base_disk))
-    return Pool.objects.create(name="Jobs", image=version.image, memory_mib=128)
+    pool = Pool.objects.create(name="Jobs", image=version.image, memory_mib=128)
+    pool.users.add(owner)
+    return pool
 
 
 def run(action: str, desktop: Desktop, may_retry: bool = False) -> str:

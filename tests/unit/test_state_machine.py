@@ -13,6 +13,8 @@ ALLOWED = {
     "stop": {S.RUNNING},
     "restart": {S.RUNNING},
     "delete": {S.RUNNING, S.STOPPED, S.ERROR},
+    "reset": {S.RUNNING, S.STOPPED, S.ERROR},
+    "release": {S.RUNNING, S.STOPPED, S.ERROR},
 }
 CASES = [(action, status) for action in ALLOWED for status in S]
 
@@ -64,6 +66,6 @@ def test_failure_records_the_error(desktop):
 
 
 def test_allowed_actions_for_the_ui():
-    assert state.allowed_actions(S.RUNNING) == ["stop", "restart", "delete"]
-    assert state.allowed_actions(S.STOPPED) == ["start", "delete"]
+    assert state.allowed_actions(S.RUNNING) == ["stop", "restart", "delete", "reset", "release"]
+    assert state.allowed_actions(S.STOPPED) == ["start", "delete", "reset", "release"]
     assert state.allowed_actions(S.PROVISIONING) == []

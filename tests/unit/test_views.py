@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from tests.queues import purge
 from vdi.choices import DesktopStatus
-from vdi.models import Desktop, Operation
+from vdi.models import Desktop, Operation, UserQuota
 from vdi.services.desktops import create_desktop
 
 
@@ -42,9 +42,9 @@ def test_sign_in_page_works(db, owner):
     assert client.get(reverse("desktop-list")).status_code == 200
 
 
-def test_list_shows_only_my_desktops(owner, outsider, pool, host):
+def test_list_shows_only_my_desktops(owner, member, pool, host):
     mine = create_desktop(owner, pool)
-    theirs = create_desktop(outsider, pool)
+    theirs = create_desktop(member, pool)
     page = signed_in(owner).get(reverse("desktop-list")).content.decode()
     assert f'id="desktop-{mine.pk}"' in page
     assert f'id="desktop-{theirs.pk}"' not in page
@@ -52,6 +52,9 @@ def test_list_shows_only_my_desktops(owner, outsider, pool, host):
 
 
 def test_list_uses_a_constant_number_of_queries(owner, pool, host):
+    UserQuota.objects.create(user=owner, max_desktops=20, max_vcpus=20, max_memory_mib=99999)
+    pool.max_per_user = 10
+    pool.save()
     client = signed_in(owner)
     create_desktop(owner, pool)
     with CaptureQueriesContext(connection) as few:
@@ -148,7 +151,10 @@ def test_admin_changes_and_actions_are_audited(owner, admin_user, pool, host):
     client = signed_in(admin_user)
     change = reverse("admin:vdi_pool_change", args=[pool.pk])
     form = {"name": "Renamed", "image": pool.image_id, "vcpus": 2, "memory_mib": 512,
-            "description": "", "enabled": "on"}
+            "description": "", "enabled": "on", "assignment": "dedicated",
+            "persistence": "non_persistent", "data_disk_gib": 1, "min_ready": 0, "max_size": 5,
+            "max_per_user": 3, "idle_minutes": 0, "max_session_minutes": 0,
+            "users": [owner.pk], "desktops-TOTAL_FORMS": 0, "desktops-INITIAL_FORMS": 0}
     assert client.post(change, form).status_code == 302
     event = AuditEvent.objects.get(action="pool.change")
     assert event.actor == admin_user and set(event.details["fields"]) >= {"name", "vcpus"}

@@ -26,8 +26,13 @@ from vdi.services.console import (
     Refusal,
     open_console,
     record_console_error,
+    session_closed,
+    session_opened,
+    session_seen,
     ticket_from_subprotocols,
 )
+
+HEARTBEAT_SECONDS = 30  # how often an open console tells the database it is still there
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,8 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     vnc: VncConnection | None = None
     pump: asyncio.Task[None] | None = None
     timer: asyncio.TimerHandle | None = None
+    heartbeat: asyncio.Task[None] | None = None
+    session_id: int | None = None
     counters: Counters | None = None
     closing = False
 
@@ -85,6 +92,9 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if inbound is not None:
             inbound.sink = self.forward_to_vnc
         await self.audit("console.open")
+        self.session_id = await database_sync_to_async(session_opened)(
+            target.desktop_id, self.scope.get("user"))
+        self.heartbeat = asyncio.create_task(self.beat(self.session_id))
         self.pump = asyncio.create_task(self.relay_from_vnc(self.vnc))
         loop = asyncio.get_running_loop()
         self.timer = loop.call_later(
@@ -136,6 +146,11 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         except (ConnectionError, OSError):
             await self.end(CloseCode.NORMAL)
 
+    async def beat(self, session_id: int) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await database_sync_to_async(session_seen)(session_id)
+
     async def desktop_stopped(self, event: dict[str, Any]) -> None:
         """Group message from the worker: the desktop is stopping or being deleted."""
         await self.end(CloseCode.DESKTOP_STOPPED)
@@ -163,6 +178,12 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if self.pump is not None and self.pump is not asyncio.current_task():
             self.pump.cancel()
         self.pump = None
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+            self.heartbeat = None
+        if self.session_id is not None:
+            session_id, self.session_id = self.session_id, None
+            await database_sync_to_async(session_closed)(session_id)
         if self.vnc is not None:
             vnc, self.vnc = self.vnc, None
             vnc.close()

@@ -25,3 +25,21 @@ class ConsoleTicket(models.Model):
 
     def __str__(self) -> str:
         return f"console ticket {self.pk} for {self.desktop_id}"
+
+
+class ConsoleSession(models.Model):
+    """One open console; the proxy touches ``last_seen_at`` while it relays, so a session
+    whose proxy died stops counting as connected after a while."""
+
+    desktop = models.ForeignKey(Desktop, on_delete=models.CASCADE, related_name="console_sessions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    opened_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+
+    def __str__(self) -> str:
+        return f"console of {self.desktop_id} opened {self.opened_at:%Y-%m-%d %H:%M}"

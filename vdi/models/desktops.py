@@ -31,6 +31,12 @@ class Desktop(models.Model):
     domain_name = models.CharField(max_length=100, unique=True, editable=False)
     domain_uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     disk_path = models.CharField(max_length=500, editable=False)
+    data_disk_path = models.CharField(
+        max_length=500, blank=True, editable=False,
+        help_text="The user's data disk (persistent pools); survives resets and new versions.",
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True, editable=False,
+                                       help_text="When the current user claimed it.")
     serial_log_path = models.CharField(max_length=500, editable=False)
     vcpus = models.PositiveSmallIntegerField()
     memory_mib = models.PositiveIntegerField()

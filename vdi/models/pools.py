@@ -1,13 +1,23 @@
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from vdi.choices import Assignment, Persistence
 from vdi.models.images import GoldenImage
 
 
 class Pool(models.Model):
-    """A set of desktops of one image and size that users can ask for."""
+    """A set of desktops of one image and size, granted to users and groups.
+
+    Assignment and persistence follow what operators know from oVirt and Horizon: automatic
+    pools lend any free desktop and take it back after use; dedicated pools give a desktop to
+    one user until it is released. Non-persistent desktops go back to the golden image after
+    use; persistent ones keep their changes and a separate data disk.
+    """
 
     name = models.CharField(max_length=100, unique=True)
     image = models.ForeignKey(GoldenImage, on_delete=models.PROTECT, related_name="pools")
@@ -19,6 +29,30 @@ class Pool(models.Model):
     )
     description = models.TextField(blank=True)
     enabled = models.BooleanField(default=True)
+    assignment = models.CharField(max_length=16, choices=Assignment.choices,
+                                  default=Assignment.DEDICATED)
+    persistence = models.CharField(max_length=16, choices=Persistence.choices,
+                                   default=Persistence.NON_PERSISTENT)
+    min_ready = models.PositiveSmallIntegerField(
+        default=0, help_text="Desktops kept provisioned and running ahead of demand.")
+    max_size = models.PositiveSmallIntegerField(
+        default=10, validators=[MinValueValidator(1)], help_text="Most desktops in the pool.")
+    max_per_user = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)], help_text="Desktops one user may hold.")
+    data_disk_gib = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(2048)],
+        help_text="Size of each user's data disk (persistent pools).")
+    idle_minutes = models.PositiveIntegerField(
+        default=0, help_text="With no console connected this long, the desktop is released "
+        "(non-persistent) or stopped (persistent). 0: never.")
+    max_session_minutes = models.PositiveIntegerField(
+        default=0, help_text="After this long since it was claimed, the same happens. 0: never.")
+    draining = models.BooleanField(
+        default=False, help_text="No new claims; desktops in use keep running.")
+    users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="vdi_pools",
+                                   help_text="Users entitled to this pool.")
+    groups = models.ManyToManyField(Group, blank=True, related_name="vdi_pools",
+                                    help_text="Groups whose members are entitled to this pool.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -26,3 +60,37 @@ class Pool(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_persistent(self) -> bool:
+        return self.persistence == Persistence.PERSISTENT
+
+    @property
+    def is_automatic(self) -> bool:
+        return self.assignment == Assignment.AUTOMATIC
+
+    def clean(self) -> None:
+        errors = {}
+        if self.min_ready > self.max_size:
+            errors["min_ready"] = "Can't keep more desktops ready than the pool's maximum size."
+        if self.is_automatic and self.is_persistent:
+            errors["persistence"] = ("Automatic pools are non-persistent: their desktops pass "
+                                     "from user to user. Use a dedicated pool for persistence.")
+        if self.is_persistent and self.min_ready:
+            errors["min_ready"] = ("Persistent desktops belong to their user from the start; "
+                                   "they are not kept ready ahead of demand.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class UserQuota(models.Model):
+    """Per-user limits; users without a row get the defaults from the settings."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="vdi_quota")
+    max_desktops = models.PositiveSmallIntegerField(default=3)
+    max_vcpus = models.PositiveSmallIntegerField(default=8)
+    max_memory_mib = models.PositiveIntegerField(default=8192)
+
+    def __str__(self) -> str:
+        return f"quota of {self.user}"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.models import User as Account
+from django.db.models import Q, QuerySet
 
 from vdi.models import Desktop, Pool
 
-__all__ = ["Account", "User", "can_manage_desktop", "can_use_pool", "is_admin"]
+__all__ = ["Account", "User", "can_manage_desktop", "can_use_pool", "entitled_pools",
+           "is_admin"]
 
 User = Account | AnonymousUser
 
@@ -16,8 +18,19 @@ def is_admin(user: User) -> bool:
     return bool(user.is_authenticated and user.is_active and getattr(user, "is_staff", False))
 
 
+def entitled_pools(user: User) -> QuerySet[Pool]:
+    """Enabled pools granted to the user or one of their groups (admins: every enabled pool)."""
+    pools = Pool.objects.filter(enabled=True)
+    if not (user.is_authenticated and user.is_active):
+        return pools.none()
+    if is_admin(user):
+        return pools
+    granted = Q(users=user) | Q(groups__in=user.groups.all())
+    return pools.filter(pk__in=Pool.objects.filter(granted).values("pk"))
+
+
 def can_use_pool(user: User, pool: Pool) -> bool:
-    return bool(user.is_authenticated and user.is_active and pool.enabled)
+    return entitled_pools(user).filter(pk=pool.pk).exists()
 
 
 def can_manage_desktop(user: User, desktop: Desktop) -> bool:

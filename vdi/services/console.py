@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from vdi.choices import DesktopStatus
 from vdi.console.codes import CloseCode
-from vdi.models import ConsoleTicket, Desktop
+from vdi.models import ConsoleSession, ConsoleTicket, Desktop
 from vdi.services import access
 from vdi.services.access import Account, User
 from vdi.services.errors import AccessDenied, NotReady
@@ -124,3 +124,19 @@ def purge_expired_tickets() -> int:
     cutoff = timezone.now() - timedelta(minutes=10)
     deleted, _ = ConsoleTicket.objects.filter(expires_at__lt=cutoff).delete()
     return deleted
+
+
+def session_opened(desktop_id: int, user: User) -> int:
+    session = ConsoleSession.objects.create(
+        desktop_id=desktop_id, user=user if isinstance(user, Account) else None
+    )
+    return session.pk
+
+
+def session_seen(session_id: int) -> None:
+    ConsoleSession.objects.filter(pk=session_id).update(last_seen_at=timezone.now())
+
+
+def session_closed(session_id: int) -> None:
+    now = timezone.now()
+    ConsoleSession.objects.filter(pk=session_id).update(last_seen_at=now, closed_at=now)

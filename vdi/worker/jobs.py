@@ -17,7 +17,7 @@ from vdi import state
 from vdi.console.notify import close_consoles
 from vdi.hypervisor import HypervisorError
 from vdi.models import Desktop
-from vdi.worker import operations
+from vdi.worker import data_disks, operations
 from vdi.worker.hosts import driver_for
 from vdi.worker.specs import domain_spec
 
@@ -31,6 +31,9 @@ def _ensure_domain(desktop: Desktop, operation_id: int) -> None:
     if not disk.exists():
         operations.progress(operation_id, 20, "cloning the image (linked clone)")
         driver.clone_disk(Path(desktop.image_version.disk_path), disk)
+    if desktop.data_disk_path and not Path(desktop.data_disk_path).exists():
+        operations.progress(operation_id, 35, "creating the user's data disk")
+        data_disks.create(Path(desktop.data_disk_path), desktop.pool.data_disk_gib)
     operations.progress(operation_id, 50, "defining the virtual machine")
     driver.define(domain_spec(desktop))
 
@@ -66,15 +69,35 @@ def _restart(desktop: Desktop, operation_id: int) -> None:
 
 def _delete(desktop: Desktop, operation_id: int) -> None:
     _forget_console(desktop)
-    operations.progress(operation_id, 40, "removing the virtual machine and its disk")
-    driver_for(desktop.host).undefine(desktop.domain_name, (Path(desktop.disk_path),))
+    operations.progress(operation_id, 40, "removing the virtual machine and its disks")
+    doomed = [Path(desktop.disk_path)]
+    if desktop.data_disk_path:
+        doomed.append(Path(desktop.data_disk_path))  # an explicit delete of the desktop
+    driver_for(desktop.host).undefine(desktop.domain_name, tuple(doomed))
     Path(desktop.serial_log_path).unlink(missing_ok=True)
+
+
+def _reset(desktop: Desktop, operation_id: int) -> None:
+    """A fresh system disk from the pool's newest image version; the data disk stays."""
+    _forget_console(desktop)
+    operations.progress(operation_id, 10, "powering off")
+    driver = driver_for(desktop.host)
+    driver.undefine(desktop.domain_name, (Path(desktop.disk_path),))
+    version = desktop.pool.image.latest_ready_version()
+    if version is not None and version.pk != desktop.image_version_id:
+        Desktop.objects.filter(pk=desktop.pk).update(image_version=version)
+        desktop.image_version = version
+    Path(desktop.serial_log_path).unlink(missing_ok=True)
+    _boot(desktop, operation_id)
 
 
 def _discard_provisioned(desktop: Desktop) -> None:
     """A failed provisioning leaves no domain and no disk behind."""
     try:
-        driver_for(desktop.host).undefine(desktop.domain_name, (Path(desktop.disk_path),))
+        made = [Path(desktop.disk_path)]
+        if desktop.data_disk_path:
+            made.append(Path(desktop.data_disk_path))  # new with this desktop: no user data yet
+        driver_for(desktop.host).undefine(desktop.domain_name, tuple(made))
     except HypervisorError as exc:
         log.error("Could not clean up %s after a failed provisioning: %s", desktop, exc)
 
@@ -85,6 +108,8 @@ STEPS: dict[str, Callable[[Desktop, int], None]] = {
     "stop": _stop,
     "restart": _restart,
     "delete": _delete,
+    "reset": _reset,
+    "release": _reset,
 }
 
 

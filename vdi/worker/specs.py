@@ -9,6 +9,13 @@ from vdi.models import Desktop
 from vdi.worker.hosts import domain_type_for
 
 
+def disks_of(desktop: Desktop) -> tuple[DiskSpec, ...]:
+    system = DiskSpec(Path(desktop.disk_path), "vda")
+    if not desktop.data_disk_path:
+        return (system,)
+    return (system, DiskSpec(Path(desktop.data_disk_path), "vdb"))
+
+
 def domain_spec(desktop: Desktop) -> DomainSpec:
     version = desktop.image_version
     kernel_boot = None
@@ -24,7 +31,7 @@ def domain_spec(desktop: Desktop) -> DomainSpec:
         domain_type=domain_type_for(desktop.host),
         memory_mib=desktop.memory_mib,
         vcpus=desktop.vcpus,
-        disks=(DiskSpec(Path(desktop.disk_path), "vda"),),
+        disks=disks_of(desktop),
         serial_log=Path(desktop.serial_log_path),
         kernel_boot=kernel_boot,
         metadata={"desktop": str(desktop.pk), "pool": str(desktop.pool_id)},

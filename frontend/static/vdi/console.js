@@ -155,5 +155,14 @@ document.getElementById("btn-clip-type").addEventListener("click", () => typeTex
 scaleOption.addEventListener("change", () => { if (rfb) { rfb.scaleViewport = scaleOption.checked; } });
 viewOnlyOption.addEventListener("change", () => { if (rfb) { rfb.viewOnly = viewOnlyOption.checked; } });
 
+const sessionEnd = document.getElementById("session-end");
+function showTimeLeft() {
+  if (!sessionEnd) { return; }
+  const minutes = Math.max(0, Math.round((new Date(sessionEnd.dateTime) - Date.now()) / 60000));
+  document.getElementById("session-left").textContent = `${minutes} min left`;
+}
+showTimeLeft();
+setInterval(showTimeLeft, 30000);
+
 window.vdiConsole = { typeText, get connected() { return connected; } };
 connect();

@@ -1,0 +1,81 @@
+"""Claiming a desktop from a pool and giving it back.
+
+A claim runs in one transaction that locks the pool row (PostgreSQL) or the database
+(SQLite's BEGIN IMMEDIATE), so two users asking for the last free desktop at the same instant
+are served one after the other: one gets it, the other a new desktop or "pool is full". The
+hand-over itself is also a compare-and-set on ``owner IS NULL``.
+"""
+
+from __future__ import annotations
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from vdi.choices import DesktopStatus
+from vdi.models import Desktop, Pool
+from vdi.services import access, audit, quotas
+from vdi.services.access import Account, User
+from vdi.services.desktops import new_desktop, perform
+from vdi.services.errors import AccessDenied, ServiceError
+
+
+class PoolFull(ServiceError):
+    pass
+
+
+class PoolUnavailable(ServiceError):
+    pass
+
+
+def _lock_pool(pool: Pool) -> None:
+    if connection.vendor == "postgresql":
+        Pool.objects.select_for_update().filter(pk=pool.pk).first()
+
+
+def _take_ready(pool: Pool, user: Account) -> Desktop | None:
+    """Hand a running, unassigned desktop of the pool to ``user`` (compare-and-set)."""
+    ready = pool.desktops.filter(owner__isnull=True, status=DesktopStatus.RUNNING)
+    for desktop in ready.order_by("created_at")[:5]:
+        taken = Desktop.objects.filter(
+            pk=desktop.pk, owner__isnull=True, status=DesktopStatus.RUNNING
+        ).update(owner=user, assigned_at=timezone.now())
+        if taken == 1:
+            desktop.refresh_from_db()
+            return desktop
+    return None
+
+
+def claim_desktop(user: User, pool: Pool, source_address: str | None = None) -> Desktop:
+    """A desktop of ``pool`` for ``user``: a ready one if there is one (no boot to wait for),
+    else a new one while the pool has room, else PoolFull."""
+    if not isinstance(user, Account) or not access.can_use_pool(user, pool):
+        raise AccessDenied(f"You may not use the pool {pool.name}.")
+    if pool.draining:
+        raise PoolUnavailable(f"{pool.name} is being drained: it takes no new claims.")
+    with transaction.atomic():
+        _lock_pool(pool)
+        quotas.check_room(user, pool)
+        desktop = _take_ready(pool, user)
+        if desktop is not None:
+            audit.record(user, "desktop.claim", desktop, source_address, pool=pool.name,
+                         warm=True)
+            return desktop
+        if pool.desktops.live().count() >= pool.max_size:
+            raise PoolFull(f"{pool.name} is full: all {pool.max_size} desktops are in use. "
+                           "Try again later.")
+        desktop = new_desktop(pool, user, user, source_address)
+        audit.record(user, "desktop.claim", desktop, source_address, pool=pool.name, warm=False)
+        return desktop
+
+
+def release_desktop(
+    user: User | None, desktop: Desktop, source_address: str | None = None, reason: str = "user"
+) -> None:
+    """Give a desktop back to its pool. Non-persistent desktops go back to the golden image
+    (a fresh overlay) and wait, running, for the next user. ``user`` None: the system."""
+    if user is not None and not access.can_manage_desktop(user, desktop):
+        raise AccessDenied("You may not release this desktop.")
+    if desktop.pool.is_persistent:
+        raise ServiceError("A persistent desktop keeps its user's data: it can't be released "
+                           "to someone else. Delete it to give up the desktop and its data.")
+    perform(desktop, "release", user, source_address, reason=reason)
