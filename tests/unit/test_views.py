@@ -166,3 +166,68 @@ def test_admin_changes_and_actions_are_audited(owner, admin_user, pool, host):
     desktop.refresh_from_db()
     assert desktop.status == DesktopStatus.STOPPING
     assert AuditEvent.objects.filter(action="desktop.stop", actor=admin_user).exists()
+
+
+def test_the_page_lists_only_entitled_pools(owner, outsider, pool, image_version):
+    from vdi.models import Pool
+
+    Pool.objects.create(name="Secret pool", image=image_version.image)
+    mine = signed_in(owner).get(reverse("desktop-list")).content.decode()
+    assert "Unit pool" in mine and "Secret pool" not in mine
+    theirs = signed_in(outsider).get(reverse("desktop-list")).content.decode()
+    assert "Unit pool" not in theirs and "No pool is open to you" in theirs
+
+
+def test_claiming_a_warm_desktop_opens_its_console(owner, pool):
+    from vdi.services.desktops import new_desktop
+
+    warm = new_desktop(pool, None, None)
+    Desktop.objects.filter(pk=warm.pk).update(status=DesktopStatus.RUNNING)
+    response = signed_in(owner).post(reverse("pool-claim", args=[pool.pk]))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("desktop-console", args=[warm.pk])
+
+
+def test_outsider_cannot_claim(outsider, pool):
+    response = signed_in(outsider).post(reverse("pool-claim", args=[pool.pk]))
+    assert response.status_code == 404
+    assert not Desktop.objects.exists()
+
+
+def test_release_from_the_page(owner, pool):
+    desktop = create_desktop(owner, pool)
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING)
+    response = signed_in(owner).post(reverse("desktop-action", args=[desktop.pk, "release"]),
+                                     follow=True)
+    assert "Release of" in response.content.decode()
+    desktop.refresh_from_db()
+    assert desktop.owner is None and desktop.status == DesktopStatus.RESETTING
+
+
+def test_live_rows_show_state_confirmations_and_countdown(owner, pool):
+    from django.utils import timezone
+
+    pool.idle_minutes = 15
+    pool.save()
+    desktop = create_desktop(owner, pool)
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING,
+                                                 assigned_at=timezone.now())
+    rows = signed_in(owner).get(reverse("desktop-rows")).content.decode()
+    assert 'hx-trigger="every 3s"' in rows
+    assert "Given back" in rows and ("in 14 min" in rows or "in 15 min" in rows)
+    assert "no console connected" in rows
+    assert 'data-confirm="Reset to the golden image? Everything on the system disk is lost' in rows
+    assert reverse("desktop-console", args=[desktop.pk]) in rows
+
+
+def test_console_page_tells_the_policies(owner, pool):
+    from django.utils import timezone
+
+    pool.idle_minutes, pool.max_session_minutes = 15, 120
+    pool.save()
+    desktop = create_desktop(owner, pool)
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING,
+                                                 assigned_at=timezone.now())
+    page = signed_in(owner).get(reverse("desktop-console", args=[desktop.pk])).content.decode()
+    assert "This session ends at" in page
+    assert "If you disconnect, the desktop is given back to the pool after 15 min." in page
