@@ -81,7 +81,7 @@ def pool(image_version: ImageVersion, owner: AbstractUser, members: Group) -> Po
     """A dedicated, non-persistent pool granted to ``owner`` and to the group ``members``."""
     pool = Pool.objects.create(name="Unit pool", image=image_version.image, vcpus=1,
                                memory_mib=256, max_per_user=3)
-    pool.users.add(owner)
+    pool.users.add(owner.pk)
     pool.groups.add(members)
     return pool
 

@@ -47,3 +47,20 @@ def handshake(stream: Stream) -> ServerInit:
     (name_length,) = struct.unpack("!I", stream.read(4))
     name = stream.read(name_length).decode(errors="replace")
     return ServerInit(width, height, pixel_format[0], name)
+
+
+def first_update(stream: Stream, init: ServerInit) -> int:
+    """Ask for the whole screen; return the number of rectangles of the first update."""
+    stream.send(struct.pack("!BBHHHH", 3, 0, 0, 0, init.width, init.height))
+    while True:
+        (kind,) = struct.unpack("!B", stream.read(1))
+        if kind == 0:  # FramebufferUpdate
+            _pad, rectangles = struct.unpack("!BH", stream.read(3))
+            return int(rectangles)
+        if kind == 2:  # Bell
+            continue
+        if kind == 3:  # ServerCutText
+            _pad, length = struct.unpack("!3sI", stream.read(7))
+            stream.read(length)
+            continue
+        raise AssertionError(f"unexpected RFB message {kind} before the first update")
