@@ -14,26 +14,42 @@ from vdi.models import GoldenImage, Pool
 from vdi.services.hosts import ensure_local_host
 
 DEMO_USERS = (("admin", True), ("demo", False))
+DEMO_POOLS = (
+    ("Tiny desktop", {
+        "assignment": "automatic", "persistence": "non_persistent", "min_ready": 1,
+        "max_size": 4, "idle_minutes": 30,
+        "description": "A busybox shell on a Debian kernel, one kept ready: yours at once, "
+                       "fresh every time.",
+    }),
+    ("Tiny with my files", {
+        "assignment": "dedicated", "persistence": "persistent", "max_size": 4,
+        "data_disk_gib": 1,
+        "description": "Your own tiny desktop; files under /data survive resets.",
+    }),
+)
 
 
 class Command(BaseCommand):
-    help = "Create the local host, a 'Tiny desktop' pool and demo accounts (idempotent)."
+    help = "Create the local host, two demo pools and demo accounts (idempotent)."
 
     def handle(self, *args: Any, **options: Any) -> None:
         host = ensure_local_host()
         image = GoldenImage.objects.filter(name="tiny").first()
         if image is None:
             raise CommandError("The tiny image is missing: run manage.py build_tiny_image first")
-        pool, _ = Pool.objects.get_or_create(
-            name="Tiny desktop",
-            defaults={"image": image, "vcpus": 1, "memory_mib": 256,
-                      "description": "A busybox shell on a Debian kernel: boots in seconds."},
-        )
+        pools = [
+            Pool.objects.get_or_create(name=name, defaults={"image": image, **settings_})[0]
+            for name, settings_ in DEMO_POOLS
+        ]
         credentials = self._credentials_file()
-        for _username, line in self._ensure_users(credentials).items():
+        for line in self._ensure_users(credentials).values():
             self.stdout.write(line)
+        demo = get_user_model().objects.get(username="demo")
+        for pool in pools:
+            pool.users.add(demo)
+        names = ", ".join(f"'{p.name}'" for p in pools)
         self.stdout.write(f"Host {host.name} ({host.libvirt_uri}, domain type "
-                          f"{host.domain_type}); pool '{pool.name}' on image {image.name}.")
+                          f"{host.domain_type}); pools {names} on image {image.name}.")
         self.stdout.write(f"Demo credentials are kept in {credentials}.")
 
     def _credentials_file(self) -> Path:
