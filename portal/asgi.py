@@ -1,6 +1,7 @@
 """ASGI entry for daphne: HTTP goes to Django, websockets to the console route.
 
-Every websocket passes the Origin check against ALLOWED_HOSTS and the session/auth middleware
+Every websocket passes the Origin checks (its host in ALLOWED_HOSTS, and exactly one of
+ALLOWED_ORIGINS: scheme, host and port) and the session/auth middleware
 before the consumer sees it; the flow-control layer is outermost so it sees the server's send.
 """
 
@@ -15,12 +16,20 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.security.websocket import (  # noqa: E402
+    AllowedHostsOriginValidator,
+    OriginValidator,
+)
+from django.conf import settings  # noqa: E402
 
 from vdi.console.flow import FlowControlMiddleware  # noqa: E402
 from vdi.console.routing import websocket_urlpatterns  # noqa: E402
 
 websocket_app = FlowControlMiddleware(
-    AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+    AllowedHostsOriginValidator(
+        OriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns)), settings.ALLOWED_ORIGINS
+        )
+    )
 )
 application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_app})

@@ -42,6 +42,16 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env.items("VDI_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.items("VDI_CSRF_TRUSTED_ORIGINS", [])
+PORT = env.number("VDI_PORT", 8000, minimum=1)
+# Exact origins (scheme, host, port) the console websocket accepts, on top of ALLOWED_HOSTS.
+ALLOWED_ORIGINS = env.items(
+    "VDI_ALLOWED_ORIGINS",
+    [f"http://localhost:{PORT}", f"http://127.0.0.1:{PORT}", *CSRF_TRUSTED_ORIGINS],
+)
+for _origin in ALLOWED_ORIGINS:
+    if not _origin.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(
+            f"VDI_ALLOWED_ORIGINS: {_origin!r} must start with http:// or https://")
 
 INSTALLED_APPS = [
     "daphne",
@@ -58,6 +68,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -65,6 +76,35 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# --- Security ---------------------------------------------------------------------------------
+# Behind a TLS-terminating proxy in production: VDI_HTTPS=true turns on HTTPS-only cookies,
+# the redirect, HSTS and trusts the proxy's X-Forwarded-Proto.
+HTTPS = env.flag("VDI_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = env.number("VDI_HSTS_SECONDS", 31536000, minimum=0) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+# Scripts, styles and connections only from the portal itself: no inline script anywhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
@@ -155,11 +195,15 @@ DEFAULT_MAX_DESKTOPS = env.number("VDI_DEFAULT_MAX_DESKTOPS", 3, minimum=0)
 DEFAULT_MAX_VCPUS = env.number("VDI_DEFAULT_MAX_VCPUS", 8, minimum=0)
 DEFAULT_MAX_MEMORY_MIB = env.number("VDI_DEFAULT_MAX_MEMORY_MIB", 8192, minimum=0)
 POLICY_INTERVAL = env.number("VDI_POLICY_INTERVAL", 30, minimum=5)
+RECONCILE_INTERVAL = env.number("VDI_RECONCILE_INTERVAL", 60, minimum=5)
+RECONCILE_GRACE = env.number("VDI_RECONCILE_GRACE", 600, minimum=0)
+STUCK_AFTER = env.number("VDI_STUCK_AFTER", 900, minimum=0)
 
 CELERY_BEAT_SCHEDULE = {
     "maintain-pools": {"task": "vdi.tasks.maintain_pools", "schedule": POLICY_INTERVAL},
     "enforce-policies": {"task": "vdi.tasks.enforce_policies", "schedule": POLICY_INTERVAL},
     "purge-console-tickets": {"task": "vdi.tasks.purge_console_tickets", "schedule": 600},
+    "reconcile": {"task": "vdi.tasks.reconcile_hosts", "schedule": RECONCILE_INTERVAL},
 }
 
 # --- Hypervisor ---------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ class ServerProcess:
         import socket
 
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
-               "DATABASE_URL": _database_url()}
+               "DATABASE_URL": _database_url(), "VDI_ALLOWED_ORIGINS": self.origin}
         handle = self.log.open("ab")
         self.process = subprocess.Popen(self.command(), cwd=ROOT, env=env, stdout=handle,
                                         stderr=subprocess.STDOUT, start_new_session=True)

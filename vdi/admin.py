@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from vdi.models import (
     AuditEvent,
@@ -17,6 +19,8 @@ from vdi.models import (
     ImageVersion,
     Operation,
     Pool,
+    ReconcileRun,
+    Stray,
     UserQuota,
 )
 from vdi.services import audit
@@ -209,6 +213,36 @@ class DesktopAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False  # use the "Delete selected desktops" action: it removes the VM and disk
 
 
+@admin.register(ReconcileRun)
+class ReconcileRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("started_at", "host", "finished_at", "changes", "error")
+    list_filter = ("host",)
+    readonly_fields = ("host", "started_at", "finished_at", "findings", "error")
+
+    @admin.display(description="findings")
+    def changes(self, obj: ReconcileRun) -> int:
+        return len(obj.findings)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Stray)
+class StrayAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("kind", "name", "host", "first_seen_at", "resolved_at", "action")
+    list_filter = ("kind", "host", ("resolved_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "action")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Operation)
 class OperationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("kind", "target", "status", "progress", "step", "created_at", "finished_at")
@@ -221,11 +255,35 @@ class OperationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
+@admin.action(description="Export selected events as CSV")
+def export_audit_csv(modeladmin: Any, request: HttpRequest,
+                     queryset: QuerySet[AuditEvent]) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="vdi-audit.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["time", "actor", "action", "target_type", "target_id", "target",
+                     "source_address", "details"])
+    for event in queryset.order_by("created_at", "id"):
+        writer.writerow([event.created_at.isoformat(), event.actor_name, event.action,
+                         event.target_type, event.target_id, _csv_safe(event.target_repr),
+                         event.source_address or "", json.dumps(event.details, sort_keys=True)])
+    audit.record(request.user, "audit.export", None, request.META.get("REMOTE_ADDR"),
+                 rows=queryset.count())
+    return response
+
+
+def _csv_safe(text: str) -> str:
+    """Names come from users: keep a spreadsheet from reading one as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("created_at", "actor_name", "action", "target_repr", "source_address")
-    list_filter = ("action",)
-    search_fields = ("actor_name", "target_repr", "action")
+    list_filter = ("action", "target_type", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("actor_name", "target_repr", "action", "source_address")
+    date_hierarchy = "created_at"
+    actions = [export_audit_csv]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlparse, urlsplit
 
+from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -70,10 +71,13 @@ def origin_problem(origin: str) -> str | None:
     """Why the websocket Origin check would refuse this page's origin, if it would."""
     if not origin:
         return None
-    if validate_host(urlsplit(origin).hostname or "", settings.ALLOWED_HOSTS):
-        return None
-    return (f"The page's origin {origin} is not in VDI_ALLOWED_HOSTS, so the console "
-            "websocket is refused.")
+    if not validate_host(urlsplit(origin).hostname or "", settings.ALLOWED_HOSTS):
+        return (f"The page's origin {origin} is not in VDI_ALLOWED_HOSTS, so the console "
+                "websocket is refused.")
+    if not OriginValidator(None, settings.ALLOWED_ORIGINS).valid_origin(urlparse(origin)):
+        return (f"The page's origin {origin} is not one of VDI_ALLOWED_ORIGINS (scheme, host "
+                "and port must match exactly), so the console websocket is refused.")
+    return None
 
 
 @require_GET

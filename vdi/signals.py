@@ -1,15 +1,17 @@
-"""Automatic pools take their desktops back when the user signs out."""
+"""Sign-in events: audited; automatic pools take their desktops back on sign-out."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from django.contrib.auth.signals import user_logged_out
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from vdi.models import Desktop
+from vdi.console.notify import close_user_consoles
+from vdi.models import ConsoleTicket, Desktop
+from vdi.services import audit
 from vdi.services.claims import release_desktop
 from vdi.services.errors import ServiceError
 from vdi.state import TransitionRefused
@@ -29,3 +31,27 @@ def release_automatic_desktops(sender: Any, request: HttpRequest | None, user: A
             release_desktop(user, desktop, address, reason="sign-out")
         except (ServiceError, TransitionRefused) as exc:
             log.info("sign-out release of %s skipped: %s", desktop, exc)
+
+
+def _address(request: HttpRequest | None) -> str | None:
+    return request.META.get("REMOTE_ADDR") if request is not None else None
+
+
+@receiver(user_logged_in)
+def audit_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    audit.record(user, "auth.login", user, _address(request))
+
+
+@receiver(user_login_failed)
+def audit_login_failure(sender: Any, credentials: dict[str, Any],
+                        request: HttpRequest | None = None, **kwargs: Any) -> None:
+    audit.record(None, "auth.login_failed", None, _address(request),
+                 username=str(credentials.get("username", ""))[:150])
+
+
+@receiver(user_logged_out)
+def audit_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    if user is not None:
+        audit.record(user, "auth.logout", user, _address(request))
+        ConsoleTicket.objects.filter(user=user, used_at__isnull=True).delete()
+        close_user_consoles(user.pk)

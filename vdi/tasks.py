@@ -97,3 +97,23 @@ def purge_console_tickets() -> int:
     from vdi.services.console import purge_expired_tickets
 
     return purge_expired_tickets()
+
+
+@shared_task
+def reconcile_hosts() -> int:
+    """Beat: ask each enabled host's worker to reconcile its host."""
+    from vdi.models import Host
+
+    hosts = list(Host.objects.filter(enabled=True))
+    for host in hosts:
+        reconcile_host.apply_async(args=(host.pk,), queue=host.queue)
+    return len(hosts)
+
+
+@shared_task
+def reconcile_host(host_id: int) -> list[dict[str, str]]:
+    from vdi.models import Host
+    from vdi.worker.reconcile import reconcile
+
+    run = reconcile(Host.objects.get(pk=host_id))
+    return list(run.findings)

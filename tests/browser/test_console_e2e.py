@@ -38,10 +38,10 @@ def canvas_shows_something(page) -> bool:
 def test_user_types_into_the_desktop_from_the_browser(
     browser, portal, worker, tiny_pool, artifacts
 ):
-    User.objects.create_user("demo", password="demo-password-123")
+    tiny_pool.users.add(User.objects.create_user("demo", password="demo-password-123"))
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     sign_in(page, portal, "demo", "demo-password-123")
-    page.click("text=Create desktop")
+    page.click("text=Get a desktop")
     desktop = wait_for(lambda: Desktop.objects.filter(owner__username="demo").first(), 10,
                        "the desktop row")
     wait_for(lambda: READY_MARKER in serial_log(desktop), 120, "the guest to boot")

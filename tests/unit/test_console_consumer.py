@@ -116,14 +116,26 @@ def test_bad_tickets_are_refused(case, owner, outsider, running, pool, host, ima
     assert refusal.details["code"] == CloseCode.TICKET_REFUSED
 
 
-@pytest.mark.parametrize("origin", [None, "http://evil.example", "http://localhost.evil.example",
-                                    "https://localhost.attacker.example:443"])
-def test_missing_and_foreign_origins_are_rejected_at_the_handshake(owner, running, origin):
+@pytest.mark.parametrize(
+    ("origin", "host_header"),
+    [
+        (None, "localhost"),
+        ("http://evil.example", "localhost"),
+        ("http://localhost.evil.example", "localhost"),
+        ("https://localhost.attacker.example:443", "localhost"),
+        ("https://localhost", "localhost"),          # look-alike: other scheme
+        ("http://localhost:8001", "localhost"),      # look-alike: other port
+        ("http://evil.example", "evil.example"),     # a forged Host does not widen the check
+    ],
+)
+def test_missing_and_foreign_origins_are_rejected_at_the_handshake(owner, running, origin,
+                                                                  host_header):
     session = session_cookie(owner)
     ticket = ticket_for(owner, session, running)
 
     async def body(vnc: FakeVnc) -> None:
-        connected, _ = await communicator(running.pk, session, ticket, origin=origin).connect()
+        ws = communicator(running.pk, session, ticket, origin=origin, host=host_header)
+        connected, _ = await ws.connect()
         assert not connected
         assert vnc.connections == 0
 
@@ -252,5 +264,41 @@ def test_an_idle_console_outlives_the_channel_layers_blocking_read(owner, runnin
         await vnc.push(b"still here")
         assert await ws.receive_from(timeout=5) == b"still here"
         await ws.disconnect()
+
+    run(with_vnc, running, body)
+
+
+def test_signing_out_closes_the_users_consoles(owner, running):
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running)
+
+    async def body(vnc: FakeVnc) -> None:
+        ws = communicator(running.pk, session, ticket)
+        assert (await ws.connect())[0]
+        assert await ws.receive_from(timeout=5) == GREETING
+        from django.test import Client
+
+        def sign_out() -> None:
+            client = Client()
+            client.cookies["sessionid"] = session
+            client.post("/accounts/logout/")
+
+        await asyncio.to_thread(sign_out)
+        assert await ws.receive_output(timeout=5) == {"type": "websocket.close",
+                                                      "code": CloseCode.NOT_SIGNED_IN}
+
+    run(with_vnc, running, body)
+
+
+def test_stopping_the_desktop_voids_its_unused_tickets(owner, running):
+    from vdi.services.desktops import request_action
+
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running)
+    request_action(owner, running, "stop")
+    Desktop.objects.filter(pk=running.pk).update(status=DesktopStatus.RUNNING)  # and back up
+
+    async def body(vnc: FakeVnc) -> None:
+        await expect_close(communicator(running.pk, session, ticket), CloseCode.TICKET_REFUSED)
 
     run(with_vnc, running, body)

@@ -115,3 +115,64 @@ def test_retryable_error_is_raised_for_a_retry_then_recorded(owner, test_pool, s
     desktop.refresh_from_db()
     assert desktop.status == DesktopStatus.ERROR
     assert "connect" in desktop.last_error
+
+
+def test_reset_moves_to_the_newest_version_and_keeps_the_data_disk(owner, test_pool, tmp_path):
+    test_pool.persistence = "persistent"
+    test_pool.save()
+    desktop = create_desktop(owner, test_pool)
+    run("provision", desktop)
+    desktop.refresh_from_db()
+    data = Path(desktop.data_disk_path)
+    assert data.exists() and desktop.data_disk_path.endswith("-data.qcow2")
+    assert disks_info_backing(desktop.disk_path) != tmp_path / "newer.qcow2"
+
+    newer = tmp_path / "newer.qcow2"
+    create_blank(newer, 64 * 1024 * 1024)
+    version = make_version("jobs", str(newer))
+    request_action(owner, desktop, "reset")
+    assert run("reset", desktop) == "done"
+    desktop.refresh_from_db()
+    assert desktop.image_version == version
+    assert disks_info_backing(desktop.disk_path) == newer, "a fresh overlay on the new version"
+    assert data.exists(), "the data disk survives"
+    get_driver(TEST_URI).undefine(desktop.domain_name, (Path(desktop.disk_path), data))
+
+
+def disks_info_backing(path: str) -> Path | None:
+    from vdi.hypervisor.disks import disk_info
+
+    return disk_info(Path(path)).backing_file
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_task_twice_at_once_makes_one_domain_and_one_disk(owner, test_pool):
+    import threading
+
+    from django.db import connections
+
+    desktop = create_desktop(owner, test_pool)
+    operation = Operation.objects.get(desktop=desktop)
+    barrier, outcomes = threading.Barrier(2), []
+
+    def deliver() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(jobs.execute("provision", desktop.pk, operation.pk, may_retry=False))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["done", "skipped"]
+    desktop.refresh_from_db()
+    assert desktop.status == DesktopStatus.RUNNING
+    driver = get_driver(TEST_URI)
+    assert [d.name for d in driver.list_domains() if d.name == desktop.domain_name] == [
+        desktop.domain_name]
+    assert [p.name for p in Path(desktop.disk_path).parent.iterdir()] == [
+        Path(desktop.disk_path).name]
+    driver.undefine(desktop.domain_name, (Path(desktop.disk_path),))

@@ -41,6 +41,10 @@ def desktop_group(desktop_id: int) -> str:
     return f"desktop-{desktop_id}"
 
 
+def user_group(user_id: int) -> str:
+    return f"console-user-{user_id}"
+
+
 class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     target: ConsoleTarget | None = None
     vnc: VncConnection | None = None
@@ -83,6 +87,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             return
         self.target = target
         await self.channel_layer.group_add(desktop_group(target.desktop_id), self.channel_name)
+        await self.channel_layer.group_add(user_group(self.scope["user"].pk), self.channel_name)
         await self.accept(self.subprotocol())
         protocol = self.scope.get("vdi.protocol")
         if protocol is not None:
@@ -155,6 +160,10 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         """Group message from the worker: the desktop is stopping or being deleted."""
         await self.end(CloseCode.DESKTOP_STOPPED)
 
+    async def user_signed_out(self, event: dict[str, Any]) -> None:
+        """Group message: the user signed out (anywhere); their consoles end with it."""
+        await self.end(CloseCode.NOT_SIGNED_IN)
+
     # --- closing ------------------------------------------------------------------------------
     async def end(self, code: CloseCode) -> None:
         if self.closing:
@@ -193,6 +202,8 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if self.target is not None:
             target, self.target = self.target, None
             await self.channel_layer.group_discard(desktop_group(target.desktop_id),
+                                                   self.channel_name)
+            await self.channel_layer.group_discard(user_group(self.scope["user"].pk),
                                                    self.channel_name)
             await self.audit("console.close", code=int(getattr(self, "close_code", 1000)))
 

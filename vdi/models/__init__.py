@@ -7,8 +7,9 @@ from vdi.models.hosts import Host
 from vdi.models.images import GoldenImage, ImageVersion
 from vdi.models.operations import Operation
 from vdi.models.pools import Pool, UserQuota
+from vdi.models.reconcile import ReconcileRun, Stray
 
 __all__ = [
     "AuditEvent", "ConsoleSession", "ConsoleTicket", "Desktop", "GoldenImage", "Host",
-    "ImageVersion", "Operation", "Pool", "UserQuota",
+    "ImageVersion", "Operation", "Pool", "ReconcileRun", "Stray", "UserQuota",
 ]

@@ -18,13 +18,14 @@ from django.utils import timezone
 
 from vdi import state
 from vdi.choices import OperationKind
-from vdi.models import Desktop, Operation, Pool
+from vdi.models import ConsoleTicket, Desktop, Operation, Pool
 from vdi.services import access, audit, quotas
 from vdi.services.access import Account, User
 from vdi.services.errors import AccessDenied, NotReady, ServiceError
 from vdi.services.placement import choose_host
 
 USER_ACTIONS = ("start", "stop", "restart", "reset", "delete")
+ENDS_CONSOLES = ("stop", "restart", "reset", "release", "delete")
 
 
 def _enqueue(desktop: Desktop, operation: Operation) -> None:
@@ -100,6 +101,8 @@ def perform(
         state.claim(desktop, action)
         if action == "release":
             Desktop.objects.filter(pk=desktop.pk).update(owner=None, assigned_at=None)
+        if action in ENDS_CONSOLES:  # a ticket must not outlive the screen it was for
+            ConsoleTicket.objects.filter(desktop=desktop, used_at__isnull=True).delete()
         operation = _operation(action, desktop, actor)
         audit.record(actor, f"desktop.{action}", desktop, source_address, **details)
         _enqueue(desktop, operation)

@@ -24,7 +24,7 @@ from vdi.worker.specs import domain_spec
 log = logging.getLogger(__name__)
 
 
-def _ensure_domain(desktop: Desktop, operation_id: int) -> None:
+def _ensure_domain(desktop: Desktop, operation_id: int, new: bool = False) -> None:
     """The desktop's disk and domain exist afterwards (creating whichever is missing)."""
     driver = driver_for(desktop.host)
     disk = Path(desktop.disk_path)
@@ -32,14 +32,22 @@ def _ensure_domain(desktop: Desktop, operation_id: int) -> None:
         operations.progress(operation_id, 20, "cloning the image (linked clone)")
         driver.clone_disk(Path(desktop.image_version.disk_path), disk)
     if desktop.data_disk_path and not Path(desktop.data_disk_path).exists():
+        if not new:  # never paper over lost user data with an empty disk
+            raise HypervisorError(f"the data disk {desktop.data_disk_path} is missing; "
+                                  "restore it (see the reconciler's quarantine) or delete "
+                                  "the desktop")
         operations.progress(operation_id, 35, "creating the user's data disk")
         data_disks.create(Path(desktop.data_disk_path), desktop.pool.data_disk_gib)
     operations.progress(operation_id, 50, "defining the virtual machine")
     driver.define(domain_spec(desktop))
 
 
-def _boot(desktop: Desktop, operation_id: int) -> None:
-    _ensure_domain(desktop, operation_id)
+def _provision(desktop: Desktop, operation_id: int) -> None:
+    _boot(desktop, operation_id, new=True)
+
+
+def _boot(desktop: Desktop, operation_id: int, new: bool = False) -> None:
+    _ensure_domain(desktop, operation_id, new)
     operations.progress(operation_id, 80, "booting")
     driver = driver_for(desktop.host)
     driver.start(desktop.domain_name)
@@ -103,7 +111,7 @@ def _discard_provisioned(desktop: Desktop) -> None:
 
 
 STEPS: dict[str, Callable[[Desktop, int], None]] = {
-    "provision": _boot,
+    "provision": _provision,
     "start": _boot,
     "stop": _stop,
     "restart": _restart,
@@ -124,12 +132,14 @@ def execute(action: str, desktop_id: int, operation_id: int, *, may_retry: bool)
         log.info("%s of %s skipped: it is %s already", action, desktop, desktop.status)
         operations.finish(operation_id, step=f"nothing to do: desktop is {desktop.status}")
         return "skipped"
-    operations.begin(operation_id)
+    if not operations.claim(operation_id):
+        log.info("%s of %s skipped: another delivery of the same task is on it", action, desktop)
+        return "skipped"
     try:
         STEPS[action](desktop, operation_id)
     except HypervisorError as exc:
         if exc.retryable and may_retry:
-            operations.progress(operation_id, 0, f"will retry: {exc}")
+            operations.requeue(operation_id, f"will retry: {exc}")
             raise
         return _failed(action, desktop, operation_id, str(exc))
     except Exception as exc:
