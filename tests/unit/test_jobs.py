@@ -176,3 +176,7 @@ def test_the_same_task_twice_at_once_makes_one_domain_and_one_disk(owner, test_p
     assert [p.name for p in Path(desktop.disk_path).parent.iterdir()] == [
         Path(desktop.disk_path).name]
     driver.undefine(desktop.domain_name, (Path(desktop.disk_path),))
+
+
+def test_a_delivery_for_a_desktop_that_is_gone_does_nothing(db):
+    assert jobs.execute("provision", 987654, 1, may_retry=False) == "skipped"

@@ -18,6 +18,7 @@ from vdi.console.notify import close_consoles
 from vdi.hypervisor import HypervisorError
 from vdi.models import Desktop
 from vdi.worker import data_disks, operations
+from vdi.worker.faults import crash_point
 from vdi.worker.hosts import driver_for
 from vdi.worker.specs import domain_spec
 
@@ -30,6 +31,7 @@ def _ensure_domain(desktop: Desktop, operation_id: int, new: bool = False) -> No
     disk = Path(desktop.disk_path)
     if not disk.exists():
         operations.progress(operation_id, 20, "cloning the image (linked clone)")
+        crash_point("clone")
         driver.clone_disk(Path(desktop.image_version.disk_path), disk)
     if desktop.data_disk_path and not Path(desktop.data_disk_path).exists():
         if not new:  # never paper over lost user data with an empty disk
@@ -37,8 +39,10 @@ def _ensure_domain(desktop: Desktop, operation_id: int, new: bool = False) -> No
                                   "restore it (see the reconciler's quarantine) or delete "
                                   "the desktop")
         operations.progress(operation_id, 35, "creating the user's data disk")
+        crash_point("data-disk")
         data_disks.create(Path(desktop.data_disk_path), desktop.pool.data_disk_gib)
     operations.progress(operation_id, 50, "defining the virtual machine")
+    crash_point("define")
     driver.define(domain_spec(desktop))
 
 
@@ -50,7 +54,9 @@ def _boot(desktop: Desktop, operation_id: int, new: bool = False) -> None:
     _ensure_domain(desktop, operation_id, new)
     operations.progress(operation_id, 80, "booting")
     driver = driver_for(desktop.host)
+    crash_point("boot")
     driver.start(desktop.domain_name)
+    crash_point("booted")
     endpoint = driver.vnc_endpoint(desktop.domain_name)
     Desktop.objects.filter(pk=desktop.pk).update(
         vnc_host=endpoint.host if endpoint else "", vnc_port=endpoint.port if endpoint else None
@@ -126,7 +132,11 @@ def execute(action: str, desktop_id: int, operation_id: int, *, may_retry: bool)
 
     Raises HypervisorError only when the error is retryable and ``may_retry`` is set.
     """
-    desktop = Desktop.objects.select_related("host", "image_version", "pool").get(pk=desktop_id)
+    desktop = (Desktop.objects.select_related("host", "image_version", "pool")
+               .filter(pk=desktop_id).first())
+    if desktop is None:  # a very late redelivery, after the row went away
+        log.warning("%s of desktop %s skipped: no such desktop", action, desktop_id)
+        return "skipped"
     spec = state.ACTIONS[action]
     if desktop.status != spec.claims:
         log.info("%s of %s skipped: it is %s already", action, desktop, desktop.status)
