@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import Env
@@ -62,6 +63,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
     "vdi",
 ]
 
@@ -74,6 +79,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "vdi.middleware.AdminTwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -142,9 +150,34 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-LOGIN_URL = "login"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "desktop-list"
-LOGOUT_REDIRECT_URL = "login"
+# Accounts (django-allauth): sign-in by username, no self sign-up (admins create users),
+# password reset by email, TOTP two-factor with recovery codes.
+ACCOUNT_ADAPTER = "vdi.accounts.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
+ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
+# Failed sign-ins per address and per account (key = the username tried).
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": env.text("VDI_LOGIN_RATE_LIMIT", "10/m/ip,5/5m/key"),
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env.text("VDI_SITE_NAME", "VDI portal")
+ADMIN_REQUIRE_2FA = env.flag("VDI_ADMIN_REQUIRE_2FA", False)
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"  # mail goes to the log
+if _email_url := env.text("VDI_EMAIL_URL", ""):
+    try:
+        globals().update(environ.Env.email_url_config(_email_url))
+    except Exception as exc:
+        raise ImproperlyConfigured(f"VDI_EMAIL_URL: not an email URL ({exc})") from None
+DEFAULT_FROM_EMAIL = env.text("VDI_EMAIL_FROM", "vdi-portal@localhost")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -174,6 +207,15 @@ CELERY_TASK_DEFAULT_QUEUE = "vdi"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Shared by every portal process: login throttling must count across them.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "vdi",
+    }
+}
 
 CHANNEL_LAYERS = {
     "default": {

@@ -13,6 +13,13 @@ from django.contrib.auth.models import AbstractUser, Group
 from vdi.models import GoldenImage, Host, ImageVersion, Pool
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache() -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 def _user(username: str, **extra: Any) -> AbstractUser:
     user: AbstractUser = get_user_model().objects.create_user(
         username=username, password=f"{username}-password", **extra

@@ -75,3 +75,44 @@ def communicator(
         websocket_app, f"/ws/desktops/{desktop_id}/console/", headers=headers,
         subprotocols=protocols,
     )
+
+
+@dataclass
+class FakeVncWithPassword:
+    """A VNC server that insists on VNC Authentication, then sends a ServerInit."""
+
+    password: str
+    signed_in: bool = False
+    client_init: bytes = b""
+    server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from vdi.console.vnc_auth import des_response
+
+        writer.write(GREETING)
+        await reader.readexactly(12)
+        writer.write(b"\x01\x02")  # one security type: VNC Authentication
+        await reader.readexactly(1)
+        challenge = b"0123456789abcdef"
+        writer.write(challenge)
+        answer = await reader.readexactly(16)
+        self.signed_in = answer == des_response(self.password, challenge)
+        if not self.signed_in:
+            writer.write(b"\x00\x00\x00\x01" + b"\x00\x00\x00\x0ewrong password")
+            await writer.drain()
+            writer.close()
+            return
+        writer.write(b"\x00\x00\x00\x00")
+        self.client_init = await reader.readexactly(1)
+        writer.write(b"\x02\x80\x01\x90" + b"\x20\x18\x00\x01" + b"\x00" * 12
+                     + b"\x00\x00\x00\x04tiny")
+        await writer.drain()
+        await reader.read()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()

@@ -16,6 +16,8 @@ os.environ.setdefault("VDI_ALLOWED_ORIGINS", "http://localhost,http://localhost:
 from portal.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast personas
+# A cache per process, emptied before each test (tests/conftest.py): rate limits start fresh.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 for _folder in (DATA_DIR, IMAGE_DIR, DISK_DIR, LOG_DIR, STATIC_ROOT):  # noqa: F405
     _folder.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from allauth.usersessions.models import UserSession
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
@@ -53,5 +54,8 @@ def audit_login_failure(sender: Any, credentials: dict[str, Any],
 def audit_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     if user is not None:
         audit.record(user, "auth.logout", user, _address(request))
+        # Signing out ends the user's sessions everywhere, and their consoles with them.
+        for session in UserSession.objects.filter(user_id=user.pk):
+            session.end()
         ConsoleTicket.objects.filter(user=user, used_at__isnull=True).delete()
         close_user_consoles(user.pk)

@@ -53,7 +53,7 @@ def artifacts() -> Path:
 
 def sign_in(page: Any, portal: ServerProcess, username: str, password: str) -> None:
     page.goto(f"{portal.origin}/accounts/login/")
-    page.fill("input[name=username]", username)
+    page.fill("input[name=login]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{portal.origin}/")

@@ -302,3 +302,46 @@ def test_stopping_the_desktop_voids_its_unused_tickets(owner, running):
         await expect_close(communicator(running.pk, session, ticket), CloseCode.TICKET_REFUSED)
 
     run(with_vnc, running, body)
+
+
+@pytest.mark.parametrize("right_password", [True, False])
+def test_the_proxy_signs_in_to_vnc_for_the_browser(owner, running, right_password):
+    """The browser is offered no security; the proxy answers the VNC password challenge."""
+    from tests.console_helpers import FakeVncWithPassword
+    from tests.rfb import Stream, handshake
+
+    Desktop.objects.filter(pk=running.pk).update(vnc_password="s3cretpw")
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running)
+
+    async def scenario() -> None:
+        vnc = FakeVncWithPassword("s3cretpw" if right_password else "other")
+        port = await vnc.start()
+        await asyncio.to_thread(Desktop.objects.filter(pk=running.pk).update, vnc_port=port)
+        ws = communicator(running.pk, session, ticket)
+        try:
+            if not right_password:
+                await expect_close(ws, CloseCode.VNC_UNREACHABLE)
+                return
+            assert (await ws.connect())[0]
+            received: list[bytes] = []
+
+            async def recv() -> bytes:
+                return bytes(await ws.receive_from(timeout=5))
+
+            # the RFB handshake of tests.rfb, driven over the communicator
+            loop = asyncio.get_running_loop()
+            stream = Stream(lambda: asyncio.run_coroutine_threadsafe(recv(), loop).result(),
+                            lambda data: asyncio.run_coroutine_threadsafe(
+                                ws.send_to(bytes_data=data), loop).result())
+            init = await asyncio.to_thread(handshake, stream)
+            assert (init.width, init.height, init.name) == (640, 400, "tiny")
+            assert vnc.signed_in and vnc.client_init == b"\x01"
+            assert not received
+        finally:
+            await vnc.stop()
+
+    run(scenario)
+    if not right_password:
+        running.refresh_from_db()
+        assert "VNC sign-in failed" in running.console_error

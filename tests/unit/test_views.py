@@ -36,8 +36,9 @@ def test_anonymous_is_sent_to_sign_in(db):
 
 def test_sign_in_page_works(db, owner):
     client = Client()
-    assert client.get(reverse("login")).status_code == 200
-    response = client.post(reverse("login"), {"username": "owner", "password": "owner-password"})
+    assert client.get(reverse("account_login")).status_code == 200
+    response = client.post(reverse("account_login"), {"login": "owner",
+                                                      "password": "owner-password"})
     assert response.status_code == 302
     assert client.get(reverse("desktop-list")).status_code == 200
 

@@ -19,6 +19,7 @@ from django.conf import settings
 from vdi.console.codes import CloseCode
 from vdi.console.flow import Flow
 from vdi.console.relay import Counters, VncConnection, connect_vnc, pump_to_browser
+from vdi.console.vnc_auth import BrowserGreeter, VncAuthError, sign_in
 from vdi.services import audit
 from vdi.services.console import (
     SUBPROTOCOL,
@@ -51,6 +52,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     pump: asyncio.Task[None] | None = None
     timer: asyncio.TimerHandle | None = None
     heartbeat: asyncio.Task[None] | None = None
+    greeter: BrowserGreeter | None = None
     session_id: int | None = None
     counters: Counters | None = None
     closing = False
@@ -85,6 +87,8 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             reason = f"VNC endpoint {target.host}:{target.port} unreachable ({exc})"
             await self.refuse(Refusal(CloseCode.VNC_UNREACHABLE, reason))
             return
+        if target.password and not await self.sign_in_to_vnc(target):
+            return
         self.target = target
         await self.channel_layer.group_add(desktop_group(target.desktop_id), self.channel_name)
         await self.channel_layer.group_add(user_group(self.scope["user"].pk), self.channel_name)
@@ -93,6 +97,9 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if protocol is not None:
             self.flow.attach(protocol)
         self.counters = Counters()
+        if target.password:  # the browser gets a handshake that needs no password
+            self.greeter = BrowserGreeter()
+            await self.send_bytes(self.greeter.opening())
         inbound = self.scope.get("vdi.inbound")
         if inbound is not None:
             inbound.sink = self.forward_to_vnc
@@ -106,6 +113,18 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             settings.CONSOLE_MAX_SECONDS,
             lambda: asyncio.ensure_future(self.end(CloseCode.SESSION_LIMIT)),
         )
+
+    async def sign_in_to_vnc(self, target: ConsoleTarget) -> bool:
+        assert self.vnc is not None
+        try:
+            await asyncio.wait_for(sign_in(self.vnc, target.password),
+                                   settings.CONSOLE_CONNECT_TIMEOUT)
+        except (VncAuthError, ConnectionError, TimeoutError) as exc:
+            self.vnc.close()
+            self.vnc = None
+            await self.refuse(Refusal(CloseCode.VNC_UNREACHABLE, f"VNC sign-in failed: {exc}"))
+            return False
+        return True
 
     def subprotocol(self) -> str | None:
         return SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", []) else None
@@ -144,6 +163,12 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def forward_to_vnc(self, bytes_data: bytes) -> None:
         if self.vnc is None or self.closing:
             return
+        if self.greeter is not None and not self.greeter.done:
+            reply, bytes_data = self.greeter.feed(bytes_data)
+            if reply:
+                await self.send_bytes(reply)
+            if not bytes_data:
+                return
         if self.counters is not None:
             self.counters.to_vnc += len(bytes_data)
         try:

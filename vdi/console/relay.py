@@ -84,6 +84,20 @@ class VncConnection(asyncio.Protocol):
             self.transport.resume_reading()
         return data
 
+    async def read_exactly(self, count: int) -> bytes:
+        """``count`` bytes (for the handshake); the rest of a chunk stays for ``read``."""
+        data = b""
+        while len(data) < count:
+            chunk = await self.read()
+            if not chunk:
+                raise ConnectionError("VNC connection closed during the handshake")
+            data += chunk
+        if len(data) > count:
+            extra = data[count:]
+            self.chunks.appendleft(extra)
+            self.buffered += len(extra)
+        return data[:count]
+
     async def write(self, data: bytes) -> None:
         if self.transport is None or self.closed:
             raise ConnectionError("VNC connection closed")

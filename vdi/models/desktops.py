@@ -50,6 +50,10 @@ class Desktop(models.Model):
         help_text="Where the guest's VNC server listens, set by the worker.",
     )
     vnc_port = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    vnc_password = models.CharField(
+        max_length=8, blank=True, editable=False,
+        help_text="The guest's VNC password; only the console proxy uses it.",
+    )
     console_error = models.CharField(max_length=300, blank=True, editable=False,
                                      help_text="Why the last console connection failed.")
     console_error_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -41,6 +41,7 @@ class ConsoleTarget:
     desktop_name: str
     host: str
     port: int
+    password: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def open_console(
     if not desktop.vnc_port:
         return Refusal(CloseCode.VNC_UNREACHABLE, "the worker recorded no VNC endpoint")
     return ConsoleTarget(desktop.pk, str(desktop), desktop.vnc_host or "127.0.0.1",
-                         desktop.vnc_port)
+                         desktop.vnc_port, desktop.vnc_password)
 
 
 def record_console_error(desktop_id: int, user: User, reason: str) -> None:

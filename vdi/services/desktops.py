@@ -8,6 +8,7 @@ libvirt. ``perform`` is the same without the access check, for the system's own 
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ def new_desktop(
             data_disk_path=str(storage / f"{domain_name}-data.qcow2") if pool.is_persistent
             else "",
             serial_log_path=str(settings.LOG_DIR / f"{domain_name}.log"),
+            vnc_password=secrets.token_urlsafe(6)[:8],  # VNC auth uses 8 bytes at most
             vcpus=pool.vcpus,
             memory_mib=pool.memory_mib,
             assigned_at=timezone.now() if owner is not None else None,

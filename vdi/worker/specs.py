@@ -34,5 +34,6 @@ def domain_spec(desktop: Desktop) -> DomainSpec:
         disks=disks_of(desktop),
         serial_log=Path(desktop.serial_log_path),
         kernel_boot=kernel_boot,
+        vnc_password=desktop.vnc_password or None,
         metadata={"desktop": str(desktop.pk), "pool": str(desktop.pool_id)},
     )
