@@ -55,6 +55,9 @@ def test_desktop_lifecycle_on_a_real_guest(worker, tiny_pool, owner):
     assert endpoint is not None and endpoint.host == "127.0.0.1"
     with socket.create_connection((endpoint.host, endpoint.port), timeout=10) as vnc:
         assert vnc.recv(12) == b"RFB 003.008\n"
+        vnc.sendall(b"RFB 003.008\n")
+        offered = vnc.recv(16)
+        assert offered == b"\x01\x02", "only VNC Authentication: the screen needs a password"
 
     # The same provisioning message delivered again creates nothing more.
     provision = Operation.objects.get(desktop=desktop, kind="provision")
