@@ -66,6 +66,7 @@ def prepare() -> tuple[Pool, User]:
     pool, _ = Pool.objects.get_or_create(name="Bench", defaults={"image": image,
                                                                  "memory_mib": 256})
     user, _ = User.objects.get_or_create(username="bench")
+    pool.users.add(user)
     return pool, user
 
 
