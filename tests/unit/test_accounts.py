@@ -128,3 +128,8 @@ def test_signing_out_ends_the_session_in_every_browser(owner):
     laptop.post("/accounts/logout/")
     response = phone.get(reverse("desktop-list"))
     assert response.status_code == 302 and LOGIN in response["Location"]
+
+
+def test_the_sign_in_page_does_not_offer_a_sign_up(db):
+    page = Client().get(LOGIN).content.decode()
+    assert "sign up" not in page.lower() and "your administrator" in page
