@@ -8,7 +8,6 @@ after ``virsh start`` of the same domain XML. Usage: .venv/bin/python bench/clai
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import statistics
 import subprocess
@@ -19,15 +18,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-main_data = os.environ.get("VDI_DATA_DIR", "/var/lib/vdi-portal")
-os.environ["VDI_TEST_DATA_DIR"] = f"{main_data}/bench"
-os.environ["VDI_DOMAIN_PREFIX"] = "vdibench"
-os.environ["VDI_HOST_NAME"] = "bench"
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
-import django  # noqa: E402
+from bench.setup_django import configure  # noqa: E402
 
-django.setup()
+configure()
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402

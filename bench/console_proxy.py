@@ -26,14 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-main_data = os.environ.get("VDI_DATA_DIR", "/var/lib/vdi-portal")
-os.environ["VDI_TEST_DATA_DIR"] = f"{main_data}/bench"
-os.environ["VDI_HOST_NAME"] = "bench"
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
-import django  # noqa: E402
+from bench.setup_django import configure  # noqa: E402
 
-django.setup()
+configure()
 
 import websockets  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402

@@ -11,7 +11,6 @@ Usage: .venv/bin/python bench/provision.py [--runs N]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -23,15 +22,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-main_data = os.environ.get("VDI_DATA_DIR", "/var/lib/vdi-portal")
-os.environ["VDI_TEST_DATA_DIR"] = f"{main_data}/bench"
-os.environ["VDI_DOMAIN_PREFIX"] = "vdibench"
-os.environ["VDI_HOST_NAME"] = "bench"
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
-import django  # noqa: E402
+from bench.setup_django import configure  # noqa: E402
 
-django.setup()
+configure()
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402

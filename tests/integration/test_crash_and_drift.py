@@ -67,6 +67,44 @@ def test_killed_at_every_step_of_provisioning_leaves_nothing_behind(
     assert os.environ.get("VDI_CRASH_AT") is None
 
 
+@pytest.mark.parametrize(("action", "step"), [("start", "boot"), ("reset", "power-off"),
+                                             ("delete", "undefine")])
+def test_killed_during_start_reset_or_delete_is_repaired(tiny_pool, owner, tmp_path, monkeypatch,
+                                                         action, step):
+    """Stuck in its transitional state, the desktop becomes an error; the user's next action
+    (here: delete) works, and nothing is left."""
+    healthy = WorkerProcess(tmp_path / "worker.log")
+    healthy.start()
+    desktop = create_desktop(owner, tiny_pool)
+    wait_status(desktop, DesktopStatus.RUNNING)
+    if action == "start":
+        request_action(owner, desktop, "stop")
+        wait_status(desktop, DesktopStatus.STOPPED)
+    healthy.stop()
+
+    monkeypatch.setenv("VDI_CRASH_AT", step)
+    doomed = WorkerProcess(tmp_path / f"worker-{step}.log")
+    doomed.start()
+    request_action(owner, desktop, action)
+    process = doomed.process
+    assert process is not None
+    wait_for(lambda: process.poll() is not None, 120, f"the worker to die at {step}")
+    monkeypatch.delenv("VDI_CRASH_AT")
+
+    restarted = WorkerProcess(tmp_path / "worker-restarted.log")
+    restarted.start()
+    try:
+        reconcile(desktop.host, now=timezone.now() + timedelta(seconds=settings.STUCK_AFTER + 1))
+        desktop.refresh_from_db()
+        assert desktop.status == DesktopStatus.ERROR and "stuck" in desktop.last_error
+        request_action(owner, desktop, "delete")
+        wait_status(desktop, DesktopStatus.DELETED)
+    finally:
+        restarted.stop()
+    assert get_driver(settings.LIBVIRT_URI).lookup(desktop.domain_name) is None
+    assert not Path(desktop.disk_path).exists()
+
+
 def test_virsh_destroy_and_undefine_behind_the_portals_back(worker, tiny_pool, owner):
     desktop = create_desktop(owner, tiny_pool)
     wait_status(desktop, DesktopStatus.RUNNING)

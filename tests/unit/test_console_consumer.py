@@ -345,3 +345,26 @@ def test_the_proxy_signs_in_to_vnc_for_the_browser(owner, running, right_passwor
     if not right_password:
         running.refresh_from_db()
         assert "VNC sign-in failed" in running.console_error
+
+
+def test_a_ticket_dies_with_its_desktop_even_if_another_guest_gets_the_port(
+    owner, running, pool, host, image_version
+):
+    from vdi.services.desktops import request_action
+
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running)
+    request_action(owner, running, "delete")
+    Desktop.objects.filter(pk=running.pk).update(status=DesktopStatus.DELETED)
+
+    async def body(vnc: FakeVnc) -> None:
+        # a new desktop now listens where the old one did
+        await asyncio.to_thread(lambda: Desktop.objects.create(
+            owner=owner, pool=pool, host=host, image_version=image_version,
+            domain_name="vditest-newcomer", disk_path="/x", serial_log_path="/x.log", vcpus=1,
+            memory_mib=256, status=DesktopStatus.RUNNING, vnc_host="127.0.0.1",
+            vnc_port=Desktop.objects.get(pk=running.pk).vnc_port))
+        await expect_close(communicator(running.pk, session, ticket), CloseCode.TICKET_REFUSED)
+        assert vnc.connections == 0
+
+    run(with_vnc, running, body)

@@ -232,3 +232,29 @@ def test_console_page_tells_the_policies(owner, pool):
     page = signed_in(owner).get(reverse("desktop-console", args=[desktop.pk])).content.decode()
     assert "This session ends at" in page
     assert "If you disconnect, the desktop is given back to the pool after 15 min." in page
+
+
+def test_admin_exports_the_audit_log_as_csv(admin_user, owner, pool, host):
+    from vdi.models import AuditEvent
+
+    pool.name = "=HYPERLINK(evil)"
+    pool.save()
+    create_desktop(owner, pool, "192.0.2.4")
+    events = list(AuditEvent.objects.values_list("pk", flat=True))
+    response = signed_in(admin_user).post(
+        reverse("admin:vdi_auditevent_changelist"),
+        {"action": "export_audit_csv", "_selected_action": events},
+    )
+    assert response["Content-Type"].startswith("text/csv")
+    body = response.content.decode()
+    assert body.splitlines()[0].startswith("time,actor,action,target_type")
+    assert "desktop.create" in body and "192.0.2.4" in body
+    assert "'=HYPERLINK" in body, "a name can't become a spreadsheet formula"
+    assert AuditEvent.objects.filter(action="audit.export", actor=admin_user).exists()
+
+
+def test_admin_filters_the_audit_log(admin_user, owner, pool, host):
+    create_desktop(owner, pool)
+    client = signed_in(admin_user)
+    page = client.get(reverse("admin:vdi_auditevent_changelist"), {"action": "desktop.create"})
+    assert page.status_code == 200 and "desktop.create" in page.content.decode()

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import signal
 
-STEPS = ("clone", "data-disk", "define", "boot", "booted")
+STEPS = ("clone", "data-disk", "define", "boot", "booted")  # provisioning, in order
+OTHER_STEPS = ("power-off", "undefine")  # reset and delete
 
 
 def crash_point(step: str) -> None:

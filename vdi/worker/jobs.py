@@ -87,6 +87,7 @@ def _delete(desktop: Desktop, operation_id: int) -> None:
     doomed = [Path(desktop.disk_path)]
     if desktop.data_disk_path:
         doomed.append(Path(desktop.data_disk_path))  # an explicit delete of the desktop
+    crash_point("undefine")
     driver_for(desktop.host).undefine(desktop.domain_name, tuple(doomed))
     Path(desktop.serial_log_path).unlink(missing_ok=True)
 
@@ -95,6 +96,7 @@ def _reset(desktop: Desktop, operation_id: int) -> None:
     """A fresh system disk from the pool's newest image version; the data disk stays."""
     _forget_console(desktop)
     operations.progress(operation_id, 10, "powering off")
+    crash_point("power-off")
     driver = driver_for(desktop.host)
     driver.undefine(desktop.domain_name, (Path(desktop.disk_path),))
     version = desktop.pool.image.latest_ready_version()
