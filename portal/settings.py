@@ -206,6 +206,12 @@ CELERY_TASK_IGNORE_RESULT = True  # the Operation row is the truth, never the re
 CELERY_TASK_DEFAULT_QUEUE = "vdi"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing a task retries a lost Redis connection with backoff, then gives up (the service
+# then marks the desktop and its Operation failed, with the reason).
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2,
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Shared by every portal process: login throttling must count across them.

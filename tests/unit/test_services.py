@@ -113,3 +113,23 @@ def test_no_host_capacity_is_a_clear_error(owner, pool, host):
     with pytest.raises(NoCapacity, match="No host has room"):
         create_desktop(owner, pool)
     assert not Desktop.objects.exists()
+
+
+def test_an_unreachable_task_queue_is_recorded_at_once(owner, pool, host, monkeypatch,
+                                                       django_capture_on_commit_callbacks):
+    """Redis down (simulated at the publish call): the desktop says why instead of waiting."""
+    from kombu.exceptions import OperationalError
+
+    from vdi import tasks
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.provision_desktop, "apply_async", refuse)
+    with django_capture_on_commit_callbacks(execute=True):
+        desktop = create_desktop(owner, pool)
+    desktop.refresh_from_db()
+    assert desktop.status == DesktopStatus.ERROR
+    assert "task queue is unreachable" in desktop.last_error
+    operation = Operation.objects.get(desktop=desktop)
+    assert operation.status == OperationStatus.FAILED and "Connection refused" in operation.error

@@ -8,6 +8,7 @@ libvirt. ``perform`` is the same without the access check, for the system's own 
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from pathlib import Path
@@ -16,27 +17,39 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from vdi import state
-from vdi.choices import OperationKind
+from vdi.choices import OperationKind, OperationStatus
 from vdi.models import ConsoleTicket, Desktop, Operation, Pool
 from vdi.services import access, audit, quotas
 from vdi.services.access import Account, User
 from vdi.services.errors import AccessDenied, NotReady, ServiceError
 from vdi.services.placement import choose_host
 
+log = logging.getLogger(__name__)
 USER_ACTIONS = ("start", "stop", "restart", "reset", "delete")
 ENDS_CONSOLES = ("stop", "restart", "reset", "release", "delete")
 
 
 def _enqueue(desktop: Desktop, operation: Operation) -> None:
+    transaction.on_commit(lambda: publish(desktop.pk, operation.pk, operation.kind,
+                                          desktop.host.queue))
+
+
+def publish(desktop_id: int, operation_id: int, kind: str, queue: str) -> None:
+    """Send the task (Celery retries a few times); if the broker stays unreachable, say so on
+    the desktop and the Operation at once instead of leaving them waiting."""
     from vdi.tasks import TASKS
 
-    task = TASKS[operation.kind]
-    queue = desktop.host.queue
-    transaction.on_commit(
-        lambda: task.apply_async(args=(desktop.pk, operation.pk), queue=queue)
-    )
+    try:
+        TASKS[kind].apply_async(args=(desktop_id, operation_id), queue=queue)
+    except (KombuOperationalError, ConnectionError, OSError) as exc:
+        log.error("could not queue %s of desktop %s: %s", kind, desktop_id, exc)
+        reason = f"the task queue is unreachable ({exc}); try again in a moment"
+        state.fail(desktop_id, kind, reason)
+        Operation.objects.filter(pk=operation_id).update(
+            status=OperationStatus.FAILED, error=reason, finished_at=timezone.now())
 
 
 def _operation(kind: str, desktop: Desktop, actor: User | None) -> Operation:
