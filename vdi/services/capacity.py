@@ -10,7 +10,7 @@ from django.db import transaction
 
 from vdi.choices import DesktopStatus
 from vdi.models import Pool
-from vdi.services.claims import _lock_pool
+from vdi.services.claims import lock_pool
 from vdi.services.desktops import new_desktop, perform
 from vdi.services.errors import ServiceError
 
@@ -41,7 +41,7 @@ def plan(total: int, ready: int, pending: int, min_ready: int, max_size: int,
 def maintain(pool: Pool) -> Plan:
     """Top the pool up or trim it, once."""
     with transaction.atomic():
-        _lock_pool(pool)
+        lock_pool(pool)
         pool.refresh_from_db()
         live = pool.desktops.live()
         unassigned = live.filter(owner__isnull=True)

@@ -27,7 +27,7 @@ class PoolUnavailable(ServiceError):
     pass
 
 
-def _lock_pool(pool: Pool) -> None:
+def lock_pool(pool: Pool) -> None:
     if connection.vendor == "postgresql":
         Pool.objects.select_for_update().filter(pk=pool.pk).first()
 
@@ -53,7 +53,7 @@ def claim_desktop(user: User, pool: Pool, source_address: str | None = None) -> 
     if pool.draining:
         raise PoolUnavailable(f"{pool.name} is being drained: it takes no new claims.")
     with transaction.atomic():
-        _lock_pool(pool)
+        lock_pool(pool)
         quotas.check_room(user, pool)
         desktop = _take_ready(pool, user)
         if desktop is not None:

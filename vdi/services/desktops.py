@@ -136,18 +136,3 @@ def request_action(
         raise ServiceError("Desktops of an automatic pool are released, not deleted.")
     return perform(desktop, action, user, source_address)
 
-
-def start_desktop(user: User, desktop: Desktop, source_address: str | None = None) -> Operation:
-    return request_action(user, desktop, "start", source_address)
-
-
-def stop_desktop(user: User, desktop: Desktop, source_address: str | None = None) -> Operation:
-    return request_action(user, desktop, "stop", source_address)
-
-
-def restart_desktop(user: User, desktop: Desktop, source_address: str | None = None) -> Operation:
-    return request_action(user, desktop, "restart", source_address)
-
-
-def delete_desktop(user: User, desktop: Desktop, source_address: str | None = None) -> Operation:
-    return request_action(user, desktop, "delete", source_address)
