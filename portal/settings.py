@@ -6,6 +6,7 @@ start-up with an ``ImproperlyConfigured`` error that names the variable.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import environ
@@ -165,9 +166,12 @@ ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_SESSION_REMEMBER = False
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
 # Failed sign-ins per address and per account (key = the username tried).
-ACCOUNT_RATE_LIMITS = {
-    "login_failed": env.text("VDI_LOGIN_RATE_LIMIT", "10/m/ip,5/5m/key"),
-}
+_login_rate = env.text("VDI_LOGIN_RATE_LIMIT", "10/m/ip,5/5m/key")
+if not all(re.fullmatch(r"\d+/\d*[smhd](/(ip|user|key))?", rule.strip())
+           for rule in _login_rate.split(",")):
+    raise ImproperlyConfigured(
+        f"VDI_LOGIN_RATE_LIMIT: expected rules like 10/m/ip,5/5m/key, got {_login_rate!r}")
+ACCOUNT_RATE_LIMITS = {"login_failed": _login_rate}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env.text("VDI_SITE_NAME", "VDI portal")
 ADMIN_REQUIRE_2FA = env.flag("VDI_ADMIN_REQUIRE_2FA", False)

@@ -30,6 +30,10 @@ def start_django(**env: str) -> subprocess.CompletedProcess[str]:
         ("VDI_SHUTDOWN_TIMEOUT", "0", "VDI_SHUTDOWN_TIMEOUT: must be at least 1"),
         ("VDI_DISK_DIR", "relative/disks", "VDI_DISK_DIR: expected an absolute path"),
         ("VDI_SECRET_KEY", "short", "VDI_SECRET_KEY: must be at least 32 characters"),
+        ("VDI_ALLOWED_ORIGINS", "vdi.example.org", "VDI_ALLOWED_ORIGINS: 'vdi.example.org' must"),
+        ("VDI_LOGIN_RATE_LIMIT", "five per minute", "VDI_LOGIN_RATE_LIMIT: expected rules"),
+        ("VDI_EMAIL_URL", "carrier-pigeon", "VDI_EMAIL_URL: not an email URL"),
+        ("VDI_ADMIN_REQUIRE_2FA", "sometimes", "VDI_ADMIN_REQUIRE_2FA: expected true or false"),
     ],
 )
 def test_bad_value_stops_startup_naming_the_variable(variable, value, message):
