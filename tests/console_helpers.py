@@ -62,7 +62,7 @@ def session_cookie(user: Any) -> str:
 
 def communicator(
     desktop_id: int, session: str | None, ticket: str | None, origin: str | None = "http://localhost",
-    host: str = "localhost",
+    host: str = "localhost", application: Any = None,
 ) -> WebsocketCommunicator:
     headers = [(b"host", host.encode())]
     if origin is not None:
@@ -72,7 +72,7 @@ def communicator(
         headers.append((b"cookie", cookie.output(header="", sep=";").strip().encode()))
     protocols = ["binary"] + ([f"vdi-ticket.{ticket}"] if ticket else [])
     return WebsocketCommunicator(
-        websocket_app, f"/ws/desktops/{desktop_id}/console/", headers=headers,
+        application or websocket_app, f"/ws/desktops/{desktop_id}/console/", headers=headers,
         subprotocols=protocols,
     )
 

@@ -368,3 +368,52 @@ def test_a_ticket_dies_with_its_desktop_even_if_another_guest_gets_the_port(
         assert vnc.connections == 0
 
     run(with_vnc, running, body)
+
+
+def test_a_slow_browser_holds_the_vnc_stream_back(owner, running):
+    """With the browser side paused (its socket full), the consumer reads at most one chunk
+    more from the VNC server: the server's writes block instead of this process buffering."""
+    from portal.asgi import websocket_app
+    from vdi.console.flow import Flow
+    from vdi.console.relay import LIMIT
+
+    flow = Flow()
+    inner = websocket_app.app  # under the flow-control layer, so the test owns the Flow
+
+    async def app_with_flow(scope, receive, send):
+        await inner({**scope, "vdi.flow": flow}, receive, send)
+
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running)
+    total = 32 * 1024 * 1024
+
+    async def body(vnc: FakeVnc) -> None:
+        ws = communicator(running.pk, session, ticket, application=app_with_flow)
+        assert (await ws.connect())[0]
+        assert await ws.receive_from(timeout=5) == GREETING
+        flow.pauseProducing()
+        sent = 0
+
+        async def pour() -> None:
+            nonlocal sent
+            block = b"\x07" * 65536
+            while sent < total:
+                vnc.writers[0].write(block)
+                await vnc.writers[0].drain()
+                sent += len(block)
+
+        pouring = asyncio.create_task(pour())
+        await asyncio.sleep(1.5)
+        queued = ws.output_queue.qsize()
+        assert queued <= 1, f"{queued} frames queued for a browser that reads nothing"
+        assert sent < total // 2, f"{sent} bytes left the VNC server: not held back"
+        flow.resumeProducing()
+        received = 0
+        while received < total:
+            received += len(await ws.receive_from(timeout=10))
+            flow.resumeProducing()
+        await pouring
+        assert received == total and total > LIMIT
+        await ws.disconnect()
+
+    run(with_vnc, running, body)
