@@ -30,8 +30,6 @@ from django.test import Client  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 from websockets.typing import Subprotocol  # noqa: E402
 
-from tests.processes import ServerProcess, WorkerProcess, wait_for  # noqa: E402
-from tests.rfb import Stream, first_update, handshake  # noqa: E402
 from vdi.choices import DesktopStatus  # noqa: E402
 from vdi.hypervisor import get_driver  # noqa: E402
 from vdi.hypervisor.domain_xml import build_domain_xml  # noqa: E402
@@ -41,6 +39,8 @@ from vdi.services.capacity import maintain  # noqa: E402
 from vdi.services.claims import claim_desktop  # noqa: E402
 from vdi.services.console import issue_ticket  # noqa: E402
 from vdi.services.hosts import ensure_local_host  # noqa: E402
+from vdi.testing.processes import ServerProcess, WorkerProcess, wait_for  # noqa: E402
+from vdi.testing.rfb import Stream, first_update, handshake  # noqa: E402
 from vdi.worker.specs import domain_spec  # noqa: E402
 
 
@@ -91,14 +91,13 @@ def claim_to_screen(pool: Pool, user: User, session: str, server: ServerProcess)
     elapsed = time.perf_counter() - start
     desktop.refresh_from_db()
     get_driver(settings.LIBVIRT_URI).undefine(desktop.domain_name, (Path(desktop.disk_path),))
-    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.DELETED)
+    Desktop.objects.filter(pk=desktop.pk).delete()
     return elapsed
 
 
 def warm_up(pool: Pool) -> None:
     maintain(pool)
-    for desktop in Desktop.objects.filter(pool=pool, owner__isnull=True).exclude(
-            status=DesktopStatus.DELETED):
+    for desktop in Desktop.objects.filter(pool=pool, owner__isnull=True):
         wait_running(desktop)
         wait_booted(desktop)
 
@@ -145,9 +144,9 @@ def cleanup(*bench_pools: Pool) -> None:
     for pool in bench_pools:
         pool.min_ready = 0
         pool.save()
-        for desktop in Desktop.objects.filter(pool=pool).exclude(status=DesktopStatus.DELETED):
+        for desktop in Desktop.objects.filter(pool=pool):
             driver.undefine(desktop.domain_name, (Path(desktop.disk_path),))
-            Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.DELETED)
+            desktop.delete()
 
 
 def main() -> None:

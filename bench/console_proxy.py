@@ -36,11 +36,11 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from tests.processes import ServerProcess, free_port, wait_for  # noqa: E402
 from vdi.choices import DesktopStatus  # noqa: E402
 from vdi.models import Desktop, GoldenImage, Pool  # noqa: E402
 from vdi.services.console import issue_ticket  # noqa: E402
 from vdi.services.hosts import ensure_local_host  # noqa: E402
+from vdi.testing.processes import ServerProcess, free_port, wait_for  # noqa: E402
 
 CHUNK = 64 * 1024
 

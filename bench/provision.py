@@ -31,7 +31,6 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from tests.processes import WorkerProcess, wait_for  # noqa: E402
 from vdi.choices import DesktopStatus  # noqa: E402
 from vdi.hypervisor import get_driver  # noqa: E402
 from vdi.hypervisor.disks import create_blank  # noqa: E402
@@ -39,6 +38,7 @@ from vdi.hypervisor.domain_xml import build_domain_xml  # noqa: E402
 from vdi.models import Desktop, GoldenImage, Pool  # noqa: E402
 from vdi.services.desktops import create_desktop  # noqa: E402
 from vdi.services.hosts import ensure_local_host  # noqa: E402
+from vdi.testing.processes import WorkerProcess, wait_for  # noqa: E402
 from vdi.worker.specs import domain_spec  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def cleanup(desktop: Desktop) -> None:
     get_driver(desktop.host.libvirt_uri).undefine(desktop.domain_name,
                                                   (Path(desktop.disk_path),))
     Path(desktop.serial_log_path).unlink(missing_ok=True)
-    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.DELETED)
+    Desktop.objects.filter(pk=desktop.pk).delete()
 
 
 def portal_end_to_end(pool: Pool, user: User) -> float:

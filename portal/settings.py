@@ -13,6 +13,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import Env
+from portal.timing import Timing, problems
 
 env = Env()
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -208,7 +209,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True  # the Operation row is the truth, never the result backend
 CELERY_TASK_DEFAULT_QUEUE = "vdi"
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Redis redelivers a task not acknowledged within this (its worker died): above the lease.
+TASK_VISIBILITY_TIMEOUT = env.number("VDI_TASK_VISIBILITY_TIMEOUT", 3600, minimum=60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TASK_VISIBILITY_TIMEOUT}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing a task retries a lost Redis connection with backoff, then gives up (the service
 # then marks the desktop and its Operation failed, with the reason).
@@ -241,6 +244,10 @@ CHANNEL_LAYERS = {
 CONSOLE_TICKET_SECONDS = env.number("VDI_CONSOLE_TICKET_SECONDS", 30, minimum=5)
 CONSOLE_MAX_SECONDS = env.number("VDI_CONSOLE_MAX_SECONDS", 8 * 3600, minimum=10)
 CONSOLE_CONNECT_TIMEOUT = env.number("VDI_CONSOLE_CONNECT_TIMEOUT", 5, minimum=1)
+# An open console tells the database it is there every HEARTBEAT s; one not seen for STALE s
+# no longer counts as connected (its proxy died).
+CONSOLE_HEARTBEAT = env.number("VDI_CONSOLE_HEARTBEAT", 30, minimum=1)
+CONSOLE_STALE = env.number("VDI_CONSOLE_STALE", 90, minimum=2)
 
 # --- Quotas: defaults for users without a quota of their own (admin: User quotas) ---------
 DEFAULT_MAX_DESKTOPS = env.number("VDI_DEFAULT_MAX_DESKTOPS", 3, minimum=0)
@@ -249,13 +256,26 @@ DEFAULT_MAX_MEMORY_MIB = env.number("VDI_DEFAULT_MAX_MEMORY_MIB", 8192, minimum=
 POLICY_INTERVAL = env.number("VDI_POLICY_INTERVAL", 30, minimum=5)
 RECONCILE_INTERVAL = env.number("VDI_RECONCILE_INTERVAL", 60, minimum=5)
 RECONCILE_GRACE = env.number("VDI_RECONCILE_GRACE", 600, minimum=0)
-STUCK_AFTER = env.number("VDI_STUCK_AFTER", 900, minimum=0)
+STUCK_AFTER = env.number("VDI_STUCK_AFTER", 1200, minimum=0)
+# A delivery that held an operation this long is presumed dead; a redelivery may take over.
+OPERATION_LEASE = env.number("VDI_OPERATION_LEASE", 600, minimum=1)
+# An operation whose host does not answer waits and retries (backoff 1, 2, 4... up to
+# HOST_RETRY_MAX_SECONDS) this long before it fails.
+HOST_OUTAGE_WINDOW = env.number("VDI_HOST_OUTAGE_WINDOW", 300, minimum=0)
+HOST_RETRY_MAX_SECONDS = env.number("VDI_HOST_RETRY_MAX_SECONDS", 30, minimum=1)
+HISTORY_DAYS = env.number("VDI_HISTORY_DAYS", 90, minimum=1)
+HISTORY_INTERVAL = env.number("VDI_HISTORY_INTERVAL", 3600, minimum=5)
+TICKET_PURGE_INTERVAL = env.number("VDI_TICKET_PURGE_INTERVAL", 600, minimum=5)
 
 CELERY_BEAT_SCHEDULE = {
-    "maintain-pools": {"task": "vdi.tasks.maintain_pools", "schedule": POLICY_INTERVAL},
-    "enforce-policies": {"task": "vdi.tasks.enforce_policies", "schedule": POLICY_INTERVAL},
-    "purge-console-tickets": {"task": "vdi.tasks.purge_console_tickets", "schedule": 600},
-    "reconcile": {"task": "vdi.tasks.reconcile_hosts", "schedule": RECONCILE_INTERVAL},
+    "maintain-pools": {"task": "vdi.maintain_pools", "schedule": POLICY_INTERVAL},
+    "enforce-policies": {"task": "vdi.enforce_policies", "schedule": POLICY_INTERVAL},
+    "purge-console-tickets": {"task": "vdi.purge_console_tickets",
+                              "schedule": TICKET_PURGE_INTERVAL},
+    "reconcile": {"task": "vdi.reconcile_hosts", "schedule": RECONCILE_INTERVAL},
+    "purge-history": {"task": "vdi.purge_history", "schedule": HISTORY_INTERVAL},
+    "purge-retired-versions": {"task": "vdi.purge_retired_versions",
+                               "schedule": HISTORY_INTERVAL},
 }
 
 # --- Hypervisor ---------------------------------------------------------------------------------
@@ -265,6 +285,15 @@ HOST_NAME = env.text("VDI_HOST_NAME", "local")
 SHUTDOWN_TIMEOUT = env.number("VDI_SHUTDOWN_TIMEOUT", 60, minimum=1)
 DOMAIN_PREFIX = env.text("VDI_DOMAIN_PREFIX", "vdi")
 PROBE_TIMEOUT = env.number("VDI_PROBE_TIMEOUT", 20, minimum=1)
+
+_timing_problems = problems(Timing(
+    shutdown_timeout=SHUTDOWN_TIMEOUT, operation_lease=OPERATION_LEASE, stuck_after=STUCK_AFTER,
+    host_outage_window=HOST_OUTAGE_WINDOW, host_retry_max=HOST_RETRY_MAX_SECONDS,
+    visibility_timeout=TASK_VISIBILITY_TIMEOUT, console_heartbeat=CONSOLE_HEARTBEAT,
+    console_stale=CONSOLE_STALE))
+if _timing_problems:
+    raise ImproperlyConfigured("Timing settings that do not fit together:\n- "
+                               + "\n- ".join(_timing_problems))
 
 LOG_LEVEL = env.choice("VDI_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOGGING = {

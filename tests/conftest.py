@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,7 +10,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
 
-from vdi.models import GoldenImage, Host, ImageVersion, Pool
+from tests.support import make_version, purge
+from vdi.choices import DesktopStatus
+from vdi.models import Desktop, Host, ImageVersion, Pool
+
+pytest_plugins = ["tests.vm_fixtures"]
 
 
 @pytest.fixture(autouse=True)
@@ -55,15 +59,6 @@ def host(db: None) -> Host:
     )
 
 
-def make_version(image_name: str, disk_path: str, **files: str) -> ImageVersion:
-    image, _ = GoldenImage.objects.get_or_create(name=image_name)
-    number = image.versions.count() + 1
-    return ImageVersion.objects.create(
-        image=image, number=number, disk_path=disk_path, size_bytes=1, virtual_size_bytes=1,
-        sha256=hashlib.sha256(disk_path.encode()).hexdigest(), **files,
-    )
-
-
 @pytest.fixture
 def image_version(db: None) -> ImageVersion:
     """A version row only: for tests that never reach a hypervisor."""
@@ -91,6 +86,27 @@ def pool(image_version: ImageVersion, owner: AbstractUser, members: Group) -> Po
     pool.users.add(owner.pk)
     pool.groups.add(members)
     return pool
+
+
+@pytest.fixture
+def running_desktop(owner: Any, pool: Pool, host: Host,
+                    image_version: ImageVersion) -> Desktop:
+    """The owner's desktop, recorded as running with a VNC endpoint on port 1 (nothing there):
+    a row only, for tests that never reach a hypervisor."""
+    return Desktop.objects.create(
+        owner=owner, pool=pool, host=host, image_version=image_version,
+        domain_name="vditest-running", disk_path="/nonexistent/running.qcow2",
+        serial_log_path="/nonexistent/running.log", vcpus=1, memory_mib=256,
+        status=DesktopStatus.RUNNING, vnc_host="127.0.0.1", vnc_port=1, vnc_password="",
+    )
+
+
+@pytest.fixture
+def empty_queue(host: Host) -> Iterator[None]:
+    """The host's task queue in Redis is empty before and after the test."""
+    purge(host.queue)
+    yield
+    purge(host.queue)
 
 
 def pytest_configure(config: pytest.Config) -> None:

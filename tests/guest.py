@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from tests.processes import wait_for
+from vdi.testing.processes import wait_for
 
 _PLAIN = {" ": "KEY_SPACE", "\n": "KEY_ENTER", "-": "KEY_MINUS", "=": "KEY_EQUAL",
           "/": "KEY_SLASH", ".": "KEY_DOT", ";": "KEY_SEMICOLON", ",": "KEY_COMMA",

@@ -1,4 +1,5 @@
-"""The Django admin for the domain. Changes to desktops go through the services."""
+"""The Django admin for the domain. Every change goes through a service: desktop actions
+(``vdi.actions``), draining, and plain edits and deletes (``vdi.services.records``)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from vdi import actions as desktop_actions
+from vdi.actions import DesktopAction
 from vdi.models import (
     AuditEvent,
     ConsoleSession,
+    DeletedDesktop,
     Desktop,
     GoldenImage,
     Host,
@@ -23,26 +27,28 @@ from vdi.models import (
     Stray,
     UserQuota,
 )
-from vdi.services import audit
-from vdi.services.claims import release_desktop
+from vdi.services import audit, pools, records
 from vdi.services.desktops import request_action
 from vdi.services.errors import ServiceError
 from vdi.state import TransitionRefused
 
 
+def _address(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
 class AuditedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Every admin change leaves an audit row."""
+    """Saves and deletes (one or in bulk) go through ``vdi.services.records``."""
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        changed = list(form.changed_data) if change else []
-        audit.record(request.user, f"{obj._meta.model_name}.{'change' if change else 'add'}",
-                     obj, request.META.get("REMOTE_ADDR"), fields=changed)
+        records.save(request.user, obj, created=not change,
+                     fields=form.changed_data if change else (), source_address=_address(request))
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        audit.record(request.user, f"{obj._meta.model_name}.delete", obj,
-                     request.META.get("REMOTE_ADDR"))
-        super().delete_model(request, obj)
+        records.delete(request.user, [obj], _address(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        records.delete(request.user, list(queryset), _address(request))
 
 
 @admin.register(Host)
@@ -91,7 +97,7 @@ class PoolDesktopInline(admin.TabularInline):  # type: ignore[type-arg]
     verbose_name_plural = "Desktops (and who holds them)"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Desktop]:
-        return super().get_queryset(request).exclude(status="deleted").select_related(
+        return super().get_queryset(request).select_related(
             "owner", "host", "image_version__image")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -100,17 +106,14 @@ class PoolDesktopInline(admin.TabularInline):  # type: ignore[type-arg]
 
 def _set_draining(value: bool) -> Any:
     def run(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Pool]) -> None:
-        for pool in queryset:
-            pool.draining = value
-            pool.save(update_fields=["draining"])
-            audit.record(request.user, "pool.drain" if value else "pool.undrain", pool,
-                         request.META.get("REMOTE_ADDR"))
-        modeladmin.message_user(request, f"{queryset.count()} pool(s) "
+        changed = sum(pools.set_draining(request.user, pool, value, _address(request))
+                      for pool in queryset)
+        modeladmin.message_user(request, f"{changed} pool(s) "
                                 f"{'draining' if value else 'open for claims again'}.")
 
     run.__name__ = "drain_pools" if value else "undrain_pools"
     label = "Drain: no new claims, sessions keep running" if value else "Open for claims again"
-    return admin.action(description=label)(run)
+    return admin.action(description=label, permissions=["change"])(run)
 
 
 @admin.register(Pool)
@@ -136,9 +139,8 @@ class PoolAdmin(AuditedAdmin):
         after = ({u.pk for u in form.instance.users.all()},
                  {g.pk for g in form.instance.groups.all()})
         if before != after:
-            audit.record(request.user, "pool.grants", form.instance,
-                         request.META.get("REMOTE_ADDR"), users=sorted(after[0]),
-                         groups=sorted(after[1]))
+            audit.record(request.user, "pool.grants", form.instance, _address(request),
+                         users=sorted(after[0]), groups=sorted(after[1]))
 
 
 @admin.register(UserQuota)
@@ -158,33 +160,30 @@ class ConsoleSessionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
-def _desktop_action(action: str) -> Any:
+def _desktop_action(action: DesktopAction) -> Any:
+    """The admin action for ``action``: one request through the services per desktop."""
+
     def run(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Desktop]) -> None:
         done = 0
         for desktop in queryset.select_related("pool", "host"):
-            address = request.META.get("REMOTE_ADDR")
             try:
-                if action == "release":
-                    release_desktop(request.user, desktop, address, reason="forced by admin")
-                else:
-                    request_action(request.user, desktop, action, address)
+                request_action(request.user, desktop, action.name, _address(request),
+                               via="admin")
                 done += 1
             except (ServiceError, TransitionRefused) as exc:
-                modeladmin.message_user(request, str(exc), messages.WARNING)
-        modeladmin.message_user(request, f"{action}: requested for {done} desktop(s).")
+                modeladmin.message_user(request, f"{desktop}: {exc}", messages.WARNING)
+        modeladmin.message_user(request, f"{action.label}: requested for {done} desktop(s).")
 
-    run.__name__ = f"{action}_desktops"
-    labels = {"release": "Force release (reset to the image, back to the pool)",
-              "reset": "Reset selected desktops to the golden image"}
-    return admin.action(description=labels.get(action, f"{action.capitalize()} selected "
-                                                        "desktops"))(run)
+    run.__name__ = f"{action.name}_desktops"
+    return admin.action(description=action.admin_label)(run)
 
 
 class OperationInline(admin.TabularInline):  # type: ignore[type-arg]
     model = Operation
     extra = 0
     can_delete = False
-    fields = ("kind", "status", "progress", "step", "error", "created_at", "finished_at")
+    fields = ("kind", "status", "progress", "step", "error", "detail", "created_at",
+              "finished_at")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -199,18 +198,41 @@ class DesktopAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ("domain_name", "owner__username")
     readonly_fields = ("owner", "pool", "host", "image_version", "domain_name", "domain_uuid",
                        "disk_path", "data_disk_path", "assigned_at", "serial_log_path", "vcpus",
-                       "memory_mib", "status",
-                       "last_error", "vnc_host", "vnc_port", "console_error", "console_error_at",
+                       "memory_mib", "status", "last_error", "error_detail", "vnc_host",
+                       "vnc_port", "console_error", "console_error_at",
                        "created_at", "updated_at", "status_changed_at")
-    actions = [_desktop_action(a) for a in ("start", "stop", "restart", "reset", "release",
-                                            "delete")]
+    actions = [_desktop_action(a) for a in desktop_actions.REQUESTABLE]
     inlines = [OperationInline]
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        """Only the actions whose permission the user holds."""
+        offered = super().get_actions(request)
+        for action in desktop_actions.REQUESTABLE:
+            if not request.user.has_perm(action.permission):
+                offered.pop(f"{action.name}_desktops", None)
+        return offered
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # desktops are created from a pool by the portal
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # use the "Delete selected desktops" action: it removes the VM and disk
+
+
+@admin.register(DeletedDesktop)
+class DeletedDesktopAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Deleted desktops, in words, until the history's retention period ends."""
+
+    list_display = ("name", "owner_name", "pool_name", "host_name", "image_version",
+                    "created_at", "deleted_at")
+    search_fields = ("name", "owner_name", "domain_name", "pool_name")
+    list_filter = ("pool_name", "host_name")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(ReconcileRun)
@@ -267,8 +289,7 @@ def export_audit_csv(modeladmin: Any, request: HttpRequest,
         writer.writerow([event.created_at.isoformat(), event.actor_name, event.action,
                          event.target_type, event.target_id, _csv_safe(event.target_repr),
                          event.source_address or "", json.dumps(event.details, sort_keys=True)])
-    audit.record(request.user, "audit.export", None, request.META.get("REMOTE_ADDR"),
-                 rows=queryset.count())
+    audit.record(request.user, "audit.export", None, _address(request), rows=queryset.count())
     return response
 
 

@@ -25,7 +25,6 @@ class DesktopStatus(models.TextChoices):
     RESTARTING = "restarting", "restarting"
     RESETTING = "resetting", "resetting to the golden image"
     DELETING = "deleting", "deleting"
-    DELETED = "deleted", "deleted"
     ERROR = "error", "error"
 
 
@@ -51,18 +50,12 @@ class Persistence(models.TextChoices):
     PERSISTENT = "persistent", "persistent (changes and a data disk survive)"
 
 
-class OperationKind(models.TextChoices):
-    PROVISION = "provision", "provision"
-    START = "start", "start"
-    STOP = "stop", "stop"
-    RESTART = "restart", "restart"
-    DELETE = "delete", "delete"
-    RESET = "reset", "reset to the golden image"
-    RELEASE = "release", "release to the pool"
-
-
 class OperationStatus(models.TextChoices):
     QUEUED = "queued", "queued"
     RUNNING = "running", "running"
     SUCCEEDED = "succeeded", "succeeded"
     FAILED = "failed", "failed"
+
+    @classmethod
+    def in_progress(cls) -> tuple[str, str]:
+        return (cls.QUEUED, cls.RUNNING)

@@ -22,7 +22,7 @@ from vdi.services.errors import AccessDenied, ServiceError
 
 
 def _my_desktop(request: HttpRequest, pk: int) -> Desktop:
-    desktop = get_object_or_404(Desktop.objects.live().select_related("pool", "host"), pk=pk)
+    desktop = get_object_or_404(Desktop.objects.select_related("pool", "host"), pk=pk)
     if not access.can_manage_desktop(request.user, desktop):
         raise Http404("No such desktop.")
     return desktop

@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from vdi.console.notify import close_user_consoles
 from vdi.models import ConsoleTicket, Desktop
 from vdi.services import audit
-from vdi.services.claims import release_desktop
+from vdi.services.desktops import request_action
 from vdi.services.errors import ServiceError
 from vdi.state import TransitionRefused
 
@@ -26,10 +26,10 @@ def release_automatic_desktops(sender: Any, request: HttpRequest | None, user: A
     if user is None:
         return
     address = request.META.get("REMOTE_ADDR") if request is not None else None
-    desktops = Desktop.objects.live().filter(owner=user, pool__assignment="automatic")
+    desktops = Desktop.objects.filter(owner=user, pool__assignment="automatic")
     for desktop in desktops.select_related("pool", "host"):
         try:
-            release_desktop(user, desktop, address, reason="sign-out")
+            request_action(user, desktop, "release", address, reason="sign-out")
         except (ServiceError, TransitionRefused) as exc:
             log.info("sign-out release of %s skipped: %s", desktop, exc)
 

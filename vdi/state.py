@@ -4,39 +4,18 @@ A user action claims a desktop by moving it from one of the allowed states to a 
 state; the task that does the work moves it on to a final state. Each move is
 ``UPDATE desktop SET status = new WHERE id = ? AND status IN (...)`` and succeeds only if it
 touched exactly one row, so a double click or a duplicate task delivery changes nothing.
+The states of each action come from its one definition in ``vdi.actions``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from vdi import actions
 from vdi.choices import DesktopStatus as S
-from vdi.models import Desktop
-
-
-@dataclass(frozen=True)
-class Action:
-    name: str
-    allowed_from: frozenset[S]
-    claims: S
-    succeeds_to: S
-
-
-ACTIONS: dict[str, Action] = {
-    action.name: action
-    for action in (
-        Action("start", frozenset({S.STOPPED, S.ERROR}), S.STARTING, S.RUNNING),
-        Action("stop", frozenset({S.RUNNING}), S.STOPPING, S.STOPPED),
-        Action("restart", frozenset({S.RUNNING}), S.RESTARTING, S.RUNNING),
-        Action("delete", frozenset({S.RUNNING, S.STOPPED, S.ERROR}), S.DELETING, S.DELETED),
-        Action("reset", frozenset({S.RUNNING, S.STOPPED, S.ERROR}), S.RESETTING, S.RUNNING),
-        Action("release", frozenset({S.RUNNING, S.STOPPED, S.ERROR}), S.RESETTING, S.RUNNING),
-        Action("provision", frozenset(), S.PROVISIONING, S.RUNNING),
-    )
-}
+from vdi.models import DeletedDesktop, Desktop
 
 
 class TransitionRefused(Exception):
@@ -50,33 +29,63 @@ class TransitionRefused(Exception):
         self.status = desktop.status
 
 
-def compare_and_set(desktop_id: int, old: set[S] | frozenset[S], new: S, error: str = "") -> bool:
-    """Move the desktop from any of ``old`` to ``new``; True if exactly one row changed."""
+def compare_and_set(desktop_id: int, old: set[S] | frozenset[S], new: S, error: str = "",
+                    detail: str = "") -> bool:
+    """Move the desktop from any of ``old`` to ``new``; True if exactly one row changed.
+
+    ``error`` is what the user reads; ``detail`` what operators read (the raw cause).
+    """
+    now = timezone.now()
     changed = Desktop.objects.filter(Q(pk=desktop_id) & Q(status__in=old)).update(
-        status=new, last_error=error, status_changed_at=timezone.now(), updated_at=timezone.now()
+        status=new, last_error=error, error_detail=detail, status_changed_at=now, updated_at=now,
     )
     return changed == 1
 
 
 def claim(desktop: Desktop, action: str) -> None:
     """Move ``desktop`` into the transitional state of ``action`` or raise TransitionRefused."""
-    spec = ACTIONS[action]
+    spec = actions.get(action)
     if not compare_and_set(desktop.pk, spec.allowed_from, spec.claims):
         desktop.refresh_from_db(fields=["status"])
         raise TransitionRefused(desktop, action)
-    desktop.refresh_from_db(fields=["status", "last_error", "status_changed_at", "updated_at"])
+    desktop.refresh_from_db(fields=["status", "last_error", "error_detail", "status_changed_at",
+                                    "updated_at"])
 
 
 def allowed_actions(status: str) -> list[str]:
-    """The user actions the UI may offer for a desktop in ``status``."""
-    return [name for name, spec in ACTIONS.items() if status in spec.allowed_from]
+    """The requestable actions whose states include ``status``."""
+    return [a.name for a in actions.REQUESTABLE if status in a.allowed_from]
 
 
 def succeed(desktop_id: int, action: str) -> bool:
-    spec = ACTIONS[action]
+    spec = actions.get(action)
+    if spec.succeeds_to is None:
+        return archive(desktop_id, spec.claims)
     return compare_and_set(desktop_id, {spec.claims}, spec.succeeds_to)
 
 
-def fail(desktop_id: int, action: str, error: str) -> bool:
-    spec = ACTIONS[action]
-    return compare_and_set(desktop_id, {spec.claims}, S.ERROR, error=error[:4000])
+def archive(desktop_id: int, status: S) -> bool:
+    """The final move of a deleted desktop: its row, if still in ``status``, becomes a
+    ``DeletedDesktop`` in words and leaves the table, so it pins no pool, host or version."""
+    with transaction.atomic():
+        rows = Desktop.objects.filter(pk=desktop_id, status=status).select_related(
+            "pool", "host", "image_version__image", "owner")
+        if connection.vendor == "postgresql":
+            rows = rows.select_for_update(of=("self",))
+        desktop = rows.first()
+        if desktop is None:
+            return False
+        DeletedDesktop.objects.create(
+            desktop_id=desktop.pk, name=str(desktop), domain_name=desktop.domain_name,
+            pool_name=desktop.pool.name, host_name=desktop.host.name,
+            image_version=str(desktop.image_version),
+            owner_name=desktop.owner.get_username() if desktop.owner else "",
+            created_at=desktop.created_at)
+        desktop.delete()
+    return True
+
+
+def fail(desktop_id: int, action: str, error: str, detail: str = "") -> bool:
+    spec = actions.get(action)
+    return compare_and_set(desktop_id, {spec.claims}, S.ERROR, error=error[:4000],
+                           detail=detail[:4000])

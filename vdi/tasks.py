@@ -1,119 +1,93 @@
-"""Celery tasks: thin and idempotent. Ids in; the work is in ``vdi.worker.jobs``."""
+"""Celery tasks: thin and idempotent, ids in. Their names come from ``vdi.task_names``; the web
+tier sends them by name and never imports this module.
+
+``desktop_action`` is the one entry point of every desktop action: the work is the action's
+step in ``vdi.worker.jobs``. A retryable hypervisor error is retried with backoff while the
+operation is within its host outage window.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from celery import Task, shared_task
+from django.conf import settings
+from django.utils import timezone
 
+from vdi import task_names
 from vdi.hypervisor import HypervisorError
+from vdi.models import Host, Pool
+from vdi.services import capacity, history, policies
+from vdi.services.console import purge_expired_tickets
 from vdi.worker import jobs
+from vdi.worker.files import remove_version_files
+from vdi.worker.reconcile import reconcile
 
-MAX_RETRIES = 4
+
+def backoff(retries: int) -> int:
+    """Seconds before the next try: 1, 2, 4... up to VDI_HOST_RETRY_MAX_SECONDS."""
+    return int(min(2 ** retries, settings.HOST_RETRY_MAX_SECONDS))
 
 
-def _run(task: Task[Any, Any], action: str, desktop_id: int, operation_id: int) -> str:
-    may_retry = task.request.retries < MAX_RETRIES
+@shared_task(bind=True, name=task_names.DESKTOP_ACTION, max_retries=None)
+def desktop_action(self: Task[Any, Any], action: str, desktop_id: int, operation_id: int) -> str:
     try:
-        return jobs.execute(action, desktop_id, operation_id, may_retry=may_retry)
-    except HypervisorError as exc:
-        raise task.retry(exc=exc, countdown=min(2 ** task.request.retries, 30)) from exc
+        return jobs.execute(action, desktop_id, operation_id)
+    except HypervisorError as exc:  # only re-raised by execute while it may wait
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
 
 
-@shared_task(bind=True, max_retries=MAX_RETRIES)
-def provision_desktop(self: Task[Any, Any], desktop_id: int, operation_id: int) -> str:
-    return _run(self, "provision", desktop_id, operation_id)
-
-
-@shared_task(bind=True, max_retries=MAX_RETRIES)
-def start_desktop(self: Task[Any, Any], desktop_id: int, operation_id: int) -> str:
-    return _run(self, "start", desktop_id, operation_id)
-
-
-@shared_task(bind=True, max_retries=MAX_RETRIES)
-def stop_desktop(self: Task[Any, Any], desktop_id: int, operation_id: int) -> str:
-    return _run(self, "stop", desktop_id, operation_id)
-
-
-@shared_task(bind=True, max_retries=MAX_RETRIES)
-def restart_desktop(self: Task[Any, Any], desktop_id: int, operation_id: int) -> str:
-    return _run(self, "restart", desktop_id, operation_id)
-
-
-@shared_task(bind=True, max_retries=MAX_RETRIES)
-def delete_desktop(self: Task[Any, Any], desktop_id: int, operation_id: int) -> str:
-    return _run(self, "delete", desktop_id, operation_id)
-
-
-TASKS: dict[str, Task[Any, Any]] = {
-    "provision": provision_desktop,
-    "start": start_desktop,
-    "stop": stop_desktop,
-    "restart": restart_desktop,
-    "delete": delete_desktop,
-}
-
-
-@shared_task(bind=True, max_retries=MAX_RETRIES)
-def reset_desktop(self: Task[Any, Any], desktop_id: int, operation_id: int) -> str:
-    return _run(self, "reset", desktop_id, operation_id)
-
-
-@shared_task(bind=True, max_retries=MAX_RETRIES)
-def release_desktop(self: Task[Any, Any], desktop_id: int, operation_id: int) -> str:
-    return _run(self, "release", desktop_id, operation_id)
-
-
-TASKS["reset"] = reset_desktop
-TASKS["release"] = release_desktop
-
-
-@shared_task
+@shared_task(name=task_names.MAINTAIN_POOLS)
 def maintain_pools() -> dict[str, str]:
     """Beat: top every pool up to its warm count, trim surplus."""
-    from vdi.models import Pool
-    from vdi.services.capacity import maintain
-
     report = {}
     for pool in Pool.objects.all():
-        steps = maintain(pool)
+        steps = capacity.maintain(pool)
         if steps.create or steps.remove:
             report[pool.name] = f"+{steps.create} -{steps.remove}"
     return report
 
 
-@shared_task
+@shared_task(name=task_names.ENFORCE_POLICIES)
 def enforce_policies() -> list[str]:
     """Beat: release or stop desktops past their idle or session deadline."""
-    from django.utils import timezone
-
-    from vdi.services.policies import enforce
-
-    return enforce(timezone.now())
+    return policies.enforce(timezone.now())
 
 
-@shared_task
+@shared_task(name=task_names.PURGE_CONSOLE_TICKETS)
 def purge_console_tickets() -> int:
-    from vdi.services.console import purge_expired_tickets
-
     return purge_expired_tickets()
 
 
-@shared_task
+@shared_task(name=task_names.PURGE_HISTORY)
+def purge_history() -> dict[str, int]:
+    """Beat: forget deleted desktops, finished operations and quiet reconciler runs past the
+    retention period."""
+    return history.purge(timezone.now())
+
+
+@shared_task(name=task_names.PURGE_RETIRED_VERSIONS)
+def purge_retired_versions() -> list[str]:
+    """Beat: retired image versions that no desktop uses go, files and all."""
+    return history.purge_retired_versions()
+
+
+@shared_task(name=task_names.REMOVE_VERSION_FILES)
+def remove_files(paths: list[str]) -> list[str]:
+    return [str(p) for p in remove_version_files([Path(p) for p in paths])]
+
+
+@shared_task(name=task_names.RECONCILE_HOSTS)
 def reconcile_hosts() -> int:
     """Beat: ask each enabled host's worker to reconcile its host."""
-    from vdi.models import Host
-
     hosts = list(Host.objects.filter(enabled=True))
     for host in hosts:
         reconcile_host.apply_async(args=(host.pk,), queue=host.queue)
     return len(hosts)
 
 
-@shared_task
+@shared_task(name=task_names.RECONCILE_HOST)
 def reconcile_host(host_id: int) -> list[dict[str, str]]:
-    from vdi.models import Host
-    from vdi.worker.reconcile import reconcile
-
     run = reconcile(Host.objects.get(pk=host_id))
     return list(run.findings)

@@ -12,57 +12,36 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from vdi import state
-from vdi.choices import DesktopStatus
+from vdi import actions
+from vdi.choices import DesktopStatus, OperationStatus
 from vdi.models import Desktop, Pool
 from vdi.services import access, quotas
-from vdi.services.claims import claim_desktop, release_desktop
-from vdi.services.desktops import USER_ACTIONS, request_action
-from vdi.services.errors import ServiceError
+from vdi.services.claims import claim_desktop
+from vdi.services.desktops import available_actions, request_action
+from vdi.services.errors import AccessDenied, ServiceError
 from vdi.services.policies import deadline_for, with_console_activity
 from vdi.state import TransitionRefused
-
-CONFIRMATIONS = {
-    "reset": "Reset to the golden image? Everything on the system disk is lost: installed "
-             "programs and files outside the data disk. {data}",
-    "release": "Give this desktop back to the pool? It is reset to the golden image: "
-               "everything you did on it is lost.",
-    "delete": "Delete this desktop? {data_delete}This cannot be undone.",
-}
 
 
 def client_address(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def _actions(desktop: Desktop, user: Any) -> list[dict[str, str]]:
-    persistent = desktop.pool.is_persistent
-    names = [a for a in state.allowed_actions(desktop.status) if a in USER_ACTIONS]
-    if desktop.pool.is_automatic and not access.is_admin(user):
-        names = [a for a in names if a != "delete"]
-    if not persistent and "release" in state.allowed_actions(desktop.status):
-        names.append("release")
-    text = {
-        "data": "Your data disk (/data) is kept." if persistent else "",
-        "data_delete": "Its data disk and your files on it are deleted too. " if persistent
-        else "",
-    }
-    return [{"name": n, "confirm": CONFIRMATIONS.get(n, "").format(**text)} for n in names]
-
-
 def _desktop_rows(request: HttpRequest) -> list[dict[str, Any]]:
     now = timezone.now()
     desktops = with_console_activity(
-        Desktop.objects.live().filter(owner_id=request.user.pk)
+        Desktop.objects.filter(owner_id=request.user.pk)
         .select_related("pool", "host", "image_version__image"), now,
     ).prefetch_related("operations")
     rows = []
     for desktop in desktops:
         deadline = deadline_for(desktop, now)
+        operation = next(iter(desktop.operations.all()), None)
+        busy = operation is not None and operation.status in OperationStatus.in_progress()
         rows.append({
             "desktop": desktop,
-            "actions": _actions(desktop, request.user),
-            "operation": next(iter(desktop.operations.all()), None),
+            "actions": available_actions(request.user, desktop),
+            "step": operation.step if busy and operation else "",
             "deadline": deadline,
             "minutes_left": max(0, int((deadline.at - now).total_seconds() // 60))
             if deadline else None,
@@ -136,18 +115,18 @@ def desktop_create(request: HttpRequest) -> HttpResponseRedirect:
 @require_POST
 @login_required
 def desktop_action(request: HttpRequest, pk: int, action: str) -> HttpResponseRedirect:
-    if action not in (*USER_ACTIONS, "release"):
-        raise Http404("No such action.")
-    desktop = get_object_or_404(Desktop.objects.live().select_related("pool", "host"), pk=pk)
+    desktop = get_object_or_404(Desktop.objects.select_related("pool", "host"), pk=pk)
     if not access.can_manage_desktop(request.user, desktop):
         raise Http404("No such desktop.")
     try:
-        if action == "release":
-            release_desktop(request.user, desktop, client_address(request))
-        else:
-            request_action(request.user, desktop, action, client_address(request))
+        operation = request_action(request.user, desktop, action, client_address(request))
+    except KeyError:
+        raise Http404("No such action.") from None
+    except AccessDenied:
+        raise Http404("No such desktop.") from None
     except (ServiceError, TransitionRefused) as exc:
         messages.error(request, str(exc))
     else:
-        messages.info(request, f"{action.capitalize()} of {desktop} requested.")
+        label = actions.get(operation.kind).label
+        messages.info(request, f"{label} of {desktop} requested.")
     return redirect("desktop-list")

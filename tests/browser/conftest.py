@@ -9,14 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.integration.conftest import (  # noqa: F401  (fixtures)
-    tiny_files,
-    tiny_pool,
-    tiny_version,
-    vm_host,
-    worker,
-)
-from tests.processes import ServerProcess
+from vdi.testing.processes import ServerProcess
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

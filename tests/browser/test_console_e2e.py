@@ -9,10 +9,10 @@ import pytest
 from django.contrib.auth.models import User
 
 from tests.browser.conftest import sign_in
-from tests.processes import wait_for
 from vdi.images.tiny import READY_MARKER
 from vdi.models import Desktop
 from vdi.services.desktops import request_action
+from vdi.testing.processes import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.vm, pytest.mark.django_db(transaction=True)]
 

@@ -6,9 +6,9 @@ import pytest
 from django.contrib.auth.models import User
 
 from tests.browser.conftest import sign_in
-from tests.processes import wait_for
 from vdi.choices import DesktopStatus
 from vdi.models import Desktop, Pool
+from vdi.testing.processes import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.vm, pytest.mark.django_db(transaction=True)]
 

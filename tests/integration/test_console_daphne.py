@@ -11,13 +11,13 @@ from django.test import Client
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
-from tests.integration.test_desktop_lifecycle import wait_status
-from tests.processes import ServerProcess, wait_for
-from tests.rfb import Stream, handshake
+from tests.support import wait_status
 from vdi.choices import DesktopStatus
 from vdi.models import Desktop
 from vdi.services.console import issue_ticket
 from vdi.services.desktops import create_desktop
+from vdi.testing.processes import ServerProcess, wait_for
+from vdi.testing.rfb import Stream, handshake
 
 pytestmark = [pytest.mark.vm, pytest.mark.django_db(transaction=True)]
 

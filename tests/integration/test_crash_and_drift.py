@@ -13,11 +13,11 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from tests.integration.test_desktop_lifecycle import wait_status
-from tests.processes import WorkerProcess, wait_for
+from tests.support import wait_gone, wait_status
 from vdi.choices import TRANSITIONAL_STATUSES, DesktopStatus
 from vdi.hypervisor import PowerState, get_driver
 from vdi.services.desktops import create_desktop, request_action
+from vdi.testing.processes import WorkerProcess, wait_for
 from vdi.worker.faults import STEPS
 from vdi.worker.reconcile import reconcile
 
@@ -58,7 +58,7 @@ def test_killed_at_every_step_of_provisioning_leaves_nothing_behind(
         worker.stop()
         desktop.refresh_from_db()
         assert desktop.status not in TRANSITIONAL_STATUSES, step
-        assert desktop.status == DesktopStatus.ERROR and "stuck" in desktop.last_error, step
+        assert desktop.status == DesktopStatus.ERROR and "stuck" in desktop.error_detail, step
         assert driver.lookup(desktop.domain_name) is None, f"orphan domain after {step}"
         assert not Path(desktop.disk_path).exists(), f"orphan disk after {step}"
         assert not Path(desktop.data_disk_path).exists(), f"orphan data disk after {step}"
@@ -96,9 +96,9 @@ def test_killed_during_start_reset_or_delete_is_repaired(tiny_pool, owner, tmp_p
     try:
         reconcile(desktop.host, now=timezone.now() + timedelta(seconds=settings.STUCK_AFTER + 1))
         desktop.refresh_from_db()
-        assert desktop.status == DesktopStatus.ERROR and "stuck" in desktop.last_error
+        assert desktop.status == DesktopStatus.ERROR and "stuck" in desktop.error_detail
         request_action(owner, desktop, "delete")
-        wait_status(desktop, DesktopStatus.DELETED)
+        wait_gone(desktop)
     finally:
         restarted.stop()
     assert get_driver(settings.LIBVIRT_URI).lookup(desktop.domain_name) is None

@@ -8,29 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import wait_for
+from tests.support import status_of, wait_for, wait_gone, wait_status
+from vdi import task_names
 from vdi.choices import DesktopStatus, OperationStatus
 from vdi.hypervisor import PowerState, get_driver
 from vdi.images.tiny import READY_MARKER
-from vdi.models import Desktop, Operation
+from vdi.models import DeletedDesktop, Desktop, Operation
+from vdi.services import dispatch
 from vdi.services.desktops import create_desktop, request_action
-from vdi.tasks import provision_desktop
 
 pytestmark = [pytest.mark.vm, pytest.mark.django_db(transaction=True)]
-
-
-def status_of(desktop: Desktop) -> str:
-    desktop.refresh_from_db()
-    return desktop.status
-
-
-def wait_status(desktop: Desktop, wanted: str, timeout: float = 120) -> None:
-    def reached() -> bool:
-        current = status_of(desktop)
-        assert current != DesktopStatus.ERROR, f"desktop failed: {desktop.last_error}"
-        return current == wanted
-
-    wait_for(reached, timeout, f"desktop to be {wanted}")
 
 
 def our_domains(desktop: Desktop) -> list[str]:
@@ -61,7 +48,8 @@ def test_desktop_lifecycle_on_a_real_guest(worker, tiny_pool, owner):
 
     # The same provisioning message delivered again creates nothing more.
     provision = Operation.objects.get(desktop=desktop, kind="provision")
-    provision_desktop.apply_async(args=(desktop.pk, provision.pk), queue=desktop.host.queue)
+    dispatch.send(task_names.DESKTOP_ACTION, ("provision", desktop.pk, provision.pk),
+                  desktop.host.queue)
     wait_for(lambda: "nothing to do" in Operation.objects.get(pk=provision.pk).step, 60,
              "the duplicate delivery to be handled")
     assert our_domains(desktop) == [desktop.domain_name]
@@ -73,11 +61,13 @@ def test_desktop_lifecycle_on_a_real_guest(worker, tiny_pool, owner):
     assert "VDI-POWER-BUTTON" in log.read_text(errors="replace"), "stopped by ACPI, gracefully"
 
     request_action(owner, desktop, "delete")
-    wait_status(desktop, DesktopStatus.DELETED)
+    wait_gone(desktop)
+    assert DeletedDesktop.objects.get(desktop_id=desktop.pk).owner_name == owner.username
     assert driver.lookup(desktop.domain_name) is None
     assert not disk.exists()
     assert not log.exists()
-    operations = Operation.objects.filter(desktop=desktop).order_by("created_at")
+    # the desktop's row is gone: its operations keep what they acted on, in words
+    operations = Operation.objects.filter(target=str(desktop)).order_by("created_at")
     assert [(o.kind, o.status) for o in operations] == [
         ("provision", OperationStatus.SUCCEEDED),
         ("stop", OperationStatus.SUCCEEDED),
@@ -90,8 +80,10 @@ def test_failed_provisioning_leaves_no_domain_and_no_disk(worker, tiny_pool, own
     tiny_version.save()
     desktop = create_desktop(owner, tiny_pool)
     wait_for(lambda: status_of(desktop) == DesktopStatus.ERROR, 120, "the provisioning to fail")
-    assert "vmlinuz" in desktop.last_error
+    assert "vmlinuz" in desktop.error_detail
+    assert "vmlinuz" not in desktop.last_error, "the user reads words, not the raw cause"
     assert get_driver(desktop.host.libvirt_uri).lookup(desktop.domain_name) is None
     assert not Path(desktop.disk_path).exists()
     failed = Operation.objects.get(desktop=desktop)
     assert failed.status == OperationStatus.FAILED and failed.error == desktop.last_error
+    assert failed.detail == desktop.error_detail

@@ -9,14 +9,14 @@ import time
 import pytest
 
 from tests.guest import serial, type_text, wait_serial
-from tests.integration.test_desktop_lifecycle import wait_status
-from tests.processes import wait_for
+from tests.support import wait_status
 from vdi.choices import DesktopStatus
 from vdi.images.tiny import READY_MARKER
 from vdi.models import Desktop, Operation
 from vdi.services.capacity import maintain
-from vdi.services.claims import claim_desktop, release_desktop
+from vdi.services.claims import claim_desktop
 from vdi.services.desktops import request_action
+from vdi.testing.processes import wait_for
 
 pytestmark = [pytest.mark.vm, pytest.mark.django_db(transaction=True)]
 
@@ -36,7 +36,7 @@ def test_non_persistent_desktop_forgets_everything_on_release(worker, tiny_pool,
     mark = secrets.token_hex(3)
     ask(desktop, f"echo {mark} > /root/f; sync; echo W{mark} > /dev/ttyS0", f"W{mark}")
 
-    release_desktop(owner, desktop)
+    request_action(owner, desktop, "release")
     wait_status(desktop, DesktopStatus.RUNNING)
     assert desktop.owner is None, "back in the pool, unassigned"
     again = claim_desktop(owner, tiny_pool)

@@ -14,21 +14,11 @@ from django.utils import timezone
 from tests.console_helpers import GREETING, FakeVnc, communicator, session_cookie
 from vdi.choices import DesktopStatus
 from vdi.console.codes import CloseCode
-from vdi.console.consumer import desktop_group
+from vdi.console.notify import desktop_group
 from vdi.models import AuditEvent, ConsoleTicket, Desktop
 from vdi.services.console import issue_ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def running(owner, pool, host, image_version) -> Desktop:
-    return Desktop.objects.create(
-        owner=owner, pool=pool, host=host, image_version=image_version,
-        domain_name="vditest-console", disk_path="/nonexistent/c.qcow2",
-        serial_log_path="/nonexistent/c.log", vcpus=1, memory_mib=256,
-        status=DesktopStatus.RUNNING, vnc_host="127.0.0.1", vnc_port=1,
-    )
 
 
 def run(scenario: Any, *args: Any) -> Any:
@@ -59,30 +49,32 @@ def ticket_for(user: Any, session: str, desktop: Desktop) -> str:
 
 # --- refusals ---------------------------------------------------------------------------------
 
-def test_missing_ticket_is_refused_before_any_vnc_byte(owner, running):
+def test_missing_ticket_is_refused_before_any_vnc_byte(owner, running_desktop):
     session = session_cookie(owner)
 
     async def body(vnc: FakeVnc) -> None:
-        await expect_close(communicator(running.pk, session, None), CloseCode.NO_TICKET)
+        await expect_close(communicator(running_desktop.pk, session, None),
+                           CloseCode.NO_TICKET)
         assert vnc.connections == 0
 
-    run(with_vnc, running, body)
+    run(with_vnc, running_desktop, body)
 
 
-def test_anonymous_is_refused(running):
+def test_anonymous_is_refused(running_desktop):
     async def body(vnc: FakeVnc) -> None:
-        await expect_close(communicator(running.pk, None, "whatever"), CloseCode.NOT_SIGNED_IN)
+        await expect_close(communicator(running_desktop.pk, None, "whatever"),
+                           CloseCode.NOT_SIGNED_IN)
         assert vnc.connections == 0
 
-    run(with_vnc, running, body)
+    run(with_vnc, running_desktop, body)
 
 
 @pytest.mark.parametrize("case", ["reused", "expired", "foreign", "other-session",
                                   "other-desktop", "unknown"])
-def test_bad_tickets_are_refused(case, owner, outsider, running, pool, host, image_version):
+def test_bad_tickets_are_refused(case, owner, outsider, running_desktop, pool, host, image_version):
     session = session_cookie(owner)
-    ticket = ticket_for(owner, session, running)
-    target, who = running.pk, session
+    ticket = ticket_for(owner, session, running_desktop)
+    target, who = running_desktop.pk, session
     if case == "expired":
         ConsoleTicket.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     elif case == "foreign":
@@ -111,7 +103,7 @@ def test_bad_tickets_are_refused(case, owner, outsider, running, pool, host, ima
         await expect_close(communicator(target, who, ticket), CloseCode.TICKET_REFUSED)
         assert vnc.connections == connections, "a refused ticket opens no VNC connection"
 
-    run(with_vnc, running, body)
+    run(with_vnc, running_desktop, body)
     refusal = AuditEvent.objects.filter(action="console.refused").latest("id")
     assert refusal.details["code"] == CloseCode.TICKET_REFUSED
 
@@ -128,59 +120,61 @@ def test_bad_tickets_are_refused(case, owner, outsider, running, pool, host, ima
         ("http://evil.example", "evil.example"),     # a forged Host does not widen the check
     ],
 )
-def test_missing_and_foreign_origins_are_rejected_at_the_handshake(owner, running, origin,
+def test_missing_and_foreign_origins_are_rejected_at_the_handshake(owner, running_desktop, origin,
                                                                   host_header):
     session = session_cookie(owner)
-    ticket = ticket_for(owner, session, running)
+    ticket = ticket_for(owner, session, running_desktop)
 
     async def body(vnc: FakeVnc) -> None:
-        ws = communicator(running.pk, session, ticket, origin=origin, host=host_header)
+        ws = communicator(running_desktop.pk, session, ticket, origin=origin, host=host_header)
         connected, _ = await ws.connect()
         assert not connected
         assert vnc.connections == 0
 
-    run(with_vnc, running, body)
+    run(with_vnc, running_desktop, body)
     assert ConsoleTicket.objects.get().used_at is None, "the ticket was never even looked at"
 
 
-def test_desktop_not_running_is_refused(owner, running):
+def test_desktop_not_running_is_refused(owner, running_desktop):
     session = session_cookie(owner)
-    ticket = ticket_for(owner, session, running)
-    Desktop.objects.filter(pk=running.pk).update(status=DesktopStatus.STOPPING)
+    ticket = ticket_for(owner, session, running_desktop)
+    Desktop.objects.filter(pk=running_desktop.pk).update(status=DesktopStatus.STOPPING)
 
     async def body(vnc: FakeVnc) -> None:
-        await expect_close(communicator(running.pk, session, ticket), CloseCode.NOT_RUNNING)
+        await expect_close(communicator(running_desktop.pk, session, ticket),
+                           CloseCode.NOT_RUNNING)
         assert vnc.connections == 0
 
-    run(with_vnc, running, body)
-    running.refresh_from_db()
-    assert running.console_error == "desktop is stopping"
+    run(with_vnc, running_desktop, body)
+    running_desktop.refresh_from_db()
+    assert running_desktop.console_error == "desktop is stopping"
 
 
-def test_unreachable_vnc_endpoint_is_explained(owner, running):
+def test_unreachable_vnc_endpoint_is_explained(owner, running_desktop):
     session = session_cookie(owner)
-    ticket = ticket_for(owner, session, running)
+    ticket = ticket_for(owner, session, running_desktop)
 
     async def scenario() -> None:
         vnc = FakeVnc()
         port = await vnc.start()
         await vnc.stop()  # nothing listens on that port any more
-        await asyncio.to_thread(Desktop.objects.filter(pk=running.pk).update, vnc_port=port)
-        await expect_close(communicator(running.pk, session, ticket), CloseCode.VNC_UNREACHABLE)
+        await asyncio.to_thread(Desktop.objects.filter(pk=running_desktop.pk).update, vnc_port=port)
+        await expect_close(communicator(running_desktop.pk, session, ticket),
+                           CloseCode.VNC_UNREACHABLE)
 
     run(scenario)
-    running.refresh_from_db()
-    assert "unreachable" in running.console_error
+    running_desktop.refresh_from_db()
+    assert "unreachable" in running_desktop.console_error
 
 
 # --- relaying and closing ---------------------------------------------------------------------
 
-def test_relays_both_ways_and_audits_open_and_close(owner, running):
+def test_relays_both_ways_and_audits_open_and_close(owner, running_desktop):
     session = session_cookie(owner)
-    ticket = ticket_for(owner, session, running)
+    ticket = ticket_for(owner, session, running_desktop)
 
     async def body(vnc: FakeVnc) -> None:
-        ws = communicator(running.pk, session, ticket)
+        ws = communicator(running_desktop.pk, session, ticket)
         connected, subprotocol = await ws.connect()
         assert connected and subprotocol == "binary"
         assert await ws.receive_from(timeout=5) == GREETING
@@ -194,7 +188,7 @@ def test_relays_both_ways_and_audits_open_and_close(owner, running):
         await asyncio.wait_for(vnc.closed_by_peer.wait(), 5)
         assert bytes(vnc.received) == b"RFB 003.008\n"
 
-    run(with_vnc, running, body)
+    run(with_vnc, running_desktop, body)
     opened = AuditEvent.objects.get(action="console.open")
     closed = AuditEvent.objects.get(action="console.close")
     assert opened.actor == owner and closed.actor == owner
@@ -203,61 +197,61 @@ def test_relays_both_ways_and_audits_open_and_close(owner, running):
     assert closed.details["seconds"] >= 0
 
 
-def test_vnc_side_closing_closes_the_browser_side(owner, running):
+def test_vnc_side_closing_closes_the_browser_side(owner, running_desktop):
     session = session_cookie(owner)
-    ticket = ticket_for(owner, session, running)
+    ticket = ticket_for(owner, session, running_desktop)
 
     async def body(vnc: FakeVnc) -> None:
-        ws = communicator(running.pk, session, ticket)
+        ws = communicator(running_desktop.pk, session, ticket)
         assert (await ws.connect())[0]
         assert await ws.receive_from(timeout=5) == GREETING
         await vnc.close_clients()
         assert await ws.receive_output(timeout=5) == {"type": "websocket.close",
                                                       "code": CloseCode.NORMAL}
 
-    run(with_vnc, running, body)
+    run(with_vnc, running_desktop, body)
 
 
-def test_desktop_stopping_closes_its_consoles(owner, running):
+def test_desktop_stopping_closes_its_consoles(owner, running_desktop):
     session = session_cookie(owner)
-    ticket = ticket_for(owner, session, running)
+    ticket = ticket_for(owner, session, running_desktop)
 
     async def body(vnc: FakeVnc) -> None:
-        ws = communicator(running.pk, session, ticket)
+        ws = communicator(running_desktop.pk, session, ticket)
         assert (await ws.connect())[0]
         assert await ws.receive_from(timeout=5) == GREETING
-        await get_channel_layer().group_send(desktop_group(running.pk),
+        await get_channel_layer().group_send(desktop_group(running_desktop.pk),
                                              {"type": "desktop.stopped"})
         assert await ws.receive_output(timeout=5) == {"type": "websocket.close",
                                                       "code": CloseCode.DESKTOP_STOPPED}
         await asyncio.wait_for(vnc.closed_by_peer.wait(), 5)
 
-    run(with_vnc, running, body)
+    run(with_vnc, running_desktop, body)
 
 
-def test_session_length_limit(owner, running, settings):
+def test_session_length_limit(owner, running_desktop, settings):
     settings.CONSOLE_MAX_SECONDS = 1
     session = session_cookie(owner)
-    ticket = ticket_for(owner, session, running)
+    ticket = ticket_for(owner, session, running_desktop)
 
     async def body(vnc: FakeVnc) -> None:
-        ws = communicator(running.pk, session, ticket)
+        ws = communicator(running_desktop.pk, session, ticket)
         assert (await ws.connect())[0]
         assert await ws.receive_from(timeout=5) == GREETING
         assert await ws.receive_output(timeout=5) == {"type": "websocket.close",
                                                       "code": CloseCode.SESSION_LIMIT}
         await asyncio.wait_for(vnc.closed_by_peer.wait(), 5)
 
-    run(with_vnc, running, body)
+    run(with_vnc, running_desktop, body)
 
 
-def test_an_idle_console_outlives_the_channel_layers_blocking_read(owner, running):
+def test_an_idle_console_outlives_the_channel_layers_blocking_read(owner, running_desktop):
     """channels-redis blocks 5 s per read; a console idle longer than that must stay open."""
     session = session_cookie(owner)
-    ticket = ticket_for(owner, session, running)
+    ticket = ticket_for(owner, session, running_desktop)
 
     async def body(vnc: FakeVnc) -> None:
-        ws = communicator(running.pk, session, ticket)
+        ws = communicator(running_desktop.pk, session, ticket)
         assert (await ws.connect())[0]
         assert await ws.receive_from(timeout=5) == GREETING
         assert await ws.receive_nothing(timeout=7)
@@ -265,15 +259,15 @@ def test_an_idle_console_outlives_the_channel_layers_blocking_read(owner, runnin
         assert await ws.receive_from(timeout=5) == b"still here"
         await ws.disconnect()
 
-    run(with_vnc, running, body)
+    run(with_vnc, running_desktop, body)
 
 
-def test_signing_out_closes_the_users_consoles(owner, running):
+def test_signing_out_closes_the_users_consoles(owner, running_desktop):
     session = session_cookie(owner)
-    ticket = ticket_for(owner, session, running)
+    ticket = ticket_for(owner, session, running_desktop)
 
     async def body(vnc: FakeVnc) -> None:
-        ws = communicator(running.pk, session, ticket)
+        ws = communicator(running_desktop.pk, session, ticket)
         assert (await ws.connect())[0]
         assert await ws.receive_from(timeout=5) == GREETING
         from django.test import Client
@@ -287,38 +281,40 @@ def test_signing_out_closes_the_users_consoles(owner, running):
         assert await ws.receive_output(timeout=5) == {"type": "websocket.close",
                                                       "code": CloseCode.NOT_SIGNED_IN}
 
-    run(with_vnc, running, body)
+    run(with_vnc, running_desktop, body)
 
 
-def test_stopping_the_desktop_voids_its_unused_tickets(owner, running):
+def test_stopping_the_desktop_voids_its_unused_tickets(owner, running_desktop):
     from vdi.services.desktops import request_action
 
     session = session_cookie(owner)
-    ticket = ticket_for(owner, session, running)
-    request_action(owner, running, "stop")
-    Desktop.objects.filter(pk=running.pk).update(status=DesktopStatus.RUNNING)  # and back up
+    ticket = ticket_for(owner, session, running_desktop)
+    request_action(owner, running_desktop, "stop")
+    # and back up
+    Desktop.objects.filter(pk=running_desktop.pk).update(status=DesktopStatus.RUNNING)
 
     async def body(vnc: FakeVnc) -> None:
-        await expect_close(communicator(running.pk, session, ticket), CloseCode.TICKET_REFUSED)
+        await expect_close(communicator(running_desktop.pk, session, ticket),
+                           CloseCode.TICKET_REFUSED)
 
-    run(with_vnc, running, body)
+    run(with_vnc, running_desktop, body)
 
 
 @pytest.mark.parametrize("right_password", [True, False])
-def test_the_proxy_signs_in_to_vnc_for_the_browser(owner, running, right_password):
+def test_the_proxy_signs_in_to_vnc_for_the_browser(owner, running_desktop, right_password):
     """The browser is offered no security; the proxy answers the VNC password challenge."""
     from tests.console_helpers import FakeVncWithPassword
-    from tests.rfb import Stream, handshake
+    from vdi.testing.rfb import Stream, handshake
 
-    Desktop.objects.filter(pk=running.pk).update(vnc_password="s3cretpw")
+    Desktop.objects.filter(pk=running_desktop.pk).update(vnc_password="s3cretpw")
     session = session_cookie(owner)
-    ticket = ticket_for(owner, session, running)
+    ticket = ticket_for(owner, session, running_desktop)
 
     async def scenario() -> None:
         vnc = FakeVncWithPassword("s3cretpw" if right_password else "other")
         port = await vnc.start()
-        await asyncio.to_thread(Desktop.objects.filter(pk=running.pk).update, vnc_port=port)
-        ws = communicator(running.pk, session, ticket)
+        await asyncio.to_thread(Desktop.objects.filter(pk=running_desktop.pk).update, vnc_port=port)
+        ws = communicator(running_desktop.pk, session, ticket)
         try:
             if not right_password:
                 await expect_close(ws, CloseCode.VNC_UNREACHABLE)
@@ -343,34 +339,39 @@ def test_the_proxy_signs_in_to_vnc_for_the_browser(owner, running, right_passwor
 
     run(scenario)
     if not right_password:
-        running.refresh_from_db()
-        assert "VNC sign-in failed" in running.console_error
+        running_desktop.refresh_from_db()
+        assert "VNC sign-in failed" in running_desktop.console_error
 
 
 def test_a_ticket_dies_with_its_desktop_even_if_another_guest_gets_the_port(
-    owner, running, pool, host, image_version
+    owner, running_desktop, pool, host, image_version
 ):
     from vdi.services.desktops import request_action
 
     session = session_cookie(owner)
-    ticket = ticket_for(owner, session, running)
-    request_action(owner, running, "delete")
-    Desktop.objects.filter(pk=running.pk).update(status=DesktopStatus.DELETED)
+    ticket = ticket_for(owner, session, running_desktop)
+    request_action(owner, running_desktop, "delete")
+    Desktop.objects.filter(pk=running_desktop.pk).delete()  # the worker finished the delete
 
-    async def body(vnc: FakeVnc) -> None:
-        # a new desktop now listens where the old one did
-        await asyncio.to_thread(lambda: Desktop.objects.create(
-            owner=owner, pool=pool, host=host, image_version=image_version,
-            domain_name="vditest-newcomer", disk_path="/x", serial_log_path="/x.log", vcpus=1,
-            memory_mib=256, status=DesktopStatus.RUNNING, vnc_host="127.0.0.1",
-            vnc_port=Desktop.objects.get(pk=running.pk).vnc_port))
-        await expect_close(communicator(running.pk, session, ticket), CloseCode.TICKET_REFUSED)
-        assert vnc.connections == 0
+    async def scenario() -> None:
+        vnc = FakeVnc()
+        port = await vnc.start()
+        try:  # a new desktop now listens where the old one did
+            await asyncio.to_thread(lambda: Desktop.objects.create(
+                owner=owner, pool=pool, host=host, image_version=image_version,
+                domain_name="vditest-newcomer", disk_path="/x", serial_log_path="/x.log",
+                vcpus=1, memory_mib=256, status=DesktopStatus.RUNNING, vnc_host="127.0.0.1",
+                vnc_port=port))
+            await expect_close(communicator(running_desktop.pk, session, ticket),
+                               CloseCode.TICKET_REFUSED)
+            assert vnc.connections == 0
+        finally:
+            await vnc.stop()
 
-    run(with_vnc, running, body)
+    run(scenario)
 
 
-def test_a_slow_browser_holds_the_vnc_stream_back(owner, running):
+def test_a_slow_browser_holds_the_vnc_stream_back(owner, running_desktop):
     """With the browser side paused (its socket full), the consumer reads at most one chunk
     more from the VNC server: the server's writes block instead of this process buffering."""
     from portal.asgi import websocket_app
@@ -384,11 +385,11 @@ def test_a_slow_browser_holds_the_vnc_stream_back(owner, running):
         await inner({**scope, "vdi.flow": flow}, receive, send)
 
     session = session_cookie(owner)
-    ticket = ticket_for(owner, session, running)
+    ticket = ticket_for(owner, session, running_desktop)
     total = 32 * 1024 * 1024
 
     async def body(vnc: FakeVnc) -> None:
-        ws = communicator(running.pk, session, ticket, application=app_with_flow)
+        ws = communicator(running_desktop.pk, session, ticket, application=app_with_flow)
         assert (await ws.connect())[0]
         assert await ws.receive_from(timeout=5) == GREETING
         flow.pauseProducing()
@@ -416,4 +417,4 @@ def test_a_slow_browser_holds_the_vnc_stream_back(owner, running):
         assert received == total and total > LIMIT
         await ws.disconnect()
 
-    run(with_vnc, running, body)
+    run(with_vnc, running_desktop, body)

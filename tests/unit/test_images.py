@@ -16,9 +16,9 @@ from vdi.choices import DesktopStatus
 from vdi.hypervisor.disks import create_blank, create_overlay
 from vdi.images import tiny
 from vdi.images.cpio import NewcWriter
+from vdi.images.registry import VersionFiles, register_version
 from vdi.models import AuditEvent, Desktop, ImageVersion
 from vdi.services.errors import ServiceError
-from vdi.services.images import VersionFiles, register_version
 
 
 @pytest.fixture(autouse=True)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from tests.conftest import make_version
+from tests.support import make_version
 from vdi.choices import DesktopStatus, OperationStatus
 from vdi.hypervisor import HypervisorError, PowerState, get_driver
 from vdi.hypervisor.disks import create_blank
-from vdi.models import Desktop, Host, Operation, Pool
+from vdi.models import DeletedDesktop, Desktop, Host, Operation, Pool
 from vdi.services.desktops import create_desktop, request_action
 from vdi.worker import jobs
 
@@ -35,9 +36,9 @@ def test_pool(db, tmp_path: Path, base_disk: Path, owner) -> Pool:
     return pool
 
 
-def run(action: str, desktop: Desktop, may_retry: bool = False) -> str:
+def run(action: str, desktop: Desktop) -> str:
     operation = Operation.objects.filter(desktop=desktop, kind=action).latest("created_at")
-    return jobs.execute(action, desktop.pk, operation.pk, may_retry=may_retry)
+    return jobs.execute(action, desktop.pk, operation.pk)
 
 
 def test_provision_then_duplicate_does_nothing(owner, test_pool):
@@ -71,8 +72,8 @@ def test_stop_start_restart_delete(owner, test_pool):
         assert driver.state(desktop.domain_name) == power
     request_action(owner, desktop, "delete")
     assert run("delete", desktop) == "done"
-    desktop.refresh_from_db()
-    assert desktop.status == DesktopStatus.DELETED
+    assert not Desktop.objects.filter(pk=desktop.pk).exists()
+    assert DeletedDesktop.objects.filter(desktop_id=desktop.pk).exists()
     assert driver.lookup(desktop.domain_name) is None
     assert not Path(desktop.disk_path).exists()
 
@@ -95,7 +96,8 @@ def test_failed_provisioning_removes_what_it_made(owner, test_pool, base_disk):
     assert run("provision", desktop) == "failed"
     desktop.refresh_from_db()
     assert desktop.status == DesktopStatus.ERROR
-    assert "base image is missing" in desktop.last_error
+    assert "base image is missing" in desktop.error_detail, "the raw cause is for operators"
+    assert desktop.last_error.startswith("The provision failed on host")
     assert get_driver(TEST_URI).lookup(desktop.domain_name) is None
     assert not Path(desktop.disk_path).exists()
     operation = Operation.objects.get(desktop=desktop)
@@ -103,18 +105,29 @@ def test_failed_provisioning_removes_what_it_made(owner, test_pool, base_disk):
     assert operation.finished_at is not None
 
 
-def test_retryable_error_is_raised_for_a_retry_then_recorded(owner, test_pool, settings):
+def test_an_unreachable_host_is_waited_for_then_the_error_says_what_to_do(
+        owner, test_pool, settings):
+    settings.HOST_OUTAGE_WINDOW = 60
     desktop = create_desktop(owner, test_pool)
     Host.objects.update(libvirt_uri="qemu+unix:///system?socket=/nonexistent/sock")
     with pytest.raises(HypervisorError) as err:
-        run("provision", desktop, may_retry=True)
-    assert err.value.retryable
+        run("provision", desktop)
+    assert err.value.retryable and err.value.unreachable
     desktop.refresh_from_db()
-    assert desktop.status == DesktopStatus.PROVISIONING, "still claimed while retries remain"
-    assert run("provision", desktop, may_retry=False) == "failed"
+    assert desktop.status == DesktopStatus.PROVISIONING, "still claimed while it waits"
+    operation = Operation.objects.get(desktop=desktop)
+    assert operation.status == OperationStatus.QUEUED and operation.waiting_since is not None
+    assert operation.step.startswith("Waiting for its host test to come back")
+    assert "/nonexistent/sock" in operation.detail, "the raw cause is for operators"
+    Operation.objects.filter(pk=operation.pk).update(
+        waiting_since=operation.waiting_since - timedelta(seconds=61))
+    assert run("provision", desktop) == "failed", "past the window it fails"
     desktop.refresh_from_db()
     assert desktop.status == DesktopStatus.ERROR
-    assert "connect" in desktop.last_error
+    assert desktop.last_error.startswith("Its host test could not be reached for 1 min")
+    assert "ask an administrator" in desktop.last_error
+    assert "/nonexistent" not in desktop.last_error, "no socket path for the user"
+    assert "/nonexistent/sock" in desktop.error_detail
 
 
 def test_reset_moves_to_the_newest_version_and_keeps_the_data_disk(owner, test_pool, tmp_path):
@@ -158,7 +171,7 @@ def test_the_same_task_twice_at_once_makes_one_domain_and_one_disk(owner, test_p
     def deliver() -> None:
         barrier.wait()
         try:
-            outcomes.append(jobs.execute("provision", desktop.pk, operation.pk, may_retry=False))
+            outcomes.append(jobs.execute("provision", desktop.pk, operation.pk))
         finally:
             connections.close_all()
 
@@ -179,4 +192,4 @@ def test_the_same_task_twice_at_once_makes_one_domain_and_one_disk(owner, test_p
 
 
 def test_a_delivery_for_a_desktop_that_is_gone_does_nothing(db):
-    assert jobs.execute("provision", 987654, 1, may_retry=False) == "skipped"
+    assert jobs.execute("provision", 987654, 1) == "skipped"

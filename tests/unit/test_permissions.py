@@ -13,7 +13,7 @@ from asgiref.sync import async_to_sync
 from django.test import Client
 
 from tests.console_helpers import communicator, session_cookie
-from tests.queues import drain, purge
+from tests.support import drain, purge
 from vdi.choices import DesktopStatus
 from vdi.console.codes import CloseCode
 from vdi.models import Desktop
@@ -21,16 +21,6 @@ from vdi.services.console import issue_ticket
 
 PERSONAS = ("owner", "member", "outsider", "disabled_user", "anonymous", "admin_user")
 OK, LOGIN, GONE, DENIED = "ok", "login", "404", "403"
-
-
-@pytest.fixture
-def desktop(owner, pool, host, image_version) -> Desktop:
-    return Desktop.objects.create(
-        owner=owner, pool=pool, host=host, image_version=image_version,
-        domain_name="vditest-matrix", disk_path="/nonexistent/m.qcow2",
-        serial_log_path="/nonexistent/m.log", vcpus=1, memory_mib=256,
-        status=DesktopStatus.RUNNING, vnc_host="127.0.0.1", vnc_port=1,
-    )
 
 
 @pytest.fixture
@@ -105,41 +95,42 @@ def send(client: Client, what: str, desktop: Desktop):
 
 @pytest.mark.parametrize("persona", PERSONAS)
 @pytest.mark.parametrize("what", list(MATRIX))
-def test_matrix(request, desktop, host, spy_driver, persona, what):
+def test_matrix(request, running_desktop, host, spy_driver, persona, what):
     purge(host.queue)
-    response = send(client_for(request, persona), what, desktop)
+    response = send(client_for(request, persona), what, running_desktop)
     expected = MATRIX[what][persona]
     assert outcome(response) == expected, f"{persona} {what}: {response.status_code}"
     assert spy_driver == [], "no web request reaches a hypervisor"
     if expected != OK:
         assert drain(host.queue) == [], "a refused request enqueues nothing"
-        desktop.refresh_from_db()
-        assert desktop.status == DesktopStatus.RUNNING and desktop.owner.username == "owner"
+        running_desktop.refresh_from_db()
+        assert running_desktop.status == DesktopStatus.RUNNING
+        assert running_desktop.owner.username == "owner"
     purge(host.queue)
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("persona", PERSONAS)
-def test_websocket_matrix(request, desktop, persona):
+def test_websocket_matrix(request, running_desktop, persona):
     """Only the owner (and an admin) can open the console, with a ticket of their own."""
     owner = request.getfixturevalue("owner")
     owner_session = session_cookie(owner)
     if persona in ("owner", "admin_user"):
         user = request.getfixturevalue(persona)
         session = owner_session if persona == "owner" else session_cookie(user)
-        ticket = issue_ticket(user, session, desktop).ticket
+        ticket = issue_ticket(user, session, running_desktop).ticket
         expected = CloseCode.VNC_UNREACHABLE  # allowed in: port 1 has no VNC server
     elif persona == "anonymous":
-        session, ticket = None, issue_ticket(owner, owner_session, desktop).ticket
+        session, ticket = None, issue_ticket(owner, owner_session, running_desktop).ticket
         expected = CloseCode.NOT_SIGNED_IN
     else:
         user = request.getfixturevalue(persona)
         session = session_cookie(user) if user.is_active else "not-a-session"
-        ticket = issue_ticket(owner, owner_session, desktop).ticket  # someone else's
+        ticket = issue_ticket(owner, owner_session, running_desktop).ticket  # someone else's
         expected = CloseCode.TICKET_REFUSED if user.is_active else CloseCode.NOT_SIGNED_IN
 
     async def attempt() -> dict[str, Any]:
-        ws = communicator(desktop.pk, session, ticket)
+        ws = communicator(running_desktop.pk, session, ticket)
         await ws.connect()
         message = await ws.receive_output(timeout=5)
         await ws.wait()

@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.queues import purge
 from vdi.choices import DesktopStatus
 from vdi.models import ConsoleSession, Desktop, Pool
 from vdi.services.claims import claim_desktop
@@ -15,12 +14,7 @@ from vdi.services.policies import deadline_for, due, enforce, with_console_activ
 
 T0 = timezone.now().replace(microsecond=0)
 
-
-@pytest.fixture(autouse=True)
-def empty_queue(host):
-    purge(host.queue)
-    yield
-    purge(host.queue)
+pytestmark = pytest.mark.usefixtures("empty_queue")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from tests.conftest import make_version
+from tests.support import make_version
 from vdi.choices import DesktopStatus
 from vdi.hypervisor import DiskSpec, DomainSpec, DomainType, PowerState, get_driver
 from vdi.hypervisor.disks import create_blank
@@ -46,7 +46,7 @@ def driver():
 def provisioned(owner, pool: Pool) -> Desktop:
     desktop = create_desktop(owner, pool)
     operation = desktop.operations.get()
-    assert jobs.execute("provision", desktop.pk, operation.pk, may_retry=False) == "done"
+    assert jobs.execute("provision", desktop.pk, operation.pk) == "done"
     desktop.refresh_from_db()
     return desktop
 
@@ -84,7 +84,7 @@ def test_domain_undefined_behind_our_back_is_stopped_and_starts_again(owner, tes
     from vdi.services.desktops import request_action
 
     operation = request_action(owner, desktop, "start")
-    assert jobs.execute("start", desktop.pk, operation.pk, may_retry=False) == "done"
+    assert jobs.execute("start", desktop.pk, operation.pk) == "done"
     assert driver.state(desktop.domain_name) == PowerState.RUNNING
     driver.undefine(desktop.domain_name, (Path(desktop.disk_path),))
 
@@ -146,7 +146,8 @@ def test_stuck_provisioning_becomes_an_error_and_leaves_nothing(owner, test_pool
     assert reconcile(desktop.host, now=later(5)).findings == [], "still within its deadline"
     run = reconcile(desktop.host, now=later(16))
     desktop.refresh_from_db()
-    assert desktop.status == DesktopStatus.ERROR and "stuck in 'provisioning'" in desktop.last_error
+    assert desktop.status == DesktopStatus.ERROR
+    assert "stuck in 'provisioning'" in desktop.error_detail
     assert not Path(desktop.disk_path).exists() and driver.lookup(desktop.domain_name) is None
     assert run.findings[0]["action"].startswith("error; half-made")
 
@@ -156,7 +157,7 @@ def test_stuck_stop_becomes_an_error_with_the_reason(owner, test_pool, driver):
     Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.STOPPING)
     reconcile(desktop.host, now=later(16))
     desktop.refresh_from_db()
-    assert desktop.status == DesktopStatus.ERROR and "stuck in 'stopping'" in desktop.last_error
+    assert desktop.status == DesktopStatus.ERROR and "stuck in 'stopping'" in desktop.error_detail
     assert Path(desktop.disk_path).exists(), "only a provisioning's own leftovers are removed"
     driver.undefine(desktop.domain_name, (Path(desktop.disk_path),))
 
@@ -171,7 +172,7 @@ def test_a_start_refuses_to_replace_a_lost_data_disk(owner, test_pool, driver):
     from vdi.services.desktops import request_action
 
     operation = request_action(owner, desktop, "start")
-    assert jobs.execute("start", desktop.pk, operation.pk, may_retry=False) == "failed"
+    assert jobs.execute("start", desktop.pk, operation.pk) == "failed"
     desktop.refresh_from_db()
     assert "data disk" in desktop.last_error and "missing" in desktop.last_error
     assert not Path(desktop.data_disk_path).exists(), "no empty disk papered over the loss"

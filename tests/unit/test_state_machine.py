@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vdi import state
+from vdi import actions, state
 from vdi.choices import DesktopStatus as S
-from vdi.models import Desktop
+from vdi.models import DeletedDesktop, Desktop
 
 ALLOWED = {
     "start": {S.STOPPED, S.ERROR},
@@ -34,7 +34,7 @@ def test_claim_is_allowed_only_from_the_actions_states(desktop, action, status):
     desktop.refresh_from_db()
     if status in ALLOWED[action]:
         state.claim(desktop, action)
-        assert desktop.status == state.ACTIONS[action].claims
+        assert desktop.status == actions.get(action).claims
     else:
         with pytest.raises(state.TransitionRefused):
             state.claim(desktop, action)
@@ -69,3 +69,19 @@ def test_allowed_actions_for_the_ui():
     assert state.allowed_actions(S.RUNNING) == ["stop", "restart", "delete", "reset", "release"]
     assert state.allowed_actions(S.STOPPED) == ["start", "delete", "reset", "release"]
     assert state.allowed_actions(S.PROVISIONING) == []
+
+
+def test_a_deleted_desktop_leaves_the_table_and_is_kept_in_words(desktop, pool, image_version):
+    Desktop.objects.filter(pk=desktop.pk).update(status=S.RUNNING)
+    desktop.refresh_from_db()
+    state.claim(desktop, "delete")
+    assert state.succeed(desktop.pk, "delete")
+    assert not Desktop.objects.filter(pk=desktop.pk).exists()
+    record = DeletedDesktop.objects.get(desktop_id=desktop.pk)
+    assert (record.name, record.pool_name, record.owner_name, record.image_version) == (
+        f"Unit pool #{desktop.pk}", "Unit pool", "owner", "unit v1")
+    assert not state.succeed(desktop.pk, "delete"), "a duplicate completion changes nothing"
+    assert DeletedDesktop.objects.count() == 1
+    assert not image_version.in_use(), "nothing pins the version any more"
+    image_version.delete()
+    pool.delete()

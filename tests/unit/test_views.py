@@ -8,23 +8,12 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.queues import purge
+from tests.support import signed_in
 from vdi.choices import DesktopStatus
 from vdi.models import Desktop, Operation, UserQuota
 from vdi.services.desktops import create_desktop
 
-
-@pytest.fixture(autouse=True)
-def empty_queue(host):
-    purge(host.queue)
-    yield
-    purge(host.queue)
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+pytestmark = pytest.mark.usefixtures("empty_queue")
 
 
 def test_anonymous_is_sent_to_sign_in(db):

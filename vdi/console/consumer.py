@@ -18,6 +18,7 @@ from django.conf import settings
 
 from vdi.console.codes import CloseCode
 from vdi.console.flow import Flow
+from vdi.console.notify import desktop_group, user_group
 from vdi.console.relay import Counters, VncConnection, connect_vnc, pump_to_browser
 from vdi.console.vnc_auth import BrowserGreeter, VncAuthError, sign_in
 from vdi.services import audit
@@ -33,17 +34,7 @@ from vdi.services.console import (
     ticket_from_subprotocols,
 )
 
-HEARTBEAT_SECONDS = 30  # how often an open console tells the database it is still there
-
 log = logging.getLogger(__name__)
-
-
-def desktop_group(desktop_id: int) -> str:
-    return f"desktop-{desktop_id}"
-
-
-def user_group(user_id: int) -> str:
-    return f"console-user-{user_id}"
 
 
 class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
@@ -178,7 +169,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def beat(self, session_id: int) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(settings.CONSOLE_HEARTBEAT)
             await database_sync_to_async(session_seen)(session_id)
 
     async def desktop_stopped(self, event: dict[str, Any]) -> None:

@@ -1,8 +1,11 @@
-"""Telling open console sessions that they must end (from the worker or a sign-out)."""
+"""Telling open console sessions that they must end (from a service, the worker or a
+sign-out). The consumer joins the groups named here."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -10,7 +13,15 @@ from channels.layers import get_channel_layer
 log = logging.getLogger(__name__)
 
 
-def _tell(group: str, event: str) -> None:
+def desktop_group(desktop_id: int) -> str:
+    return f"desktop-{desktop_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"console-user-{user_id}"
+
+
+def _send(group: str, event: str) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
@@ -20,15 +31,24 @@ def _tell(group: str, event: str) -> None:
         log.warning("could not tell %s that %s: %s", group, event, exc)
 
 
+def _tell(group: str, event: str) -> None:
+    """Send from synchronous code; from a thread that runs an event loop (a caller driving a
+    browser, say), send from a helper thread, as async_to_sync can't run there."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        _send(group, event)
+        return
+    helper = threading.Thread(target=_send, args=(group, event), daemon=True)
+    helper.start()
+    helper.join(10)
+
+
 def close_consoles(desktop_id: int) -> None:
     """Every console session of the desktop closes with 'desktop stopped'."""
-    from vdi.console.consumer import desktop_group
-
     _tell(desktop_group(desktop_id), "desktop.stopped")
 
 
 def close_user_consoles(user_id: int) -> None:
     """Every console session of the user closes (they signed out)."""
-    from vdi.console.consumer import user_group
-
     _tell(user_group(user_id), "user.signed_out")

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 from vdi.hypervisor.errors import HypervisorError
@@ -77,6 +78,20 @@ def convert_to_qcow2(source: Path, target: Path, source_format: str = "raw") -> 
         f"convert {source}",
     )
     return disk_info(target)
+
+
+def create_ext4(target: Path, size: str, label: str) -> DiskInfo:
+    """An empty ext4 file system of ``size`` (``1G``...) as a qcow2 file."""
+    with tempfile.TemporaryDirectory(prefix="vdi-ext4-") as tmp:
+        raw = Path(tmp) / "fs.ext4"
+        try:
+            subprocess.run(["mkfs.ext4", "-q", "-F", "-L", label, str(raw), size],
+                           check=True, capture_output=True, text=True, timeout=120)
+        except FileNotFoundError:
+            raise HypervisorError("mkfs.ext4 is not installed (package e2fsprogs)") from None
+        except subprocess.CalledProcessError as exc:
+            raise HypervisorError(f"mkfs.ext4 {target}: {exc.stderr.strip()}") from None
+        return convert_to_qcow2(raw, target)
 
 
 def remove_disk(path: Path) -> bool:

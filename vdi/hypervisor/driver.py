@@ -24,6 +24,7 @@ from vdi.hypervisor.domain_xml import (
     parse_vnc_endpoint,
 )
 from vdi.hypervisor.errors import HypervisorError
+from vdi.hypervisor.files import LocalFiles
 from vdi.hypervisor.specs import DiskInfo, DomainInfo, DomainSpec, PowerState, VncEndpoint
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,13 @@ def _silence_libvirt(_ctx: object, _err: object) -> None:
 libvirt.registerErrorHandler(_silence_libvirt, None)
 
 
+def _lost_connection(exc: libvirt.libvirtError) -> bool:
+    """The error says libvirtd went away (or never answered), not that the call was wrong."""
+    code = exc.get_error_code()
+    return code in (libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_RPC) or (
+        code == libvirt.VIR_ERR_SYSTEM_ERROR and exc.get_error_domain() == libvirt.VIR_FROM_RPC)
+
+
 @contextmanager
 def _translate(what: str) -> Iterator[None]:
     try:
@@ -62,7 +70,8 @@ def _translate(what: str) -> Iterator[None]:
     except libvirt.libvirtError as exc:
         code = exc.get_error_code()
         raise HypervisorError(f"{what}: {exc.get_error_message()}",
-                              retryable=code in _RETRYABLE_CODES) from None
+                              retryable=code in _RETRYABLE_CODES,
+                              unreachable=_lost_connection(exc)) from None
 
 
 class Driver:
@@ -71,6 +80,7 @@ class Driver:
     def __init__(self, uri: str, poll_interval: float = 0.2) -> None:
         self.uri = uri
         self.poll_interval = poll_interval
+        self.files = LocalFiles()  # the host's files: disks, logs, quarantine
         self._conn: Any = None
         self._pid = 0
 
@@ -82,8 +92,12 @@ class Driver:
                     return self._conn
             except libvirt.libvirtError:
                 pass
-        with _translate(f"connect to {self.uri}"):
+        try:
             self._conn = libvirt.open(self.uri)
+        except libvirt.libvirtError as exc:
+            self._conn = None
+            raise HypervisorError(f"connect to {self.uri}: {exc.get_error_message()}",
+                                  unreachable=True) from None
         self._pid = os.getpid()
         return self._conn
 
@@ -100,7 +114,7 @@ class Driver:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None
             raise HypervisorError(f"look up {name}: {exc.get_error_message()}",
-                                  retryable=True) from None
+                                  retryable=True, unreachable=_lost_connection(exc)) from None
 
     def _require(self, name: str) -> Any:
         dom = self._domain(name)

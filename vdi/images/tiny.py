@@ -195,15 +195,6 @@ def build_root_disk(target: Path, busybox: Path = BUSYBOX) -> None:
         disks.convert_to_qcow2(raw, target)
 
 
-def build_ext4_disk(target: Path, size: str, label: str) -> None:
-    """An empty ext4 file system as qcow2, used as a persistent user data disk."""
-    with tempfile.TemporaryDirectory(prefix="vdi-data-") as tmp:
-        raw = Path(tmp) / "data.ext4"
-        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", label, str(raw), size],
-                       check=True, capture_output=True)
-        disks.convert_to_qcow2(raw, target)
-
-
 def build_tiny_image(kernel: KernelFiles, out_dir: Path) -> TinyImage:
     """Write disk.qcow2, vmlinuz and initrd.img into ``out_dir`` (which must not exist yet)."""
     out_dir.mkdir(parents=True)

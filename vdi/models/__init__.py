@@ -2,7 +2,7 @@
 
 from vdi.models.audit import AuditEvent
 from vdi.models.console import ConsoleSession, ConsoleTicket
-from vdi.models.desktops import Desktop
+from vdi.models.desktops import DeletedDesktop, Desktop
 from vdi.models.hosts import Host
 from vdi.models.images import GoldenImage, ImageVersion
 from vdi.models.operations import Operation
@@ -10,6 +10,6 @@ from vdi.models.pools import Pool, UserQuota
 from vdi.models.reconcile import ReconcileRun, Stray
 
 __all__ = [
-    "AuditEvent", "ConsoleSession", "ConsoleTicket", "Desktop", "GoldenImage", "Host",
-    "ImageVersion", "Operation", "Pool", "ReconcileRun", "Stray", "UserQuota",
+    "AuditEvent", "ConsoleSession", "ConsoleTicket", "DeletedDesktop", "Desktop", "GoldenImage",
+    "Host", "ImageVersion", "Operation", "Pool", "ReconcileRun", "Stray", "UserQuota",
 ]

@@ -5,19 +5,19 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from vdi.actions import custom_permissions
 from vdi.choices import TRANSITIONAL_STATUSES, DesktopStatus
 from vdi.models.hosts import Host
 from vdi.models.images import ImageVersion
 from vdi.models.pools import Pool
 
 
-class DesktopQuerySet(models.QuerySet["Desktop"]):
-    def live(self) -> DesktopQuerySet:
-        return self.exclude(status=DesktopStatus.DELETED)
-
-
 class Desktop(models.Model):
-    """A guest cloned from an image version. ``status`` moves only through ``vdi.state``."""
+    """A guest cloned from an image version. ``status`` moves only through ``vdi.state``.
+
+    A deleted desktop leaves this table (its row would pin its pool, host and image version):
+    ``DeletedDesktop`` keeps what it was, in words, for the history's retention period.
+    """
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -44,7 +44,10 @@ class Desktop(models.Model):
         max_length=16, choices=DesktopStatus.choices, default=DesktopStatus.PROVISIONING,
         db_index=True, editable=False,
     )
-    last_error = models.TextField(blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False,
+                                  help_text="Why the last action failed, in words for the user.")
+    error_detail = models.TextField(blank=True, editable=False,
+                                    help_text="The raw cause of the last failure, for operators.")
     vnc_host = models.CharField(
         max_length=100, blank=True, editable=False,
         help_text="Where the guest's VNC server listens, set by the worker.",
@@ -61,10 +64,9 @@ class Desktop(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     status_changed_at = models.DateTimeField(auto_now_add=True)
 
-    objects = DesktopQuerySet.as_manager()
-
     class Meta:
         ordering = ["-created_at"]
+        permissions = custom_permissions()
 
     def __str__(self) -> str:
         return f"{self.pool.name} #{self.pk}" if self.pool_id else self.domain_name
@@ -72,3 +74,23 @@ class Desktop(models.Model):
     @property
     def is_transitional(self) -> bool:
         return self.status in TRANSITIONAL_STATUSES
+
+
+class DeletedDesktop(models.Model):
+    """What a deleted desktop was, in words: kept for ``VDI_HISTORY_DAYS``, then purged."""
+
+    desktop_id = models.BigIntegerField(db_index=True)
+    name = models.CharField(max_length=200)
+    domain_name = models.CharField(max_length=100)
+    pool_name = models.CharField(max_length=100)
+    host_name = models.CharField(max_length=63)
+    image_version = models.CharField(max_length=100)
+    owner_name = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField()
+    deleted_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-deleted_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (deleted {self.deleted_at:%Y-%m-%d %H:%M})"

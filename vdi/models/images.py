@@ -53,9 +53,8 @@ class ImageVersion(models.Model):
         return f"{self.image.name} v{self.number}"
 
     def in_use(self) -> bool:
-        from vdi.choices import DesktopStatus
-
-        return self.desktops.exclude(status=DesktopStatus.DELETED).exists()
+        """Desktops are made from it (what the PROTECT foreign key says, exactly)."""
+        return self.desktops.exists()
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         if self.in_use():

@@ -3,14 +3,15 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from vdi.choices import OperationKind, OperationStatus
+from vdi.actions import operation_kinds
+from vdi.choices import OperationStatus
 from vdi.models.desktops import Desktop
 
 
 class Operation(models.Model):
     """A long action the UI can show: what, on what, how far, and how it ended."""
 
-    kind = models.CharField(max_length=16, choices=OperationKind.choices)
+    kind = models.CharField(max_length=16, choices=operation_kinds())
     desktop = models.ForeignKey(
         Desktop, null=True, blank=True, on_delete=models.SET_NULL, related_name="operations"
     )
@@ -25,7 +26,11 @@ class Operation(models.Model):
     )
     progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done.")
     step = models.CharField(max_length=200, blank=True, help_text="What it is doing now.")
-    error = models.TextField(blank=True)
+    error = models.TextField(blank=True, help_text="How it failed, in words.")
+    detail = models.TextField(blank=True, help_text="The raw cause of the last failure or "
+                              "retry, for operators.")
+    waiting_since = models.DateTimeField(
+        null=True, blank=True, help_text="Since when it waits for its host to come back.")
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

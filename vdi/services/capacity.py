@@ -43,7 +43,7 @@ def maintain(pool: Pool) -> Plan:
     with transaction.atomic():
         lock_pool(pool)
         pool.refresh_from_db()
-        live = pool.desktops.live()
+        live = pool.desktops.all()
         unassigned = live.filter(owner__isnull=True)
         ready = list(unassigned.filter(status=DesktopStatus.RUNNING).order_by("-created_at"))
         pending = unassigned.filter(

@@ -1,4 +1,4 @@
-"""Claiming a desktop from a pool and giving it back.
+"""Claiming a desktop from a pool (giving it back is the action "release" of ``vdi.actions``).
 
 A claim runs in one transaction that locks the pool row (PostgreSQL) or the database
 (SQLite's BEGIN IMMEDIATE), so two users asking for the last free desktop at the same instant
@@ -15,7 +15,7 @@ from vdi.choices import DesktopStatus
 from vdi.models import Desktop, Pool
 from vdi.services import access, audit, quotas
 from vdi.services.access import Account, User
-from vdi.services.desktops import new_desktop, perform
+from vdi.services.desktops import new_desktop
 from vdi.services.errors import AccessDenied, ServiceError
 
 
@@ -60,22 +60,9 @@ def claim_desktop(user: User, pool: Pool, source_address: str | None = None) -> 
             audit.record(user, "desktop.claim", desktop, source_address, pool=pool.name,
                          warm=True)
             return desktop
-        if pool.desktops.live().count() >= pool.max_size:
+        if pool.desktops.all().count() >= pool.max_size:
             raise PoolFull(f"{pool.name} is full: all {pool.max_size} desktops are in use. "
                            "Try again later.")
         desktop = new_desktop(pool, user, user, source_address)
         audit.record(user, "desktop.claim", desktop, source_address, pool=pool.name, warm=False)
         return desktop
-
-
-def release_desktop(
-    user: User | None, desktop: Desktop, source_address: str | None = None, reason: str = "user"
-) -> None:
-    """Give a desktop back to its pool. Non-persistent desktops go back to the golden image
-    (a fresh overlay) and wait, running, for the next user. ``user`` None: the system."""
-    if user is not None and not access.can_manage_desktop(user, desktop):
-        raise AccessDenied("You may not release this desktop.")
-    if desktop.pool.is_persistent:
-        raise ServiceError("A persistent desktop keeps its user's data: it can't be released "
-                           "to someone else. Delete it to give up the desktop and its data.")
-    perform(desktop, "release", user, source_address, reason=reason)

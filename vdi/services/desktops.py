@@ -1,9 +1,10 @@
-"""Desktop lifecycle requests: create, start, stop, restart, reset, delete.
+"""Desktop lifecycle requests: create, and every action of ``vdi.actions``.
 
-Each public function checks access, claims the state by compare-and-set, writes the audit row
-and the Operation, and enqueues the worker task once the transaction commits. None calls
-libvirt. ``perform`` is the same without the access check, for the system's own jobs
-(policies, pool maintenance) and for services that checked access themselves.
+Each request checks access, claims the state by compare-and-set, writes the audit row and the
+Operation, and sends the worker task by name once the transaction commits. None calls libvirt.
+``perform`` is the same without the access check, for the system's own jobs (policies, pool
+maintenance) and for services that checked access themselves; the action's rules hold for
+everyone.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,42 +21,50 @@ from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from vdi import state
-from vdi.choices import OperationKind, OperationStatus
+from vdi import actions, state, task_names
+from vdi.actions import PROVISION, DesktopAction
+from vdi.choices import OperationStatus
+from vdi.console.notify import close_consoles
 from vdi.models import ConsoleTicket, Desktop, Operation, Pool
-from vdi.services import access, audit, quotas
-from vdi.services.access import Account, User
+from vdi.services import access, audit, dispatch, quotas
+from vdi.services.access import Account, Standing, User
 from vdi.services.errors import AccessDenied, NotReady, ServiceError
 from vdi.services.placement import choose_host
 
 log = logging.getLogger(__name__)
-USER_ACTIONS = ("start", "stop", "restart", "reset", "delete")
-ENDS_CONSOLES = ("stop", "restart", "reset", "release", "delete")
+QUEUE_DOWN = "The task queue is unreachable, so nothing was started; try again in a moment."
+
+
+@dataclass(frozen=True)
+class Offer:
+    """An action a user may ask for on a desktop now, with its words."""
+
+    name: str
+    label: str
+    confirm: str
 
 
 def _enqueue(desktop: Desktop, operation: Operation) -> None:
-    transaction.on_commit(lambda: publish(desktop.pk, operation.pk, operation.kind,
-                                          desktop.host.queue))
+    queue = desktop.host.queue
+    transaction.on_commit(lambda: publish(desktop.pk, operation.pk, operation.kind, queue))
 
 
-def publish(desktop_id: int, operation_id: int, kind: str, queue: str) -> None:
+def publish(desktop_id: int, operation_id: int, action: str, queue: str) -> None:
     """Send the task (Celery retries a few times); if the broker stays unreachable, say so on
     the desktop and the Operation at once instead of leaving them waiting."""
-    from vdi.tasks import TASKS
-
     try:
-        TASKS[kind].apply_async(args=(desktop_id, operation_id), queue=queue)
+        dispatch.send(task_names.DESKTOP_ACTION, (action, desktop_id, operation_id), queue)
     except (KombuOperationalError, ConnectionError, OSError) as exc:
-        log.error("could not queue %s of desktop %s: %s", kind, desktop_id, exc)
-        reason = f"the task queue is unreachable ({exc}); try again in a moment"
-        state.fail(desktop_id, kind, reason)
+        log.error("could not queue %s of desktop %s: %s", action, desktop_id, exc)
+        state.fail(desktop_id, action, QUEUE_DOWN, detail=f"publish to {queue}: {exc}")
         Operation.objects.filter(pk=operation_id).update(
-            status=OperationStatus.FAILED, error=reason, finished_at=timezone.now())
+            status=OperationStatus.FAILED, error=QUEUE_DOWN, detail=str(exc),
+            finished_at=timezone.now())
 
 
-def _operation(kind: str, desktop: Desktop, actor: User | None) -> Operation:
+def _operation(action: DesktopAction, desktop: Desktop, actor: User | None) -> Operation:
     return Operation.objects.create(
-        kind=kind,
+        kind=action.name,
         desktop=desktop,
         target=str(desktop),
         requested_by=actor if isinstance(actor, Account) else None,
@@ -90,7 +100,7 @@ def new_desktop(
             memory_mib=pool.memory_mib,
             assigned_at=timezone.now() if owner is not None else None,
         )
-        operation = _operation(OperationKind.PROVISION, desktop, actor)
+        operation = _operation(PROVISION, desktop, actor)
         audit.record(actor, "desktop.create", desktop, source_address, pool=pool.name,
                      host=host.name, image_version=str(version),
                      owner=owner.get_username() if owner else "")
@@ -108,31 +118,65 @@ def create_desktop(user: User, pool: Pool, source_address: str | None = None) ->
 
 
 def perform(
-    desktop: Desktop, action: str, actor: User | None, source_address: str | None = None,
+    desktop: Desktop, name: str, actor: User | None, source_address: str | None = None,
     **details: Any,
 ) -> Operation:
-    """Claim ``desktop`` for ``action`` and enqueue the work (no access check)."""
+    """Claim ``desktop`` for the action ``name`` and enqueue the work (no access check).
+
+    Raises ServiceError when a rule of the action refuses, TransitionRefused when the
+    desktop's state does not allow it.
+    """
+    return _perform(desktop, actions.get(name), actor, source_address, as_owner=False,
+                    **details)
+
+
+def _perform(
+    desktop: Desktop, action: DesktopAction, actor: User | None, source_address: str | None,
+    *, as_owner: bool, **details: Any,
+) -> Operation:
+    reason = action.refusal(desktop, as_owner=as_owner)
+    if reason is not None:
+        raise ServiceError(reason)
     with transaction.atomic():
-        state.claim(desktop, action)
-        if action == "release":
+        state.claim(desktop, action.name)
+        if action.gives_back:
             Desktop.objects.filter(pk=desktop.pk).update(owner=None, assigned_at=None)
-        if action in ENDS_CONSOLES:  # a ticket must not outlive the screen it was for
+        if action.ends_consoles:  # a ticket must not outlive the screen it was for
             ConsoleTicket.objects.filter(desktop=desktop, used_at__isnull=True).delete()
+            transaction.on_commit(lambda: close_consoles(desktop.pk))
         operation = _operation(action, desktop, actor)
-        audit.record(actor, f"desktop.{action}", desktop, source_address, **details)
+        audit.record(actor, action.audit_action, desktop, source_address, **details)
         _enqueue(desktop, operation)
     return operation
 
 
 def request_action(
-    user: User, desktop: Desktop, action: str, source_address: str | None = None
+    user: User, desktop: Desktop, name: str, source_address: str | None = None, **details: Any
 ) -> Operation:
-    """Claim ``desktop`` for a user's ``action`` (start, stop, restart, reset, delete)."""
-    if action not in USER_ACTIONS:
-        raise ValueError(f"unknown desktop action {action!r}")
-    if not access.can_manage_desktop(user, desktop):
-        raise AccessDenied("You may not manage this desktop.")
-    if action == "delete" and desktop.pool.is_automatic and not access.is_admin(user):
-        raise ServiceError("Desktops of an automatic pool are released, not deleted.")
-    return perform(desktop, action, user, source_address)
+    """A person asks for the action ``name`` on ``desktop``.
 
+    Raises KeyError for an action people can't ask for, AccessDenied, ServiceError (a rule
+    refused, with the reason) or TransitionRefused (the desktop's state does not allow it).
+    """
+    action = actions.get(name)
+    if action not in actions.REQUESTABLE:
+        raise KeyError(name)
+    footing = access.standing(user, action, desktop)
+    if footing is Standing.NONE:
+        raise AccessDenied(f"You may not {action.name} this desktop.")
+    return _perform(desktop, action, user, source_address,
+                    as_owner=footing is Standing.OWNER, **details)
+
+
+def available_actions(user: User, desktop: Desktop) -> list[Offer]:
+    """The actions ``user`` may ask for on ``desktop`` in its current state, with their words."""
+    offers = []
+    for action in actions.REQUESTABLE:
+        if desktop.status not in action.allowed_from:
+            continue
+        footing = access.standing(user, action, desktop)
+        if footing is Standing.NONE:
+            continue
+        if action.refusal(desktop, as_owner=footing is Standing.OWNER) is None:
+            offers.append(Offer(action.name, action.label, action.confirmation(desktop)))
+    return offers

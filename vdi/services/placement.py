@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.db.models.functions import Coalesce
 
-from vdi.choices import DesktopStatus
 from vdi.models import Host
 from vdi.services.errors import NoCapacity
 
 
 def choose_host(memory_mib: int, vcpus: int) -> Host:
-    live = ~Q(desktops__status=DesktopStatus.DELETED)
     hosts = Host.objects.filter(enabled=True).annotate(
-        used_memory=Coalesce(Sum("desktops__memory_mib", filter=live), 0),
-        used_vcpus=Coalesce(Sum("desktops__vcpus", filter=live), 0),
+        used_memory=Coalesce(Sum("desktops__memory_mib"), 0),
+        used_vcpus=Coalesce(Sum("desktops__vcpus"), 0),
     )
     candidates = [
         host for host in hosts

@@ -12,19 +12,16 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
 
 from vdi.choices import DesktopStatus
 from vdi.models import Desktop
-from vdi.services.claims import release_desktop
 from vdi.services.desktops import perform
 from vdi.services.errors import ServiceError
 from vdi.state import TransitionRefused
 
 log = logging.getLogger(__name__)
-
-CONSOLE_STALE = timedelta(seconds=90)  # a console not seen this long no longer counts
-
 
 @dataclass(frozen=True)
 class Deadline:
@@ -36,7 +33,8 @@ class Deadline:
 def with_console_activity(desktops: QuerySet[Desktop], now: datetime) -> QuerySet[Desktop]:
     """Annotate ``open_consoles`` and ``last_console_at`` in the same query."""
     fresh = Q(console_sessions__closed_at__isnull=True,
-              console_sessions__last_seen_at__gte=now - CONSOLE_STALE)
+              console_sessions__last_seen_at__gte=now - timedelta(
+                  seconds=settings.CONSOLE_STALE))
     return desktops.annotate(
         open_consoles=Count("console_sessions", filter=fresh, distinct=True),
         last_console_at=Max("console_sessions__last_seen_at"),
@@ -82,10 +80,7 @@ def enforce(now: datetime) -> list[str]:
     done = []
     for desktop, deadline in due(now):
         try:
-            if deadline.action == "release":
-                release_desktop(None, desktop, reason=f"{deadline.reason} policy")
-            else:
-                perform(desktop, "stop", None, reason=f"{deadline.reason} policy")
+            perform(desktop, deadline.action, None, reason=f"{deadline.reason} policy")
         except (ServiceError, TransitionRefused) as exc:
             log.info("policy on %s skipped: %s", desktop, exc)
             continue

@@ -34,7 +34,7 @@ def limits_for(user: Account) -> Limits:
 
 def check_room(user: Account, pool: Pool) -> None:
     """Raise QuotaExceeded, saying which limit, if one more desktop of ``pool`` is too many."""
-    held = Desktop.objects.live().filter(owner=user)
+    held = Desktop.objects.filter(owner=user)
     in_pool = held.filter(pool=pool).count()
     if in_pool >= pool.max_per_user:
         raise QuotaExceeded(

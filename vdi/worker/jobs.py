@@ -1,8 +1,11 @@
-"""The work behind each desktop action, run by the Celery tasks on the desktop's host.
+"""The work behind each desktop action (``vdi.actions``), run by the one Celery task on the
+desktop's host: one step per action, registered with ``@step``.
 
 ``execute`` reloads the desktop, does nothing if it is no longer in the action's transitional
-state (a duplicate delivery), runs the steps, and records the outcome on the desktop and its
-Operation. Every step checks the world first, so running a job twice is harmless.
+state (a duplicate delivery), runs the step, and records the outcome on the desktop and its
+Operation. Every step checks the world first, so running a job twice is harmless. A host that
+does not answer is waited for (the task retries with backoff) for ``VDI_HOST_OUTAGE_WINDOW``
+seconds before the action fails; the user reads words, operators the raw cause.
 """
 
 from __future__ import annotations
@@ -13,41 +16,75 @@ from pathlib import Path
 
 from django.conf import settings
 
-from vdi import state
-from vdi.console.notify import close_consoles
+from vdi import actions, state
 from vdi.hypervisor import HypervisorError
 from vdi.models import Desktop
-from vdi.worker import data_disks, operations
+from vdi.worker import operations
 from vdi.worker.faults import crash_point
 from vdi.worker.hosts import driver_for
 from vdi.worker.specs import domain_spec
 
 log = logging.getLogger(__name__)
 
+Step = Callable[[Desktop, int], None]
+STEPS: dict[str, Step] = {}
+
+
+def step(*names: str) -> Callable[[Step], Step]:
+    """Register the worker step of the actions ``names``."""
+
+    def register(function: Step) -> Step:
+        for name in names:
+            actions.get(name)  # a step belongs to a defined action
+            STEPS[name] = function
+        return function
+
+    return register
+
+
+class StepRefused(Exception):
+    """A step that must not go on; ``words`` are for the user, ``detail`` for operators."""
+
+    def __init__(self, words: str, detail: str) -> None:
+        super().__init__(detail)
+        self.words = words
+        self.detail = detail
+
+
+# --- steps ------------------------------------------------------------------------------------
 
 def _ensure_domain(desktop: Desktop, operation_id: int, new: bool = False) -> None:
     """The desktop's disk and domain exist afterwards (creating whichever is missing)."""
     driver = driver_for(desktop.host)
     disk = Path(desktop.disk_path)
-    if not disk.exists():
+    if not driver.files.exists(disk):
         operations.progress(operation_id, 20, "cloning the image (linked clone)")
         crash_point("clone")
         driver.clone_disk(Path(desktop.image_version.disk_path), disk)
-    if desktop.data_disk_path and not Path(desktop.data_disk_path).exists():
+    data = Path(desktop.data_disk_path) if desktop.data_disk_path else None
+    if data is not None and not driver.files.exists(data):
         if not new:  # never paper over lost user data with an empty disk
-            raise HypervisorError(f"the data disk {desktop.data_disk_path} is missing; "
-                                  "restore it (see the reconciler's quarantine) or delete "
-                                  "the desktop")
+            raise StepRefused(
+                "The desktop's data disk is missing, so it was not started (it was not "
+                "replaced with an empty one). Ask an administrator to restore it.",
+                f"the data disk {data} is missing; restore it (see the reconciler's "
+                "quarantine) or delete the desktop")
         operations.progress(operation_id, 35, "creating the user's data disk")
         crash_point("data-disk")
-        data_disks.create(Path(desktop.data_disk_path), desktop.pool.data_disk_gib)
+        driver.files.create_data_disk(data, desktop.pool.data_disk_gib)
     operations.progress(operation_id, 50, "defining the virtual machine")
     crash_point("define")
     driver.define(domain_spec(desktop))
 
 
+@step("provision")
 def _provision(desktop: Desktop, operation_id: int) -> None:
     _boot(desktop, operation_id, new=True)
+
+
+@step("start")
+def _start(desktop: Desktop, operation_id: int) -> None:
+    _boot(desktop, operation_id)
 
 
 def _boot(desktop: Desktop, operation_id: int, new: bool = False) -> None:
@@ -64,10 +101,11 @@ def _boot(desktop: Desktop, operation_id: int, new: bool = False) -> None:
 
 
 def _forget_console(desktop: Desktop) -> None:
+    """The console's endpoint goes with the screen (the service closed open consoles)."""
     Desktop.objects.filter(pk=desktop.pk).update(vnc_host="", vnc_port=None)
-    close_consoles(desktop.pk)
 
 
+@step("stop")
 def _stop(desktop: Desktop, operation_id: int) -> None:
     _forget_console(desktop)
     operations.progress(operation_id, 30, "asking the guest to shut down")
@@ -76,11 +114,13 @@ def _stop(desktop: Desktop, operation_id: int) -> None:
         operations.progress(operation_id, 90, "powered off after the shutdown deadline")
 
 
+@step("restart")
 def _restart(desktop: Desktop, operation_id: int) -> None:
     _stop(desktop, operation_id)
     _boot(desktop, operation_id)
 
 
+@step("delete")
 def _delete(desktop: Desktop, operation_id: int) -> None:
     _forget_console(desktop)
     operations.progress(operation_id, 40, "removing the virtual machine and its disks")
@@ -88,10 +128,12 @@ def _delete(desktop: Desktop, operation_id: int) -> None:
     if desktop.data_disk_path:
         doomed.append(Path(desktop.data_disk_path))  # an explicit delete of the desktop
     crash_point("undefine")
-    driver_for(desktop.host).undefine(desktop.domain_name, tuple(doomed))
-    Path(desktop.serial_log_path).unlink(missing_ok=True)
+    driver = driver_for(desktop.host)
+    driver.undefine(desktop.domain_name, tuple(doomed))
+    driver.files.remove(Path(desktop.serial_log_path))
 
 
+@step("reset", "release")
 def _reset(desktop: Desktop, operation_id: int) -> None:
     """A fresh system disk from the pool's newest image version; the data disk stays."""
     _forget_console(desktop)
@@ -103,7 +145,7 @@ def _reset(desktop: Desktop, operation_id: int) -> None:
     if version is not None and version.pk != desktop.image_version_id:
         Desktop.objects.filter(pk=desktop.pk).update(image_version=version)
         desktop.image_version = version
-    Path(desktop.serial_log_path).unlink(missing_ok=True)
+    driver.files.remove(Path(desktop.serial_log_path))
     _boot(desktop, operation_id)
 
 
@@ -118,28 +160,21 @@ def _discard_provisioned(desktop: Desktop) -> None:
         log.error("Could not clean up %s after a failed provisioning: %s", desktop, exc)
 
 
-STEPS: dict[str, Callable[[Desktop, int], None]] = {
-    "provision": _provision,
-    "start": _boot,
-    "stop": _stop,
-    "restart": _restart,
-    "delete": _delete,
-    "reset": _reset,
-    "release": _reset,
-}
+# --- running a step ---------------------------------------------------------------------------
 
-
-def execute(action: str, desktop_id: int, operation_id: int, *, may_retry: bool) -> str:
+def execute(action: str, desktop_id: int, operation_id: int) -> str:
     """Run ``action`` on the desktop. Returns 'done', 'skipped' or 'failed'.
 
-    Raises HypervisorError only when the error is retryable and ``may_retry`` is set.
+    Raises HypervisorError only to be retried: the error is retryable and the operation may
+    try again (``operations.may_retry``).
     """
     desktop = (Desktop.objects.select_related("host", "image_version", "pool")
                .filter(pk=desktop_id).first())
-    if desktop is None:  # a very late redelivery, after the row went away
+    if desktop is None:  # a late redelivery, after the desktop was deleted
         log.warning("%s of desktop %s skipped: no such desktop", action, desktop_id)
+        operations.finish(operation_id, step="nothing to do: the desktop is gone")
         return "skipped"
-    spec = state.ACTIONS[action]
+    spec = actions.get(action)
     if desktop.status != spec.claims:
         log.info("%s of %s skipped: it is %s already", action, desktop, desktop.status)
         operations.finish(operation_id, step=f"nothing to do: desktop is {desktop.status}")
@@ -149,23 +184,45 @@ def execute(action: str, desktop_id: int, operation_id: int, *, may_retry: bool)
         return "skipped"
     try:
         STEPS[action](desktop, operation_id)
+    except StepRefused as exc:
+        return _failed(action, desktop, operation_id, exc.words, exc.detail)
     except HypervisorError as exc:
-        if exc.retryable and may_retry:
-            operations.requeue(operation_id, f"will retry: {exc}")
+        if exc.retryable and operations.may_retry(operation_id, exc.unreachable):
+            operations.wait(operation_id, _waiting_words(desktop, exc), str(exc))
             raise
-        return _failed(action, desktop, operation_id, str(exc))
+        return _failed(action, desktop, operation_id, _failure_words(spec, desktop, exc),
+                       str(exc))
     except Exception as exc:
         log.exception("%s of %s crashed", action, desktop)
-        return _failed(action, desktop, operation_id, f"internal error: {exc}")
+        return _failed(action, desktop, operation_id,
+                       f"The {spec.name} failed because of an internal error; an administrator "
+                       "can see the cause.", f"internal error: {exc!r}")
     state.succeed(desktop.pk, action)
     operations.finish(operation_id)
     return "done"
 
 
-def _failed(action: str, desktop: Desktop, operation_id: int, error: str) -> str:
-    log.warning("%s of %s failed: %s", action, desktop, error)
+def _waiting_words(desktop: Desktop, exc: HypervisorError) -> str:
+    if exc.unreachable:
+        return (f"Waiting for its host {desktop.host.name} to come back; it goes on by itself "
+                "when the host answers.")
+    return "A temporary problem on its host; trying again in a moment."
+
+
+def _failure_words(spec: actions.DesktopAction, desktop: Desktop, exc: HypervisorError) -> str:
+    if exc.unreachable:
+        minutes = max(1, round(settings.HOST_OUTAGE_WINDOW / 60))
+        return (f"Its host {desktop.host.name} could not be reached for {minutes} min, so the "
+                f"{spec.name} did not finish. Try again in a few minutes; if it keeps failing, "
+                "ask an administrator to check the host.")
+    return (f"The {spec.name} failed on host {desktop.host.name}. Try again; if it keeps "
+            "failing, an administrator can see the cause in the desktop's operations.")
+
+
+def _failed(action: str, desktop: Desktop, operation_id: int, words: str, detail: str) -> str:
+    log.warning("%s of %s failed: %s", action, desktop, detail)
     if action == "provision":
         _discard_provisioned(desktop)
-    state.fail(desktop.pk, action, error)
-    operations.finish(operation_id, error=error)
+    state.fail(desktop.pk, action, words, detail)
+    operations.finish(operation_id, error=words, detail=detail)
     return "failed"

@@ -4,46 +4,71 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import F, Q
+from django.conf import settings
+from django.db.models import DateTimeField, F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from vdi.choices import OperationStatus
 from vdi.models import Operation
 
-LEASE = timedelta(minutes=10)  # a delivery that held an operation this long is presumed dead
+
+def lease() -> timedelta:
+    """A delivery that held an operation this long is presumed dead (VDI_OPERATION_LEASE)."""
+    return timedelta(seconds=settings.OPERATION_LEASE)
 
 
 def claim(operation_id: int) -> bool:
     """Take the operation for this delivery; False if another live delivery has it.
 
     A compare-and-set: two copies of the same task message running at once (a duplicate
-    delivery) cannot both act. A claim older than ``LEASE`` (its worker was killed) can be
+    delivery) cannot both act. A claim older than the lease (its worker was killed) can be
     taken over by the redelivered message.
     """
     now = timezone.now()
     free = Q(status=OperationStatus.QUEUED) | Q(status=OperationStatus.RUNNING,
-                                                 started_at__lt=now - LEASE)
+                                                 started_at__lt=now - lease())
     taken = Operation.objects.filter(free, pk=operation_id).update(
         status=OperationStatus.RUNNING, started_at=now, attempts=F("attempts") + 1, error="",
     )
     return taken == 1
 
 
-def requeue(operation_id: int, step: str) -> None:
-    """Hand the operation back for the retry of the same message."""
-    Operation.objects.filter(pk=operation_id).update(status=OperationStatus.QUEUED,
-                                                     step=step[:200])
+TRANSIENT_ATTEMPTS = 5  # tries for an error that may pass (a busy daemon), host reachable
+
+
+def may_retry(operation_id: int, host_unreachable: bool) -> bool:
+    """Whether to try again: while its host is unreachable, within the outage window
+    (VDI_HOST_OUTAGE_WINDOW) since the operation began to wait; otherwise a few times."""
+    row = Operation.objects.filter(pk=operation_id).values("waiting_since", "attempts").first()
+    if row is None:
+        return False
+    if not host_unreachable:
+        return bool(row["attempts"] < TRANSIENT_ATTEMPTS)
+    first = row["waiting_since"]
+    return first is None or timezone.now() - first < timedelta(
+        seconds=settings.HOST_OUTAGE_WINDOW)
+
+
+def wait(operation_id: int, words: str, detail: str) -> None:
+    """Hand the operation back for a retry of the same message, saying why it waits."""
+    Operation.objects.filter(pk=operation_id).update(
+        status=OperationStatus.QUEUED, step=words[:200], detail=detail,
+        waiting_since=Coalesce(F("waiting_since"), Value(timezone.now(),
+                                                         output_field=DateTimeField())))
 
 
 def progress(operation_id: int, percent: int, step: str) -> None:
     Operation.objects.filter(pk=operation_id).update(progress=percent, step=step[:200])
 
 
-def finish(operation_id: int, error: str = "", step: str = "") -> None:
+def finish(operation_id: int, error: str = "", step: str = "", detail: str = "") -> None:
     status = OperationStatus.FAILED if error else OperationStatus.SUCCEEDED
-    fields = {"status": status, "finished_at": timezone.now(), "error": error}
+    fields: dict[str, object] = {"status": status, "finished_at": timezone.now(), "error": error}
     if not error:
         fields["progress"] = 100
     if step:
         fields["step"] = step[:200]
+    if detail:
+        fields["detail"] = detail
     Operation.objects.filter(pk=operation_id).update(**fields)

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -66,7 +65,7 @@ def _our_domains(host: Host) -> dict[str, DomainInfo]:
 
 def _check_desktops(host: Host, domains: dict[str, DomainInfo], now: datetime) -> list[Finding]:
     findings = []
-    for desktop in Desktop.objects.filter(host=host).exclude(status=DesktopStatus.DELETED):
+    for desktop in Desktop.objects.filter(host=host):
         if desktop.status in TRANSITIONAL_STATUSES:
             finding = _check_stuck(desktop, now)
         else:
@@ -79,10 +78,13 @@ def _check_desktops(host: Host, domains: dict[str, DomainInfo], now: datetime) -
 def _check_stuck(desktop: Desktop, now: datetime) -> Finding | None:
     if desktop.status_changed_at > now - timedelta(seconds=settings.STUCK_AFTER):
         return None  # a task is (probably) working on it
-    reason = (f"stuck in '{desktop.status}' since {desktop.status_changed_at:%Y-%m-%d %H:%M} "
+    detail = (f"stuck in '{desktop.status}' since {desktop.status_changed_at:%Y-%m-%d %H:%M} "
               "(its worker probably died); cleared by the reconciler")
+    words = (f"The desktop stayed '{desktop.get_status_display()}' for too long and was "
+             "stopped there; try the action again.")
     was = desktop.status
-    if not state.compare_and_set(desktop.pk, {DesktopStatus(was)}, DesktopStatus.ERROR, reason):
+    if not state.compare_and_set(desktop.pk, {DesktopStatus(was)}, DesktopStatus.ERROR, words,
+                                 detail):
         return None
     if was == DesktopStatus.PROVISIONING:
         _discard(desktop)
@@ -120,14 +122,13 @@ def _check_power(desktop: Desktop, domain: DomainInfo | None) -> Finding | None:
 # --- what no desktop owns ----------------------------------------------------------------------
 
 def _owned_names() -> set[str]:
-    live = Desktop.objects.exclude(status=DesktopStatus.DELETED)
-    return set(live.values_list("domain_name", flat=True))
+    return set(Desktop.objects.values_list("domain_name", flat=True))
 
 
 def _owned_paths() -> set[str]:
-    live = Desktop.objects.exclude(status=DesktopStatus.DELETED)
-    paths = set(live.values_list("disk_path", flat=True))
-    return paths | set(live.exclude(data_disk_path="").values_list("data_disk_path", flat=True))
+    paths = set(Desktop.objects.values_list("disk_path", flat=True))
+    return paths | set(Desktop.objects.exclude(data_disk_path="").values_list("data_disk_path",
+                                                                              flat=True))
 
 
 def _stray(host: Host, kind: str, name: str, now: datetime) -> Stray | None:
@@ -168,10 +169,8 @@ def _check_stray_domains(host: Host, domains: dict[str, DomainInfo],
 def _check_stray_disks(host: Host, now: datetime) -> list[Finding]:
     findings: list[Finding] = []
     owned = _owned_paths()
-    storage = Path(host.storage_dir)
-    if not storage.is_dir():
-        return findings
-    for path in sorted(storage.glob(f"{settings.DOMAIN_PREFIX}-*.qcow2")):
+    files = driver_for(host).files
+    for path in files.glob(Path(host.storage_dir), f"{settings.DOMAIN_PREFIX}-*.qcow2"):
         if str(path) in owned:
             continue
         stray = _stray(host, Stray.Kind.DISK, str(path), now)
@@ -179,27 +178,20 @@ def _check_stray_disks(host: Host, now: datetime) -> list[Finding]:
             findings.append(Finding("stray disk", str(path), "reported"))
             continue
         if path.name.endswith(DATA_SUFFIX):
-            findings.append(_resolve(stray, f"quarantined to {_quarantine(path)}"))
+            findings.append(_resolve(stray, f"quarantined to {files.quarantine(path)}"))
         else:
-            driver_for(host).delete_disk(path)
+            files.remove(path)
             findings.append(_resolve(stray, "deleted (a leftover system disk)"))
     _close_vanished(host, owned)
     return findings
 
 
-def _quarantine(path: Path) -> Path:
-    folder = path.parent / "quarantine"
-    folder.mkdir(mode=0o750, exist_ok=True)
-    target = folder / f"{timezone.now():%Y%m%d-%H%M%S}-{path.name}"
-    shutil.move(path, target)
-    return target
-
-
 def _close_vanished(host: Host, owned: set[str]) -> None:
     """Strays that went away by themselves (or were adopted) are closed."""
+    files = driver_for(host).files
     for stray in Stray.objects.filter(host=host, resolved_at__isnull=True):
         gone = (stray.kind == Stray.Kind.DISK and
-                (not Path(stray.name).exists() or stray.name in owned))
+                (not files.exists(Path(stray.name)) or stray.name in owned))
         if gone:
             stray.resolved_at = timezone.now()
             stray.action = "gone by itself"

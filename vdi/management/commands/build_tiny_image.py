@@ -10,10 +10,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from vdi.images.registry import VersionFiles, register_version
 from vdi.images.tiny import build_tiny_image, find_kernel
 from vdi.models import GoldenImage
 from vdi.services.errors import ServiceError
-from vdi.services.images import VersionFiles, register_version
 
 
 class Command(BaseCommand):

@@ -8,9 +8,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from vdi.images.registry import VersionFiles, register_version
 from vdi.models.images import image_name_validator
 from vdi.services.errors import ServiceError
-from vdi.services.images import VersionFiles, register_version
 
 
 class Command(BaseCommand):

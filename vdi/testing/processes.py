@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.25) -> Any:

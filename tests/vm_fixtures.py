@@ -1,4 +1,5 @@
-"""Real guests: the tiny image, a Celery worker process on Redis, qemu:///system."""
+"""Fixtures for real guests (the integration and browser tiers): the tiny image, a Celery
+worker process on Redis, qemu:///system. Loaded by ``tests/conftest.py`` as a plugin."""
 
 from __future__ import annotations
 
@@ -9,13 +10,11 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from tests.conftest import make_version
-from tests.processes import WorkerProcess, wait_for
+from tests.support import make_version, purge
 from vdi.hypervisor import get_driver
 from vdi.images.tiny import build_tiny_image, find_kernel
 from vdi.models import Host, ImageVersion, Pool
-
-__all__ = ["WorkerProcess", "wait_for"]
+from vdi.testing.processes import WorkerProcess
 
 
 def remove_test_domains() -> None:
@@ -63,8 +62,6 @@ def tiny_pool(tiny_version: ImageVersion, vm_host: Host, owner: Any) -> Pool:
 def worker(transactional_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     WorkerProcess
 ]:
-    from tests.queues import purge
-
     purge(f"host.{settings.HOST_NAME}")
     process = WorkerProcess(tmp_path_factory.mktemp("worker") / "worker.log")
     process.start()

@@ -1,4 +1,7 @@
-"""Registering golden image versions: files are checked, copied read-only and recorded."""
+"""Registering golden image versions: files are checked, copied read-only and recorded.
+
+Runs where the image folder is (a management command or a worker), never in a web request.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,150 @@
+"""Desktop actions, each defined once.
+
+An entry says which states the action may start from, the transitional state it claims and the
+state it ends in, whether it ends open consoles, the permission it needs on someone else's
+desktop, whether an owner may ask for it on their own, its words (label, confirmation) and its
+rules. The state machine (``vdi.state``), the services, the one Celery task, the views, the
+admin and the templates all read this table; the worker has one step per entry
+(``vdi.worker.jobs``). Adding an action is one entry here plus one worker step.
+
+Imports nothing but the vocabularies, so models, services and the worker can all read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from vdi.choices import DesktopStatus as S
+
+
+class PoolLike(Protocol):
+    @property
+    def is_persistent(self) -> bool: ...
+
+    @property
+    def is_automatic(self) -> bool: ...
+
+
+class DesktopLike(Protocol):
+    status: str
+
+    @property
+    def pool(self) -> Any: ...
+
+
+# A rule returns why the action can't be done to this desktop, or None when it can.
+Rule = Callable[[DesktopLike], str | None]
+
+
+def _persistent_is_not_released(desktop: DesktopLike) -> str | None:
+    if desktop.pool.is_persistent:
+        return ("A persistent desktop keeps its user's data: it can't be released to someone "
+                "else. Delete it to give up the desktop and its data.")
+    return None
+
+
+def _automatic_is_released_not_deleted(desktop: DesktopLike) -> str | None:
+    if desktop.pool.is_automatic:
+        return "Desktops of an automatic pool are released, not deleted."
+    return None
+
+
+@dataclass(frozen=True)
+class DesktopAction:
+    name: str
+    label: str
+    allowed_from: frozenset[S]
+    claims: S
+    succeeds_to: S | None  # None: the desktop is gone (archived) when the action succeeds
+    ends_consoles: bool
+    permission: str  # "app_label.codename", needed to act on a desktop that is not yours
+    self_service: bool = True  # an owner may ask for it on their own desktop
+    confirm: str = ""  # asked before the request; {data} and {data_delete} are filled in
+    admin_label: str = ""
+    gives_back: bool = False  # the desktop leaves its owner at the claim
+    rules: tuple[Rule, ...] = ()  # hold for everyone
+    owner_rules: tuple[Rule, ...] = ()  # hold when an owner asks without the permission
+
+    @property
+    def codename(self) -> str:
+        return self.permission.partition(".")[2]
+
+    @property
+    def audit_action(self) -> str:
+        return f"desktop.{self.name}"
+
+    def confirmation(self, desktop: DesktopLike) -> str:
+        persistent = desktop.pool.is_persistent
+        return self.confirm.format(
+            data="Your data disk (/data) is kept." if persistent else "",
+            data_delete="Its data disk and your files on it are deleted too. " if persistent
+            else "",
+        ).strip()
+
+    def refusal(self, desktop: DesktopLike, *, as_owner: bool) -> str | None:
+        """Why this desktop can't take the action now (state aside), or None."""
+        for rule in self.rules + (self.owner_rules if as_owner else ()):
+            reason = rule(desktop)
+            if reason is not None:
+                return reason
+        return None
+
+
+_ANY_SETTLED = frozenset({S.RUNNING, S.STOPPED, S.ERROR})
+
+PROVISION = DesktopAction(
+    "provision", "Provision", frozenset(), S.PROVISIONING, S.RUNNING, ends_consoles=False,
+    permission="vdi.add_desktop", self_service=False)
+START = DesktopAction(
+    "start", "Start", frozenset({S.STOPPED, S.ERROR}), S.STARTING, S.RUNNING,
+    ends_consoles=False, permission="vdi.start_desktop", admin_label="Start selected desktops")
+STOP = DesktopAction(
+    "stop", "Stop", frozenset({S.RUNNING}), S.STOPPING, S.STOPPED, ends_consoles=True,
+    permission="vdi.stop_desktop", admin_label="Stop selected desktops")
+RESTART = DesktopAction(
+    "restart", "Restart", frozenset({S.RUNNING}), S.RESTARTING, S.RUNNING, ends_consoles=True,
+    permission="vdi.restart_desktop", admin_label="Restart selected desktops")
+DELETE = DesktopAction(
+    "delete", "Delete", _ANY_SETTLED, S.DELETING, None, ends_consoles=True,
+    permission="vdi.delete_desktop",
+    confirm="Delete this desktop? {data_delete}This cannot be undone.",
+    admin_label="Delete selected desktops (their virtual machines and disks)",
+    owner_rules=(_automatic_is_released_not_deleted,))
+RESET = DesktopAction(
+    "reset", "Reset", _ANY_SETTLED, S.RESETTING, S.RUNNING, ends_consoles=True,
+    permission="vdi.reset_desktop",
+    confirm="Reset to the golden image? Everything on the system disk is lost: installed "
+            "programs and files outside the data disk. {data}",
+    admin_label="Reset selected desktops to the golden image")
+RELEASE = DesktopAction(
+    "release", "Release", _ANY_SETTLED, S.RESETTING, S.RUNNING, ends_consoles=True,
+    permission="vdi.release_desktop", gives_back=True,
+    confirm="Give this desktop back to the pool? It is reset to the golden image: everything "
+            "you did on it is lost.",
+    admin_label="Force release (reset to the image, back to the pool)",
+    rules=(_persistent_is_not_released,))
+
+ACTIONS: dict[str, DesktopAction] = {
+    a.name: a for a in (PROVISION, START, STOP, RESTART, DELETE, RESET, RELEASE)
+}
+# What people can ask for (provisioning is the system's own, through a claim or a pool).
+REQUESTABLE: tuple[DesktopAction, ...] = tuple(a for a in ACTIONS.values() if a.admin_label)
+
+
+def get(name: str) -> DesktopAction:
+    """The action called ``name``; KeyError for an unknown one."""
+    return ACTIONS[name]
+
+
+def operation_kinds() -> list[tuple[str, str]]:
+    """Choices for ``Operation.kind``."""
+    return [(a.name, a.label.lower()) for a in ACTIONS.values()]
+
+
+def custom_permissions() -> tuple[tuple[str, str], ...]:
+    """Permissions Django does not make by itself (add and delete are its own)."""
+    builtin = {"add_desktop", "change_desktop", "delete_desktop", "view_desktop"}
+    return tuple((a.codename, f"Can {a.name} desktops") for a in ACTIONS.values()
+                 if a.codename not in builtin)

@@ -1,0 +1,14 @@
+"""Sending work to the workers by task name: the web tier imports neither the tasks nor the
+worker nor the driver, so a web process never loads libvirt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portal.celery import app
+
+
+def send(task_name: str, args: tuple[Any, ...], queue: str) -> None:
+    """Publish ``task_name(*args)`` on ``queue``. Celery retries a lost broker connection
+    (``CELERY_TASK_PUBLISH_RETRY_POLICY``) and then raises."""
+    app.send_task(task_name, args=args, queue=queue)
