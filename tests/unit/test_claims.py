@@ -212,3 +212,20 @@ def test_maintain_tops_up_and_trims(pool, host):
     steps = maintain(pool)
     assert (steps.create, steps.remove) == (0, 1)
     assert pool.desktops.filter(status=DesktopStatus.DELETING).count() == 1
+
+
+def test_a_claim_holds_the_pool_lock(owner, pool):
+    """PostgreSQL: the claim locks the pool row. SQLite: every write transaction begins
+    IMMEDIATE, taking the database's write lock before the claim reads anything."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        claim_desktop(owner, pool)
+    sql = [q["sql"] for q in queries.captured_queries]
+    if connection.vendor == "postgresql":
+        locks = [s for s in sql if "FOR UPDATE" in s]
+        assert locks and '"vdi_pool"' in locks[0]
+        assert sql.index(locks[0]) < min(i for i, s in enumerate(sql) if "vdi_desktop" in s)
+    else:
+        assert connection.settings_dict["OPTIONS"]["transaction_mode"] == "IMMEDIATE"

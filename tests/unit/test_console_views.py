@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -58,7 +60,10 @@ def test_anonymous_is_sent_to_sign_in(running_desktop):
 def test_admin_gets_a_ticket_for_any_desktop(admin_user, running_desktop):
     url = reverse("desktop-console-ticket", args=[running_desktop.pk])
     response = signed_in(admin_user).post(url)
-    assert response.status_code == 200
+    assert response.status_code == 200 and len(response.json()["ticket"]) >= 40
+    ticket = ConsoleTicket.objects.get()
+    assert (ticket.user, ticket.desktop) == (admin_user, running_desktop)
+    assert ticket.token_hash == hashlib.sha256(response.json()["ticket"].encode()).hexdigest()
 
 
 def test_stopped_desktop_gets_no_ticket_and_a_reason(owner, running_desktop):

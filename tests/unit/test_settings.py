@@ -64,3 +64,36 @@ def test_typed_helpers():
     assert env.items("C", []) == ["x", "y", "z"]
     assert env.database("D", "")["NAME"] == "/tmp/x.db"
     assert env.text("MISSING", "default") == "default"
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"VDI_CONSOLE_HEARTBEAT": "60", "VDI_CONSOLE_STALE": "90"},
+         ["VDI_CONSOLE_STALE (90 s) must be at least twice VDI_CONSOLE_HEARTBEAT (60 s)"]),
+        ({"VDI_OPERATION_LEASE": "200", "VDI_SHUTDOWN_TIMEOUT": "60"},
+         ["VDI_OPERATION_LEASE (200 s) must be longer than the longest step"]),
+        ({"VDI_TASK_VISIBILITY_TIMEOUT": "600", "VDI_OPERATION_LEASE": "600"},
+         ["VDI_TASK_VISIBILITY_TIMEOUT (600 s) must be longer than VDI_OPERATION_LEASE"]),
+        ({"VDI_STUCK_AFTER": "900"},
+         ["VDI_STUCK_AFTER (900 s) must be longer than VDI_OPERATION_LEASE + "
+          "VDI_HOST_OUTAGE_WINDOW (900 s)"]),
+        ({"VDI_HOST_OUTAGE_WINDOW": "10", "VDI_HOST_RETRY_MAX_SECONDS": "30"},
+         ["VDI_HOST_OUTAGE_WINDOW (10 s) must be at least VDI_HOST_RETRY_MAX_SECONDS"]),
+        ({"VDI_CONSOLE_STALE": "10", "VDI_STUCK_AFTER": "60"},
+         ["VDI_CONSOLE_STALE (10 s)", "VDI_STUCK_AFTER (60 s)"]),
+    ],
+)
+def test_timing_limits_that_do_not_fit_together_stop_startup(env, names):
+    result = start_django(**env)
+    assert result.returncode != 0 and "Timing settings that do not fit together" in result.stderr
+    for name in names:
+        assert name in result.stderr
+
+
+def test_the_default_timing_fits_together():
+    from portal.timing import Timing, problems
+
+    assert problems(Timing(shutdown_timeout=60, operation_lease=600, stuck_after=1200,
+                           host_outage_window=300, host_retry_max=30, visibility_timeout=3600,
+                           console_heartbeat=30, console_stale=90)) == []

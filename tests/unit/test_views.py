@@ -125,39 +125,6 @@ def test_names_are_escaped(owner, pool, host):
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
 
 
-def test_admin_pages_render(admin_user, owner, pool, host):
-    create_desktop(owner, pool)
-    client = signed_in(admin_user)
-    for name in ("host", "goldenimage", "imageversion", "pool", "desktop", "operation",
-                 "auditevent"):
-        assert client.get(reverse(f"admin:vdi_{name}_changelist")).status_code == 200, name
-    desktop = Desktop.objects.get()
-    assert client.get(reverse("admin:vdi_desktop_change", args=[desktop.pk])).status_code == 200
-
-
-def test_admin_changes_and_actions_are_audited(owner, admin_user, pool, host):
-    from vdi.models import AuditEvent
-
-    client = signed_in(admin_user)
-    change = reverse("admin:vdi_pool_change", args=[pool.pk])
-    form = {"name": "Renamed", "image": pool.image_id, "vcpus": 2, "memory_mib": 512,
-            "description": "", "enabled": "on", "assignment": "dedicated",
-            "persistence": "non_persistent", "data_disk_gib": 1, "min_ready": 0, "max_size": 5,
-            "max_per_user": 3, "idle_minutes": 0, "max_session_minutes": 0,
-            "users": [owner.pk], "desktops-TOTAL_FORMS": 0, "desktops-INITIAL_FORMS": 0}
-    assert client.post(change, form).status_code == 302
-    event = AuditEvent.objects.get(action="pool.change")
-    assert event.actor == admin_user and set(event.details["fields"]) >= {"name", "vcpus"}
-
-    desktop = create_desktop(owner, pool)
-    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING)
-    client.post(reverse("admin:vdi_desktop_changelist"),
-                {"action": "stop_desktops", "_selected_action": [desktop.pk]})
-    desktop.refresh_from_db()
-    assert desktop.status == DesktopStatus.STOPPING
-    assert AuditEvent.objects.filter(action="desktop.stop", actor=admin_user).exists()
-
-
 def test_the_page_lists_only_entitled_pools(owner, outsider, pool, image_version):
     from vdi.models import Pool
 
@@ -221,29 +188,3 @@ def test_console_page_tells_the_policies(owner, pool):
     page = signed_in(owner).get(reverse("desktop-console", args=[desktop.pk])).content.decode()
     assert "This session ends at" in page
     assert "If you disconnect, the desktop is given back to the pool after 15 min." in page
-
-
-def test_admin_exports_the_audit_log_as_csv(admin_user, owner, pool, host):
-    from vdi.models import AuditEvent
-
-    pool.name = "=HYPERLINK(evil)"
-    pool.save()
-    create_desktop(owner, pool, "192.0.2.4")
-    events = list(AuditEvent.objects.values_list("pk", flat=True))
-    response = signed_in(admin_user).post(
-        reverse("admin:vdi_auditevent_changelist"),
-        {"action": "export_audit_csv", "_selected_action": events},
-    )
-    assert response["Content-Type"].startswith("text/csv")
-    body = response.content.decode()
-    assert body.splitlines()[0].startswith("time,actor,action,target_type")
-    assert "desktop.create" in body and "192.0.2.4" in body
-    assert "'=HYPERLINK" in body, "a name can't become a spreadsheet formula"
-    assert AuditEvent.objects.filter(action="audit.export", actor=admin_user).exists()
-
-
-def test_admin_filters_the_audit_log(admin_user, owner, pool, host):
-    create_desktop(owner, pool)
-    client = signed_in(admin_user)
-    page = client.get(reverse("admin:vdi_auditevent_changelist"), {"action": "desktop.create"})
-    assert page.status_code == 200 and "desktop.create" in page.content.decode()

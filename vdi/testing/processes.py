@@ -34,18 +34,23 @@ def _database_url() -> str:
 
 
 class WorkerProcess:
-    """A real ``celery worker`` consuming the test host's queue, on the test database."""
+    """A real ``celery worker`` consuming the general queue and the hosts' queues (the test
+    host's by default), on the test database. ``env`` adds to its environment."""
 
-    def __init__(self, log: Path, settings_module: str = "tests.settings") -> None:
+    def __init__(self, log: Path, settings_module: str = "tests.settings",
+                 hosts: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
         self.settings_module = settings_module
         self.log = log
+        self.hosts = hosts or (settings.HOST_NAME,)
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": self.settings_module,
-               "DATABASE_URL": _database_url()}
+               "DATABASE_URL": _database_url(), **self.env}
+        queues = ",".join(["vdi", *(f"host.{name}" for name in self.hosts)])
         command = [sys.executable, "-m", "celery", "-A", "portal", "worker", "-l", "INFO",
-                   "-Q", f"vdi,host.{settings.HOST_NAME}", "-n", f"test-{os.getpid()}@%h",
+                   "-Q", queues, "-n", f"test-{os.getpid()}-{self.hosts[0]}@%h",
                    "--concurrency", "2", "--without-gossip", "--without-mingle"]
         handle = self.log.open("ab")
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle,
@@ -59,6 +64,31 @@ class WorkerProcess:
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
+
+
+class BeatProcess:
+    """A real ``celery beat`` with the settings' schedule; ``env`` shortens its intervals."""
+
+    def __init__(self, log: Path, schedule: Path, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        self.schedule = schedule
+        self.env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
+               "DATABASE_URL": _database_url(), **self.env}
+        command = [sys.executable, "-m", "celery", "-A", "portal", "beat", "-l", "INFO",
+                   "-s", str(self.schedule), "--max-interval", "1"]
+        handle = self.log.open("ab")
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: b"beat: Starting" in self.log.read_bytes(), 60, "celery beat to start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(30)
 
 
 def free_port() -> int:

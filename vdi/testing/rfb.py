@@ -13,6 +13,7 @@ class ServerInit:
     height: int
     bits_per_pixel: int
     name: str
+    security_types: tuple[int, ...] = ()  # what the server offered the client
 
 
 class Stream:
@@ -46,7 +47,7 @@ def handshake(stream: Stream) -> ServerInit:
     pixel_format = stream.read(16)
     (name_length,) = struct.unpack("!I", stream.read(4))
     name = stream.read(name_length).decode(errors="replace")
-    return ServerInit(width, height, pixel_format[0], name)
+    return ServerInit(width, height, pixel_format[0], name, tuple(types))
 
 
 def first_update(stream: Stream, init: ServerInit) -> int:

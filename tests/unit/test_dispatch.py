@@ -1,0 +1,75 @@
+"""Publishing a task to a Redis that is briefly away: Celery's publish retry policy waits for
+it; a Redis that stays away is an error the service records (see test_services). Each case
+runs in a process of its own against a private redis-server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from vdi.testing.processes import ROOT, free_port
+
+PUBLISH = """
+import django, time
+django.setup()
+from vdi.services import dispatch
+started = time.monotonic()
+try:
+    dispatch.send("vdi.desktop_action", ("start", 1, 1), "host.dispatch-test")
+except Exception as exc:
+    print("failed", type(exc).__name__, round(time.monotonic() - started, 1))
+else:
+    print("sent", round(time.monotonic() - started, 1))
+"""
+
+
+def publisher(port: int) -> subprocess.Popen[str]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
+           "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    return subprocess.Popen([sys.executable, "-c", PUBLISH], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def start_redis(port: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                               "--save", "", "--appendonly", "no"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            return server
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise AssertionError("redis-server did not start")
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    yield free_port()
+
+
+def test_a_publish_waits_for_a_redis_that_comes_back(port):
+    sender = publisher(port)
+    time.sleep(0.5)  # Redis is away while the first attempts fail
+    server = start_redis(port)
+    try:
+        out, err = sender.communicate(timeout=60)
+        assert out.startswith("sent"), out + err[-2000:]
+        assert redis.Redis(port=port).llen("host.dispatch-test") == 1
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_a_publish_gives_up_when_redis_stays_away(port):
+    out, err = publisher(port).communicate(timeout=60)
+    verdict, kind, seconds = out.split()
+    assert (verdict, kind) == ("failed", "OperationalError"), err[-2000:]
+    assert float(seconds) >= 1.0, "it retried with backoff before giving up"
