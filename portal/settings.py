@@ -13,6 +13,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import Env
+from portal.rates import parse_rates
 from portal.timing import Timing, problems
 
 env = Env()
@@ -155,6 +156,7 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
+    "vdi.auth_backends.PoolOperatorBackend",  # pool operators, on the pools they operate
 ]
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "desktop-list"
@@ -202,6 +204,7 @@ WHITENOISE_USE_FINDERS = True
 
 # --- Redis: Celery broker and channel layer --------------------------------------------------
 REDIS_URL = env.url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix"))
+REDIS_KEY_PREFIX = env.text("VDI_REDIS_KEY_PREFIX", "vdi")  # the portal's own Redis keys
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_ACKS_LATE = True
@@ -248,6 +251,27 @@ CONSOLE_CONNECT_TIMEOUT = env.number("VDI_CONSOLE_CONNECT_TIMEOUT", 5, minimum=1
 # no longer counts as connected (its proxy died).
 CONSOLE_HEARTBEAT = env.number("VDI_CONSOLE_HEARTBEAT", 30, minimum=1)
 CONSOLE_STALE = env.number("VDI_CONSOLE_STALE", 90, minimum=2)
+# An open console checks every RECHECK s that its user, session, password, grant and role
+# still allow it (changes also reach it at once, through the channel layer).
+CONSOLE_RECHECK = env.number("VDI_CONSOLE_RECHECK", 5, minimum=1)
+CONSOLE_MAX_PER_USER = env.number("VDI_CONSOLE_MAX_PER_USER", 4, minimum=1)
+CONSOLE_MAX_PER_DESKTOP = env.number("VDI_CONSOLE_MAX_PER_DESKTOP", 3, minimum=1)
+CONSOLE_MAX_MESSAGE = env.number("VDI_CONSOLE_MAX_MESSAGE", 1024 * 1024, minimum=1024)
+CONSOLE_HANDSHAKE_TIMEOUT = env.number("VDI_CONSOLE_HANDSHAKE_TIMEOUT", 10, minimum=1)
+REFUSAL_AUDIT_INTERVAL = env.number("VDI_REFUSAL_AUDIT_INTERVAL", 60, minimum=5)
+
+
+def _rates(name: str, default: str) -> str:
+    value = env.text(name, default)
+    try:
+        parse_rates(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+    return value
+
+
+CONSOLE_RATE_LIMIT = _rates("VDI_CONSOLE_RATE_LIMIT", "30/m/ip,20/m/user")
+TICKET_RATE_LIMIT = _rates("VDI_TICKET_RATE_LIMIT", "30/m/ip,20/m/user")
 
 # --- Quotas: defaults for users without a quota of their own (admin: User quotas) ---------
 DEFAULT_MAX_DESKTOPS = env.number("VDI_DEFAULT_MAX_DESKTOPS", 3, minimum=0)
@@ -276,6 +300,8 @@ CELERY_BEAT_SCHEDULE = {
     "purge-history": {"task": "vdi.purge_history", "schedule": HISTORY_INTERVAL},
     "purge-retired-versions": {"task": "vdi.purge_retired_versions",
                                "schedule": HISTORY_INTERVAL},
+    "flush-console-refusals": {"task": "vdi.flush_console_refusals",
+                               "schedule": REFUSAL_AUDIT_INTERVAL},
 }
 
 # --- Hypervisor ---------------------------------------------------------------------------------

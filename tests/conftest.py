@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
@@ -19,9 +20,14 @@ pytest_plugins = ["tests.vm_fixtures"]
 
 @pytest.fixture(autouse=True)
 def fresh_cache() -> None:
+    """Each test starts with no rate-limit counts, in the cache and in the portal's own
+    Redis keys (console guards)."""
     from django.core.cache import cache
 
     cache.clear()
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(f"{settings.REDIS_KEY_PREFIX}:*"):
+        client.delete(key)
 
 
 def _user(username: str, **extra: Any) -> AbstractUser:

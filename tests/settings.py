@@ -12,6 +12,7 @@ os.environ.setdefault("VDI_HOST_NAME", "test")
 os.environ.setdefault("VDI_DOMAIN_TYPE", "qemu")
 os.environ.setdefault("VDI_SHUTDOWN_TIMEOUT", "20")
 os.environ.setdefault("VDI_ALLOWED_ORIGINS", "http://localhost,http://localhost:8000")
+os.environ.setdefault("VDI_REDIS_KEY_PREFIX", "vditest")
 
 from portal.settings import *  # noqa: E402,F403
 

@@ -143,8 +143,19 @@ def operation_kinds() -> list[tuple[str, str]]:
     return [(a.name, a.label.lower()) for a in ACTIONS.values()]
 
 
+# Permissions on desktops that are not actions: the console, watching it, handing it over.
+CONSOLE = "vdi.console_desktop"  # open someone else's console, with keyboard and mouse
+SHADOW = "vdi.shadow_desktop"  # watch someone else's console, view only (they are told)
+HANDOVER = "vdi.handover_desktop"  # give a persistent desktop, with its data, to another user
+OTHER_PERMISSIONS = (
+    ("console_desktop", "Can use the console of others' desktops"),
+    ("shadow_desktop", "Can watch the console of others' desktops (view only)"),
+    ("handover_desktop", "Can hand a persistent desktop with its data to another user"),
+)
+
+
 def custom_permissions() -> tuple[tuple[str, str], ...]:
     """Permissions Django does not make by itself (add and delete are its own)."""
     builtin = {"add_desktop", "change_desktop", "delete_desktop", "view_desktop"}
     return tuple((a.codename, f"Can {a.name} desktops") for a in ACTIONS.values()
-                 if a.codename not in builtin)
+                 if a.codename not in builtin) + OTHER_PERMISSIONS

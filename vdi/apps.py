@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class VdiConfig(AppConfig):
@@ -7,4 +8,7 @@ class VdiConfig(AppConfig):
     verbose_name = "Virtual desktops"
 
     def ready(self) -> None:
-        from vdi import signals  # noqa: F401  (connects the receivers)
+        from vdi import receivers  # noqa: F401  (connects them)
+        from vdi.roles import sync_roles
+
+        post_migrate.connect(sync_roles, sender=self, dispatch_uid="vdi.sync_roles")

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
 from vdi.choices import DesktopStatus
+from vdi.console import guards
 from vdi.console.codes import EXPLANATIONS
 from vdi.models import Desktop
 from vdi.services import access
@@ -21,17 +22,19 @@ from vdi.services.console import SUBPROTOCOL, TICKET_PREFIX, issue_ticket
 from vdi.services.errors import AccessDenied, ServiceError
 
 
-def _my_desktop(request: HttpRequest, pk: int) -> Desktop:
-    desktop = get_object_or_404(Desktop.objects.select_related("pool", "host"), pk=pk)
-    if not access.can_manage_desktop(request.user, desktop):
+def _console_desktop(request: HttpRequest, pk: int) -> tuple[Desktop, access.ConsoleMode]:
+    """The desktop, if this user may open (or watch) its console; else 404."""
+    desktop = get_object_or_404(Desktop.objects.select_related("pool", "host", "owner"), pk=pk)
+    mode = access.console_mode(request.user, desktop)
+    if mode is None:
         raise Http404("No such desktop.")
-    return desktop
+    return desktop, mode
 
 
 @require_GET
 @login_required
 def console_page(request: HttpRequest, pk: int) -> HttpResponse:
-    desktop = _my_desktop(request, pk)
+    desktop, mode = _console_desktop(request, pk)
     pool = desktop.pool
     session_end = None
     if pool.max_session_minutes and desktop.assigned_at:
@@ -44,6 +47,8 @@ def console_page(request: HttpRequest, pk: int) -> HttpResponse:
         "explanations": {int(code): text for code, text in EXPLANATIONS.items()},
         "subprotocol": SUBPROTOCOL,
         "ticket_prefix": TICKET_PREFIX,
+        "view_only": mode is access.ConsoleMode.VIEW_ONLY,
+        "someone_elses": desktop.owner_id != request.user.pk,
     }
     return render(request, "vdi/console.html", context)
 
@@ -51,7 +56,10 @@ def console_page(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def console_ticket(request: HttpRequest, pk: int) -> JsonResponse:
-    desktop = _my_desktop(request, pk)
+    desktop, _mode = _console_desktop(request, pk)
+    if not guards.allow_ticket(request.META.get("REMOTE_ADDR"), request.user.pk):
+        return JsonResponse({"error": "Too many console tickets in a short time: wait a "
+                             "minute."}, status=429)
     try:
         issued = issue_ticket(request.user, request.session.session_key, desktop)
     except AccessDenied as exc:
@@ -61,6 +69,7 @@ def console_ticket(request: HttpRequest, pk: int) -> JsonResponse:
     response = JsonResponse({
         "ticket": issued.ticket,
         "expires_in": issued.expires_in,
+        "view_only": issued.view_only,
         "path": f"/ws/desktops/{desktop.pk}/console/",
     })
     response["Cache-Control"] = "no-store"
@@ -84,7 +93,7 @@ def origin_problem(origin: str) -> str | None:
 @login_required
 def console_diagnose(request: HttpRequest, pk: int) -> JsonResponse:
     """What stands between this user and the console, in words."""
-    desktop = _my_desktop(request, pk)
+    desktop, _mode = _console_desktop(request, pk)
     problems = []
     if desktop.status != DesktopStatus.RUNNING:
         problems.append(f"The desktop is not running (it is {desktop.get_status_display()}).")

@@ -1,5 +1,6 @@
-"""Administrators must set up two-factor sign-in before doing anything else (when
-``VDI_ADMIN_REQUIRE_2FA`` is on)."""
+"""Administrators, and everyone holding a role beyond *user* (helpdesk, pool operators),
+must set up two-factor sign-in before doing anything else (when ``VDI_ADMIN_REQUIRE_2FA``
+is on)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+
+from vdi.roles import is_privileged
 
 ALWAYS_OPEN = ("/accounts/", "/static/")
 
@@ -22,7 +25,7 @@ class AdminTwoFactorMiddleware:
         if (
             settings.ADMIN_REQUIRE_2FA
             and user.is_authenticated
-            and user.is_staff
+            and is_privileged(user)
             and not request.path.startswith(ALWAYS_OPEN)
             and not is_mfa_enabled(user)
         ):

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from vdi import task_names
+from vdi.console import guards
 from vdi.hypervisor import HypervisorError
 from vdi.models import Host, Pool
 from vdi.services import capacity, history, policies
@@ -58,6 +59,12 @@ def enforce_policies() -> list[str]:
 @shared_task(name=task_names.PURGE_CONSOLE_TICKETS)
 def purge_console_tickets() -> int:
     return purge_expired_tickets()
+
+
+@shared_task(name=task_names.FLUSH_CONSOLE_REFUSALS)
+def flush_console_refusals() -> int:
+    """Beat: one audit row per source address for the refused console connects it counted."""
+    return guards.flush_refusals()
 
 
 @shared_task(name=task_names.PURGE_HISTORY)

@@ -116,7 +116,7 @@ def desktop_create(request: HttpRequest) -> HttpResponseRedirect:
 @login_required
 def desktop_action(request: HttpRequest, pk: int, action: str) -> HttpResponseRedirect:
     desktop = get_object_or_404(Desktop.objects.select_related("pool", "host"), pk=pk)
-    if not access.can_manage_desktop(request.user, desktop):
+    if not access.can_see_desktop(request.user, desktop):
         raise Http404("No such desktop.")
     try:
         operation = request_action(request.user, desktop, action, client_address(request))

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("empty_queue")
 def ready_desktop(pool: Pool) -> Desktop:
     """An unassigned desktop the warm top-up made and the worker started."""
     desktop = new_desktop(pool, None, None)
-    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING)
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING, pristine=True)
     desktop.refresh_from_db()
     return desktop
 
@@ -206,7 +206,7 @@ def test_maintain_tops_up_and_trims(pool, host):
     assert maintain(pool).create == 2
     assert pool.desktops.filter(owner__isnull=True).count() == 2
     assert maintain(pool).create == 0, "provisioning ones count as on their way"
-    Desktop.objects.filter(pool=pool).update(status=DesktopStatus.RUNNING)
+    Desktop.objects.filter(pool=pool).update(status=DesktopStatus.RUNNING, pristine=True)
     pool.min_ready = 1
     pool.save()
     steps = maintain(pool)

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from tests.console_helpers import GREETING, FakeVnc, communicator, session_cookie
 from vdi.choices import DesktopStatus
+from vdi.console import guards
 from vdi.console.codes import CloseCode
-from vdi.console.notify import desktop_group
+from vdi.console.notify import close_consoles
 from vdi.models import AuditEvent, ConsoleTicket, Desktop
 from vdi.services.console import issue_ticket
 
@@ -71,7 +72,8 @@ def test_anonymous_is_refused(running_desktop):
 
 @pytest.mark.parametrize("case", ["reused", "expired", "foreign", "other-session",
                                   "other-desktop", "unknown"])
-def test_bad_tickets_are_refused(case, owner, outsider, running_desktop, pool, host, image_version):
+def test_bad_tickets_are_refused(case, owner, outsider, running_desktop, pool, host, image_version,
+                                 settings):
     session = session_cookie(owner)
     ticket = ticket_for(owner, session, running_desktop)
     target, who = running_desktop.pk, session
@@ -104,8 +106,12 @@ def test_bad_tickets_are_refused(case, owner, outsider, running_desktop, pool, h
         assert vnc.connections == connections, "a refused ticket opens no VNC connection"
 
     run(with_vnc, running_desktop, body)
+    assert not AuditEvent.objects.filter(action="console.refused").exists(), \
+        "a refusal is counted, not written each time"
+    assert guards.flush_refusals(time.time() + settings.REFUSAL_AUDIT_INTERVAL) >= 1
     refusal = AuditEvent.objects.filter(action="console.refused").latest("id")
-    assert refusal.details["code"] == CloseCode.TICKET_REFUSED
+    assert refusal.details["attempts"] >= 1
+    assert any("ticket" in reason for reason in refusal.details["reasons"])
 
 
 @pytest.mark.parametrize(
@@ -220,8 +226,7 @@ def test_desktop_stopping_closes_its_consoles(owner, running_desktop):
         ws = communicator(running_desktop.pk, session, ticket)
         assert (await ws.connect())[0]
         assert await ws.receive_from(timeout=5) == GREETING
-        await get_channel_layer().group_send(desktop_group(running_desktop.pk),
-                                             {"type": "desktop.stopped"})
+        await asyncio.to_thread(close_consoles, running_desktop.pk)
         assert await ws.receive_output(timeout=5) == {"type": "websocket.close",
                                                       "code": CloseCode.DESKTOP_STOPPED}
         await asyncio.wait_for(vnc.closed_by_peer.wait(), 5)
@@ -279,7 +284,7 @@ def test_signing_out_closes_the_users_consoles(owner, running_desktop):
 
         await asyncio.to_thread(sign_out)
         assert await ws.receive_output(timeout=5) == {"type": "websocket.close",
-                                                      "code": CloseCode.NOT_SIGNED_IN}
+                                                      "code": CloseCode.SESSION_ENDED}
 
     run(with_vnc, running_desktop, body)
 
@@ -376,14 +381,15 @@ def test_a_slow_browser_holds_the_vnc_stream_back(owner, running_desktop):
     """With the browser side paused (its socket full), the consumer reads at most one chunk
     more from the VNC server: the server's writes block instead of this process buffering."""
     from portal.asgi import websocket_app
-    from vdi.console.flow import Flow
+    from vdi.console.flow import Flow, Inbound
     from vdi.console.relay import LIMIT
 
     flow = Flow()
     inner = websocket_app.app  # under the flow-control layer, so the test owns the Flow
 
     async def app_with_flow(scope, receive, send):
-        await inner({**scope, "vdi.flow": flow}, receive, send)
+        inbound = Inbound(receive)
+        await inner({**scope, "vdi.flow": flow, "vdi.inbound": inbound}, inbound.receive, send)
 
     session = session_cookie(owner)
     ticket = ticket_for(owner, session, running_desktop)

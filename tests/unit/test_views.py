@@ -139,7 +139,7 @@ def test_claiming_a_warm_desktop_opens_its_console(owner, pool):
     from vdi.services.desktops import new_desktop
 
     warm = new_desktop(pool, None, None)
-    Desktop.objects.filter(pk=warm.pk).update(status=DesktopStatus.RUNNING)
+    Desktop.objects.filter(pk=warm.pk).update(status=DesktopStatus.RUNNING, pristine=True)
     response = signed_in(owner).post(reverse("pool-claim", args=[pool.pk]))
     assert response.status_code == 302
     assert response["Location"] == reverse("desktop-console", args=[warm.pk])

@@ -7,22 +7,45 @@ import enum
 
 class CloseCode(enum.IntEnum):
     NORMAL = 1000
+    PROTOCOL_ERROR = 1002
+    MESSAGE_TOO_BIG = 1009
     NOT_SIGNED_IN = 4401
     NO_TICKET = 4400
     TICKET_REFUSED = 4403
+    SESSION_LIMIT = 4408
     NOT_RUNNING = 4409
     DESKTOP_STOPPED = 4410
-    SESSION_LIMIT = 4408
+    ACCOUNT_CLOSED = 4412
+    CREDENTIALS_CHANGED = 4413
+    SESSION_ENDED = 4414
+    ACCESS_REVOKED = 4415
+    HANDED_OVER = 4416
+    RATE_LIMITED = 4429
+    TOO_MANY_CONSOLES = 4430
+    DESKTOP_BUSY = 4431
+    HANDSHAKE_TIMEOUT = 4432
     VNC_UNREACHABLE = 4502
 
 
 EXPLANATIONS: dict[CloseCode, str] = {
     CloseCode.NORMAL: "The desktop closed the connection.",
+    CloseCode.PROTOCOL_ERROR: "The browser sent something the console does not understand.",
+    CloseCode.MESSAGE_TOO_BIG: "The browser sent a message larger than the console accepts.",
     CloseCode.NOT_SIGNED_IN: "You are not signed in (or your session ended).",
     CloseCode.NO_TICKET: "The browser did not present a console ticket.",
     CloseCode.TICKET_REFUSED: "The console ticket was refused (used, expired, or not yours).",
+    CloseCode.SESSION_LIMIT: "The maximum console session length was reached.",
     CloseCode.NOT_RUNNING: "The desktop is not running.",
     CloseCode.DESKTOP_STOPPED: "The desktop was stopped or deleted.",
-    CloseCode.SESSION_LIMIT: "The maximum console session length was reached.",
+    CloseCode.ACCOUNT_CLOSED: "Your account was disabled or deleted.",
+    CloseCode.CREDENTIALS_CHANGED: "Your password changed: sign in again.",
+    CloseCode.SESSION_ENDED: "This browser session ended (signed out, here or elsewhere).",
+    CloseCode.ACCESS_REVOKED: "You no longer have access to this desktop (a grant or role "
+                              "was taken away).",
+    CloseCode.HANDED_OVER: "The desktop was given to someone else.",
+    CloseCode.RATE_LIMITED: "Too many console connections in a short time: wait a minute.",
+    CloseCode.TOO_MANY_CONSOLES: "You have as many consoles open as you may: close one first.",
+    CloseCode.DESKTOP_BUSY: "This desktop has as many consoles open as it may.",
+    CloseCode.HANDSHAKE_TIMEOUT: "The browser did not finish the console handshake in time.",
     CloseCode.VNC_UNREACHABLE: "The desktop's display (VNC) could not be reached.",
 }

@@ -1,14 +1,21 @@
-"""The console websocket: check the ticket, open the guest's VNC port, relay bytes both ways.
+"""The console websocket: check the ticket, open the guest's VNC port, relay bytes both ways,
+and keep checking that the person may still be there.
 
-Refusals happen before any VNC byte moves; the close code says why (``vdi.console.codes``).
-The consumer also closes when the VNC side ends, when the desktop stops or is deleted (a
-message on the group ``desktop-<id>``), and after ``VDI_CONSOLE_MAX_SECONDS``.
+Refusals happen before any VNC byte moves; the close code says why (``vdi.console.codes``) and
+a refusal costs one Redis call, no database write (``vdi.console.guards`` aggregates them).
+Once open, the console closes when the VNC side ends, when a notice says so (the desktop
+stopped, the account or its password changed: ``vdi.console.notify``), when the periodic
+access check fails (``services.console.still_allowed``), after ``VDI_CONSOLE_MAX_SECONDS``,
+or when the browser does not finish its handshake in time. The browser's bytes go through
+``ClientStream``: whole RFB messages only, and no input at all from a view-only console.
+Text frames to the browser carry notices for the page (noVNC ignores them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import Any
 
@@ -16,9 +23,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from vdi.console import guards
+from vdi.console.client_filter import ClientStream, ProtocolError
 from vdi.console.codes import CloseCode
-from vdi.console.flow import Flow
-from vdi.console.notify import desktop_group, user_group
+from vdi.console.flow import Flow, from_server
+from vdi.console.notify import NOTICES, WATCH, desktop_group, user_group
 from vdi.console.relay import Counters, VncConnection, connect_vnc, pump_to_browser
 from vdi.console.vnc_auth import BrowserGreeter, VncAuthError, sign_in
 from vdi.services import audit
@@ -31,39 +40,53 @@ from vdi.services.console import (
     session_closed,
     session_opened,
     session_seen,
+    still_allowed,
     ticket_from_subprotocols,
 )
 
 log = logging.getLogger(__name__)
+HANDSHAKE_WITHOUT_GREETER = 12 + 1 + 1  # version, security type, ClientInit
 
 
 class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     target: ConsoleTarget | None = None
     vnc: VncConnection | None = None
-    pump: asyncio.Task[None] | None = None
-    timer: asyncio.TimerHandle | None = None
-    heartbeat: asyncio.Task[None] | None = None
     greeter: BrowserGreeter | None = None
+    client: ClientStream | None = None
     session_id: int | None = None
     counters: Counters | None = None
-    closing = False
+    closing = False  # no more bytes either way (set first thing when a console must end)
+    ended = False
+
+    # --- messages: the browser's from the server, and only our notices from the layer -----
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("type", "")
+        if (kind.startswith("websocket.") and from_server(message)) or kind in NOTICES:
+            await super().dispatch(message)
+        else:
+            log.warning("console %s: dropped a %r message from the channel layer",
+                        self.scope.get("url_route", {}).get("kwargs"), kind)
 
     # --- opening ------------------------------------------------------------------------------
     async def connect(self) -> None:
         self.desktop_id = int(self.scope["url_route"]["kwargs"]["desktop_id"])
         self.flow: Flow = self.scope.get("vdi.flow") or Flow()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.timers: list[asyncio.TimerHandle] = []
         user = self.scope.get("user")
-        if user is None or not user.is_authenticated or not user.is_active:
+        signed_in = user is not None and user.is_authenticated and user.is_active
+        if not await guards.allow_connect(self.client_address(), user.pk if signed_in else None):
+            await self.refuse(Refusal(CloseCode.RATE_LIMITED, "too many connects"))
+            return
+        if not signed_in:
             await self.refuse(Refusal(CloseCode.NOT_SIGNED_IN, "not signed in"))
             return
         raw = ticket_from_subprotocols(self.scope.get("subprotocols", []))
         if raw is None:
             await self.refuse(Refusal(CloseCode.NO_TICKET, "no ticket presented"))
             return
-        session = self.scope.get("session")
         result = await database_sync_to_async(open_console)(
-            raw, user, getattr(session, "session_key", None), self.desktop_id
-        )
+            raw, user, self.session_key(), self.desktop_id)
         if isinstance(result, Refusal):
             await self.refuse(result)
             return
@@ -72,8 +95,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def start_relay(self, target: ConsoleTarget) -> None:
         try:
             self.vnc = await asyncio.wait_for(
-                connect_vnc(target.host, target.port), settings.CONSOLE_CONNECT_TIMEOUT
-            )
+                connect_vnc(target.host, target.port), settings.CONSOLE_CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             reason = f"VNC endpoint {target.host}:{target.port} unreachable ({exc})"
             await self.refuse(Refusal(CloseCode.VNC_UNREACHABLE, reason))
@@ -88,22 +110,36 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if protocol is not None:
             self.flow.attach(protocol)
         self.counters = Counters()
+        self.client = ClientStream(
+            target.view_only, handshake=1 if target.password else HANDSHAKE_WITHOUT_GREETER,
+            max_message=settings.CONSOLE_MAX_MESSAGE)
         if target.password:  # the browser gets a handshake that needs no password
             self.greeter = BrowserGreeter()
             await self.send_bytes(self.greeter.opening())
         inbound = self.scope.get("vdi.inbound")
         if inbound is not None:
             inbound.sink = self.forward_to_vnc
-        await self.audit("console.open")
+        await self.opened(target)
+
+    async def opened(self, target: ConsoleTarget) -> None:
+        await self.audit("console.open", view_only=target.view_only)
         self.session_id = await database_sync_to_async(session_opened)(
-            target.desktop_id, self.scope.get("user"))
-        self.heartbeat = asyncio.create_task(self.beat(self.session_id))
-        self.pump = asyncio.create_task(self.relay_from_vnc(self.vnc))
+            target.desktop_id, self.scope.get("user"), target.view_only, self.client_address())
+        assert self.vnc is not None
+        self.tasks += [asyncio.create_task(self.beat(self.session_id)),
+                       asyncio.create_task(self.watch_access()),
+                       asyncio.create_task(self.relay_from_vnc(self.vnc))]
         loop = asyncio.get_running_loop()
-        self.timer = loop.call_later(
-            settings.CONSOLE_MAX_SECONDS,
-            lambda: asyncio.ensure_future(self.end(CloseCode.SESSION_LIMIT)),
-        )
+        self.timers += [
+            loop.call_later(settings.CONSOLE_MAX_SECONDS,
+                            lambda: asyncio.ensure_future(self.end(CloseCode.SESSION_LIMIT))),
+            loop.call_later(settings.CONSOLE_HANDSHAKE_TIMEOUT,
+                            lambda: asyncio.ensure_future(self.check_handshake())),
+        ]
+        if target.view_only:
+            await self.send(text_data=json.dumps({"notice": "view_only"}))
+            await self.channel_layer.group_send(desktop_group(target.desktop_id), {
+                "type": WATCH, "watcher": self.scope["user"].get_username(), "joined": True})
 
     async def sign_in_to_vnc(self, target: ConsoleTarget) -> bool:
         assert self.vnc is not None
@@ -121,17 +157,15 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         return SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", []) else None
 
     async def refuse(self, refusal: Refusal) -> None:
-        """Accept only to close with a code the page can explain; no VNC byte is sent."""
+        """Accept only to close with a code the page can explain; no VNC byte is sent. The
+        refusal is counted in Redis (aggregated into the audit log), not written per attempt."""
         user = self.scope.get("user")
         log.info("console for desktop %s refused: %s", self.desktop_id, refusal.reason)
-        if user is not None and user.is_authenticated:
+        await guards.count_refusal(self.client_address(), refusal.reason)
+        if user is not None and user.is_authenticated and refusal.code not in (
+                CloseCode.RATE_LIMITED, CloseCode.NOT_SIGNED_IN):
             await database_sync_to_async(record_console_error)(self.desktop_id, user,
                                                                refusal.reason)
-        await database_sync_to_async(audit.record)(
-            user if user is not None and user.is_authenticated else None, "console.refused",
-            None, self.client_address(), desktop=self.desktop_id, reason=refusal.reason,
-            code=int(refusal.code),
-        )
         await self.accept(self.subprotocol())
         await self.close(code=int(refusal.code))
 
@@ -152,14 +186,23 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.forward_to_vnc(bytes_data)
 
     async def forward_to_vnc(self, bytes_data: bytes) -> None:
-        if self.vnc is None or self.closing:
+        if self.vnc is None or self.closing or self.client is None:
+            return
+        if len(bytes_data) > settings.CONSOLE_MAX_MESSAGE:
+            await self.end(CloseCode.MESSAGE_TOO_BIG)
             return
         if self.greeter is not None and not self.greeter.done:
             reply, bytes_data = self.greeter.feed(bytes_data)
             if reply:
                 await self.send_bytes(reply)
-            if not bytes_data:
-                return
+        try:
+            bytes_data = self.client.feed(bytes_data)
+        except ProtocolError as exc:
+            log.warning("console of desktop %s: %s", self.desktop_id, exc)
+            await self.end(CloseCode.PROTOCOL_ERROR)
+            return
+        if not bytes_data:
+            return
         if self.counters is not None:
             self.counters.to_vnc += len(bytes_data)
         try:
@@ -172,40 +215,75 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await asyncio.sleep(settings.CONSOLE_HEARTBEAT)
             await database_sync_to_async(session_seen)(session_id)
 
-    async def desktop_stopped(self, event: dict[str, Any]) -> None:
-        """Group message from the worker: the desktop is stopping or being deleted."""
-        await self.end(CloseCode.DESKTOP_STOPPED)
+    # --- access, for as long as the console lasts -------------------------------------------
+    async def watch_access(self) -> None:
+        while not self.ended:
+            await asyncio.sleep(settings.CONSOLE_RECHECK)
+            await self.recheck()
 
-    async def user_signed_out(self, event: dict[str, Any]) -> None:
-        """Group message: the user signed out (anywhere); their consoles end with it."""
-        await self.end(CloseCode.NOT_SIGNED_IN)
+    async def recheck(self) -> None:
+        if self.target is None or self.closing:
+            return
+        refusal = await database_sync_to_async(still_allowed)(
+            self.target, self.scope["user"].pk, self.session_key())
+        if refusal is not None:
+            await self.revoke(refusal.code, refusal.reason)
+
+    async def revoke(self, code: CloseCode, reason: str) -> None:
+        if self.closing:
+            return
+        self.closing = True  # not one more byte from the browser reaches the guest
+        await self.audit("console.revoked", reason=reason, code=int(code))
+        await self.end(code)
+
+    async def check_handshake(self) -> None:
+        client = self.client
+        if (client is not None and client.handshake) or (self.greeter and not self.greeter.done):
+            await self.end(CloseCode.HANDSHAKE_TIMEOUT)
+
+    # --- notices from the channel layer ----------------------------------------------------
+    async def vdi_end(self, event: dict[str, Any]) -> None:
+        try:
+            code = CloseCode(int(event.get("code", 0)))
+        except ValueError:
+            code = CloseCode.ACCESS_REVOKED
+        await self.revoke(code, str(event.get("reason", "")))
+
+    async def vdi_recheck(self, event: dict[str, Any]) -> None:
+        await self.recheck()
+
+    async def vdi_watch(self, event: dict[str, Any]) -> None:
+        """Someone started or stopped watching this desktop: its user's page says so."""
+        if self.target is not None and not self.target.view_only and not self.closing:
+            await self.send(text_data=json.dumps({
+                "notice": "watched" if event.get("joined") else "unwatched",
+                "by": str(event.get("watcher", ""))}))
 
     # --- closing ------------------------------------------------------------------------------
     async def end(self, code: CloseCode) -> None:
-        if self.closing:
+        if self.ended:
             return
-        self.closing = True
+        self.ended = self.closing = True
         self.close_code = code
         await self.close(code=int(code))
         await self.cleanup()
 
     async def disconnect(self, code: int) -> None:
-        self.closing = True
+        self.ended = self.closing = True
         await self.cleanup()
 
     async def cleanup(self) -> None:
         inbound = self.scope.get("vdi.inbound")
         if inbound is not None:
             inbound.sink = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.pump is not None and self.pump is not asyncio.current_task():
-            self.pump.cancel()
-        self.pump = None
-        if self.heartbeat is not None:
-            self.heartbeat.cancel()
-            self.heartbeat = None
+        for timer in getattr(self, "timers", []):
+            timer.cancel()
+        self.timers = []
+        current = asyncio.current_task()
+        for task in getattr(self, "tasks", []):
+            if task is not current:
+                task.cancel()
+        self.tasks = []
         if self.session_id is not None:
             session_id, self.session_id = self.session_id, None
             await database_sync_to_async(session_closed)(session_id)
@@ -216,12 +294,18 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             if protocol is not None:
                 self.flow.detach(protocol)
         if self.target is not None:
-            target, self.target = self.target, None
-            await self.channel_layer.group_discard(desktop_group(target.desktop_id),
-                                                   self.channel_name)
-            await self.channel_layer.group_discard(user_group(self.scope["user"].pk),
-                                                   self.channel_name)
-            await self.audit("console.close", code=int(getattr(self, "close_code", 1000)))
+            await self.leave(self.target)
+
+    async def leave(self, target: ConsoleTarget) -> None:
+        self.target = None
+        user = self.scope["user"]
+        await self.channel_layer.group_discard(desktop_group(target.desktop_id),
+                                               self.channel_name)
+        await self.channel_layer.group_discard(user_group(user.pk), self.channel_name)
+        if target.view_only:
+            await self.channel_layer.group_send(desktop_group(target.desktop_id), {
+                "type": WATCH, "watcher": user.get_username(), "joined": False})
+        await self.audit("console.close", code=int(getattr(self, "close_code", 1000)))
 
     async def audit(self, action: str, **details: Any) -> None:
         counters = self.counters
@@ -229,6 +313,8 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             details["seconds"] = round(asyncio.get_running_loop().time() - counters.started, 3)
             details["bytes_to_browser"] = counters.to_browser
             details["bytes_to_vnc"] = counters.to_vnc
+        if self.client is not None and self.client.dropped:
+            details["input_dropped"] = self.client.dropped
         await database_sync_to_async(audit.record)(
             self.scope.get("user"), action, None, self.client_address(),
             desktop=self.desktop_id, **details,
@@ -237,3 +323,6 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     def client_address(self) -> str | None:
         client = self.scope.get("client")
         return client[0] if client else None
+
+    def session_key(self) -> str | None:
+        return getattr(self.scope.get("session"), "session_key", None)

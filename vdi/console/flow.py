@@ -130,8 +130,18 @@ class FlowControlMiddleware:
         await self.app(scope, inbound.receive, send)
 
 
+FROM_SERVER = object()  # marks the server's own messages: a channel layer can't forge it
+
+
+def from_server(message: dict[str, Any]) -> bool:
+    """Whether ``message`` came from the ASGI server (the browser), not from a channel layer
+    (where any local process that reaches Redis could put a ``websocket.receive``)."""
+    return message.get(FROM_SERVER) is True  # type: ignore[call-overload]
+
+
 class Inbound:
-    """The browser's messages; binary frames go to ``sink`` while one is set."""
+    """The browser's messages; binary frames go to ``sink`` while one is set. Every message
+    that does reach the consumer is marked as the server's (``from_server``)."""
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
@@ -146,4 +156,6 @@ class Inbound:
             ):
                 await sink(message["bytes"])
                 continue
-            return message
+            marked: dict[Any, Any] = dict(message)
+            marked[FROM_SERVER] = True
+            return marked

@@ -1,16 +1,26 @@
-"""Telling open console sessions that they must end (from a service, the worker or a
-sign-out). The consumer joins the groups named here."""
+"""Notices to open consoles, sent over the channel layer from services, the worker and
+sign-in events. Only these notice types are ever acted on by a console: a message on the
+layer can end a console or make it check its access again, never carry input for the guest.
+The consumer joins the groups named here.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from vdi.console.codes import CloseCode
+
 log = logging.getLogger(__name__)
+END = "vdi.end"  # {"code": int, "reason": str}: close now
+RECHECK = "vdi.recheck"  # check access again now (a grant, role, session or password changed)
+WATCH = "vdi.watch"  # {"watcher": name, "joined": bool}: someone started or stopped watching
+NOTICES = frozenset({END, RECHECK, WATCH})
 
 
 def desktop_group(desktop_id: int) -> str:
@@ -21,34 +31,47 @@ def user_group(user_id: int) -> str:
     return f"console-user-{user_id}"
 
 
-def _send(group: str, event: str) -> None:
+def _send(group: str, message: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, {"type": event})
-    except Exception as exc:  # the VNC socket closes with the guest anyway
-        log.warning("could not tell %s that %s: %s", group, event, exc)
+        async_to_sync(layer.group_send)(group, message)
+    except Exception as exc:  # the periodic access check closes the console anyway
+        log.warning("could not send %s to %s: %s", message["type"], group, exc)
 
 
-def _tell(group: str, event: str) -> None:
+def _tell(group: str, message: dict[str, Any]) -> None:
     """Send from synchronous code; from a thread that runs an event loop (a caller driving a
     browser, say), send from a helper thread, as async_to_sync can't run there."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        _send(group, event)
+        _send(group, message)
         return
-    helper = threading.Thread(target=_send, args=(group, event), daemon=True)
+    helper = threading.Thread(target=_send, args=(group, message), daemon=True)
     helper.start()
     helper.join(10)
 
 
-def close_consoles(desktop_id: int) -> None:
-    """Every console session of the desktop closes with 'desktop stopped'."""
-    _tell(desktop_group(desktop_id), "desktop.stopped")
+def _end(code: CloseCode, reason: str) -> dict[str, Any]:
+    return {"type": END, "code": int(code), "reason": reason}
 
 
-def close_user_consoles(user_id: int) -> None:
-    """Every console session of the user closes (they signed out)."""
-    _tell(user_group(user_id), "user.signed_out")
+def close_consoles(desktop_id: int, code: CloseCode = CloseCode.DESKTOP_STOPPED,
+                   reason: str = "the desktop stopped") -> None:
+    """Every console of the desktop closes."""
+    _tell(desktop_group(desktop_id), _end(code, reason))
+
+
+def close_user_consoles(user_id: int, code: CloseCode, reason: str) -> None:
+    """Every console of the user closes."""
+    _tell(user_group(user_id), _end(code, reason))
+
+
+def recheck_user_consoles(user_id: int) -> None:
+    _tell(user_group(user_id), {"type": RECHECK})
+
+
+def recheck_desktop_consoles(desktop_id: int) -> None:
+    _tell(desktop_group(desktop_id), {"type": RECHECK})

@@ -41,7 +41,8 @@ async def _reason(vnc: VncConnection) -> str:
 
 
 async def sign_in(vnc: VncConnection, password: str) -> None:
-    """Complete the server's handshake up to (not including) ClientInit."""
+    """Complete the server's handshake up to (not including) ClientInit, with VNC
+    Authentication: the only security type accepted when the desktop has a password."""
     version = await vnc.read_exactly(12)
     if not version.startswith(b"RFB 003."):
         raise VncAuthError(f"not a VNC server (it said {version!r})")
@@ -50,14 +51,14 @@ async def sign_in(vnc: VncConnection, password: str) -> None:
     if count == 0:
         raise VncAuthError(f"the VNC server refused: {await _reason(vnc)}")
     types = await vnc.read_exactly(count)
-    if SECURITY_VNC_AUTH in types:
-        await vnc.write(bytes([SECURITY_VNC_AUTH]))
-        challenge = await vnc.read_exactly(16)
-        await vnc.write(des_response(password, challenge))
-    elif SECURITY_NONE in types:
-        await vnc.write(bytes([SECURITY_NONE]))
-    else:
-        raise VncAuthError(f"no security type the proxy can use (offered {list(types)})")
+    if SECURITY_VNC_AUTH not in types:
+        # The desktop has a password: a server that asks for none is not the desktop's (or
+        # its password was taken off behind the portal's back). Never fall back to None.
+        raise VncAuthError(f"the VNC server does not ask for the desktop's password "
+                           f"(it offered {list(types)}); refusing")
+    await vnc.write(bytes([SECURITY_VNC_AUTH]))
+    challenge = await vnc.read_exactly(16)
+    await vnc.write(des_response(password, challenge))
     (result,) = struct.unpack("!I", await vnc.read_exactly(4))
     if result != 0:
         raise VncAuthError(f"VNC authentication failed: {await _reason(vnc)}")

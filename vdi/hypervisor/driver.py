@@ -132,12 +132,11 @@ class Driver:
 
     # --- domains ------------------------------------------------------------------------------
     def define(self, spec: DomainSpec) -> DomainInfo:
-        """Define the domain persistently; an existing domain with the same UUID is kept."""
+        """Define the domain persistently. An existing domain with the same UUID takes the new
+        definition (a running one at its next boot); another domain of that name is an error."""
         existing = self._domain(spec.name)
-        if existing is not None:
-            if existing.UUIDString() != spec.uuid:
-                raise HypervisorError(f"define {spec.name}: another domain has that name")
-            return self._info(existing)
+        if existing is not None and existing.UUIDString() != spec.uuid:
+            raise HypervisorError(f"define {spec.name}: another domain has that name")
         with _translate(f"define {spec.name}"):
             dom = self.connection().defineXML(build_domain_xml(spec))
         return self._info(dom)

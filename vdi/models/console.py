@@ -19,6 +19,7 @@ class ConsoleTicket(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
     used_at = models.DateTimeField(null=True, blank=True)
+    view_only = models.BooleanField(default=False, help_text="Watching: input is dropped.")
 
     class Meta:
         ordering = ["-created_at"]
@@ -37,6 +38,8 @@ class ConsoleSession(models.Model):
     opened_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    view_only = models.BooleanField(default=False, help_text="Someone watching, not the user.")
+    client_address = models.GenericIPAddressField(null=True, blank=True)
 
     class Meta:
         ordering = ["-opened_at"]

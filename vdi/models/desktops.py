@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from django.conf import settings
@@ -10,6 +11,11 @@ from vdi.choices import TRANSITIONAL_STATUSES, DesktopStatus
 from vdi.models.hosts import Host
 from vdi.models.images import ImageVersion
 from vdi.models.pools import Pool
+
+
+def new_vnc_password() -> str:
+    """A random VNC password (VNC authentication uses 8 bytes at most)."""
+    return secrets.token_urlsafe(6)[:8]
 
 
 class Desktop(models.Model):
@@ -37,6 +43,11 @@ class Desktop(models.Model):
     )
     assigned_at = models.DateTimeField(null=True, blank=True, editable=False,
                                        help_text="When the current user claimed it.")
+    pristine = models.BooleanField(
+        default=False, editable=False,
+        help_text="Fresh from its image since its last user: only the worker's reset or "
+                  "provisioning of an unassigned desktop sets it, a claim clears it. Only pristine "
+                  "desktops are handed to the next user.")
     serial_log_path = models.CharField(max_length=500, editable=False)
     vcpus = models.PositiveSmallIntegerField()
     memory_mib = models.PositiveIntegerField()

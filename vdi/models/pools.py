@@ -53,10 +53,21 @@ class Pool(models.Model):
                                    help_text="Users entitled to this pool.")
     groups = models.ManyToManyField(Group, blank=True, related_name="vdi_pools",
                                     help_text="Groups whose members are entitled to this pool.")
+    operators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="vdi_operated_pools",
+        help_text="Pool operators who manage this pool and its desktops (they also need the "
+                  "'Pool operators' role). Being an operator does not entitle one to use it.")
+    operator_groups = models.ManyToManyField(
+        Group, blank=True, related_name="vdi_operated_pools",
+        help_text="Groups whose members (with the 'Pool operators' role) manage this pool.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        permissions = (
+            ("operate_pools", "Can manage the pools one is made an operator of"),
+            ("use_any_pool", "Can get a desktop from any pool, granted or not"),
+        )
 
     def __str__(self) -> str:
         return self.name

@@ -1,4 +1,6 @@
-"""Who may do what. Object-level checks used by views, the API and the console."""
+"""Who may do what: roles (``vdi.roles``) checked per action and, where a pool scopes them,
+per object. Used by views, the admin, the console and the API; none of it reads ``is_staff``.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +10,11 @@ from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.models import User as Account
 from django.db.models import Q, QuerySet
 
-from vdi.actions import DesktopAction
+from vdi.actions import CONSOLE, SHADOW, DesktopAction
 from vdi.models import Desktop, Pool
 
-__all__ = ["Account", "Standing", "User", "can_manage_desktop", "can_use_pool",
-           "entitled_pools", "is_admin", "standing"]
+__all__ = ["Account", "ConsoleMode", "Standing", "User", "can_see_desktop", "can_use_pool",
+           "console_mode", "entitled_pools", "holds", "standing"]
 
 User = Account | AnonymousUser
 
@@ -22,23 +24,32 @@ class Standing(enum.Enum):
 
     NONE = "none"  # may not
     OWNER = "owner"  # self-service on their own desktop: the owner rules apply
-    PRIVILEGED = "privileged"  # holds the action's permission
+    PRIVILEGED = "privileged"  # holds the action's permission (everywhere, or on its pool)
 
 
-def _active(user: User) -> bool:
+class ConsoleMode(enum.Enum):
+    INTERACTIVE = "interactive"
+    VIEW_ONLY = "view_only"
+
+
+def active(user: User) -> bool:
     return bool(user.is_authenticated and user.is_active)
 
 
-def is_admin(user: User) -> bool:
-    return _active(user) and bool(getattr(user, "is_staff", False))
+def holds(user: User, permission: str, obj: Desktop | Pool | None = None) -> bool:
+    """``user`` holds ``permission`` everywhere, or on ``obj`` (a pool they operate)."""
+    if not active(user):
+        return False
+    return user.has_perm(permission) or (obj is not None and user.has_perm(permission, obj))
 
 
 def entitled_pools(user: User) -> QuerySet[Pool]:
-    """Enabled pools granted to the user or one of their groups (admins: every enabled pool)."""
+    """Enabled pools granted to the user or one of their groups (or all, for those who may
+    use any pool)."""
     pools = Pool.objects.filter(enabled=True)
-    if not _active(user):
+    if not active(user):
         return pools.none()
-    if is_admin(user):
+    if holds(user, "vdi.use_any_pool"):
         return pools
     granted = Q(users=user) | Q(groups__in=user.groups.all())
     return pools.filter(pk__in=Pool.objects.filter(granted).values("pk"))
@@ -48,16 +59,28 @@ def can_use_pool(user: User, pool: Pool) -> bool:
     return entitled_pools(user).filter(pk=pool.pk).exists()
 
 
-def can_manage_desktop(user: User, desktop: Desktop) -> bool:
-    if not _active(user):
+def can_see_desktop(user: User, desktop: Desktop) -> bool:
+    """Its owner, or someone who may view it (helpdesk, its pool's operators, admins)."""
+    if not active(user):
         return False
-    return is_admin(user) or desktop.owner_id == user.pk
+    return desktop.owner_id == user.pk or holds(user, "vdi.view_desktop", desktop)
+
+
+def console_mode(user: User, desktop: Desktop) -> ConsoleMode | None:
+    """How ``user`` may open ``desktop``'s console, if at all."""
+    if not active(user):
+        return None
+    if desktop.owner_id == user.pk or holds(user, CONSOLE, desktop):
+        return ConsoleMode.INTERACTIVE
+    if holds(user, SHADOW, desktop):
+        return ConsoleMode.VIEW_ONLY
+    return None
 
 
 def standing(user: User, action: DesktopAction, desktop: Desktop) -> Standing:
-    if not _active(user):
+    if not active(user):
         return Standing.NONE
-    if user.has_perm(action.permission):
+    if holds(user, action.permission, desktop):
         return Standing.PRIVILEGED
     if action.self_service and desktop.owner_id == user.pk:
         return Standing.OWNER

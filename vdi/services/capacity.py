@@ -13,6 +13,7 @@ from vdi.models import Pool
 from vdi.services.claims import lock_pool
 from vdi.services.desktops import new_desktop, perform
 from vdi.services.errors import ServiceError
+from vdi.state import TransitionRefused
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,36 @@ def plan(total: int, ready: int, pending: int, min_ready: int, max_size: int,
     return Plan(create=create, remove=min(ready, surplus))
 
 
+SETTLED = (DesktopStatus.RUNNING, DesktopStatus.STOPPED, DesktopStatus.ERROR)
+
+
+def _reset_orphans(pool: Pool) -> int:
+    """Non-persistent desktops that lost their user without a reset (an account deleted, a
+    crash in the middle of a release) are reset before anyone may have them. A persistent
+    one keeps its user's data for an administrator to hand over or delete."""
+    if pool.is_persistent:
+        return 0
+    orphans = pool.desktops.filter(owner__isnull=True, pristine=False, status__in=SETTLED)
+    count = 0
+    for desktop in orphans.select_related("pool", "host"):
+        try:
+            perform(desktop, "release", None, reason="left by its user without a reset")
+            count += 1
+        except (ServiceError, TransitionRefused) as exc:
+            log.info("pool %s: orphan %s not reset: %s", pool, desktop, exc)
+    return count
+
+
 def maintain(pool: Pool) -> Plan:
-    """Top the pool up or trim it, once."""
+    """Reset orphans, then top the pool up or trim it, once."""
     with transaction.atomic():
         lock_pool(pool)
         pool.refresh_from_db()
+        _reset_orphans(pool)
         live = pool.desktops.all()
         unassigned = live.filter(owner__isnull=True)
-        ready = list(unassigned.filter(status=DesktopStatus.RUNNING).order_by("-created_at"))
+        ready = list(unassigned.filter(status=DesktopStatus.RUNNING, pristine=True)
+                     .order_by("-created_at"))
         pending = unassigned.filter(
             status__in=[DesktopStatus.PROVISIONING, DesktopStatus.STARTING,
                         DesktopStatus.RESETTING]).count()

@@ -33,12 +33,15 @@ def lock_pool(pool: Pool) -> None:
 
 
 def _take_ready(pool: Pool, user: Account) -> Desktop | None:
-    """Hand a running, unassigned desktop of the pool to ``user`` (compare-and-set)."""
-    ready = pool.desktops.filter(owner__isnull=True, status=DesktopStatus.RUNNING)
-    for desktop in ready.order_by("created_at")[:5]:
-        taken = Desktop.objects.filter(
-            pk=desktop.pk, owner__isnull=True, status=DesktopStatus.RUNNING
-        ).update(owner=user, assigned_at=timezone.now())
+    """Hand a running, unassigned, pristine desktop of the pool to ``user`` (compare-and-set).
+
+    Only a desktop the worker reset since its last user is pristine: one that lost its owner any
+    other way (the account was deleted, a crash in the middle of a release) is never handed on.
+    """
+    free = {"owner__isnull": True, "status": DesktopStatus.RUNNING, "pristine": True}
+    for desktop in pool.desktops.filter(**free).order_by("created_at")[:5]:
+        taken = Desktop.objects.filter(pk=desktop.pk, **free).update(
+            owner=user, assigned_at=timezone.now(), pristine=False)
         if taken == 1:
             desktop.refresh_from_db()
             return desktop

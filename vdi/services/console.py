@@ -1,7 +1,11 @@
-"""Console tickets: issued to a signed-in user for one desktop, redeemed once by the proxy.
+"""Console tickets and the right to keep a console open.
 
-A ticket is random, single-use, short-lived, and bound to the user, the browser session and the
-desktop. Only its SHA-256 is stored. It travels in the websocket subprotocol, never in a URL.
+A ticket is random, single-use, short-lived, and bound to the user, the browser session and
+the desktop; only its SHA-256 is stored and it travels in the websocket subprotocol, never in a
+URL. It says how the console opens: interactive (the owner, or someone who may use others'
+consoles) or view-only (helpdesk watching; the user is told). Access is checked at connect
+and again for as long as the console lasts (``still_allowed``): a disabled account, a changed
+password, an ended session, a lost grant or role, or a desktop that changed hands ends it.
 """
 
 from __future__ import annotations
@@ -10,15 +14,18 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from importlib import import_module
 
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from vdi.choices import DesktopStatus
 from vdi.console.codes import CloseCode
 from vdi.models import ConsoleSession, ConsoleTicket, Desktop
 from vdi.services import access
-from vdi.services.access import Account, User
+from vdi.services.access import Account, ConsoleMode, User
 from vdi.services.errors import AccessDenied, NotReady
 
 SUBPROTOCOL = "binary"
@@ -33,6 +40,7 @@ def digest(value: str) -> str:
 class IssuedTicket:
     ticket: str
     expires_in: int
+    view_only: bool
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,8 @@ class ConsoleTarget:
     host: str
     port: int
     password: str = ""
+    view_only: bool = False
+    as_owner: bool = True  # opened by its owner (else by someone holding a permission)
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,8 @@ class Refusal:
 
 
 def issue_ticket(user: User, session_key: str | None, desktop: Desktop) -> IssuedTicket:
-    if not access.can_manage_desktop(user, desktop) or not isinstance(user, Account):
+    mode = access.console_mode(user, desktop)
+    if mode is None or not isinstance(user, Account):
         raise AccessDenied("You may not use this desktop's console.")
     if not session_key:
         raise AccessDenied("Your browser session has no key; sign in again.")
@@ -64,8 +75,9 @@ def issue_ticket(user: User, session_key: str | None, desktop: Desktop) -> Issue
         session_hash=digest(session_key),
         desktop=desktop,
         expires_at=timezone.now() + timedelta(seconds=settings.CONSOLE_TICKET_SECONDS),
+        view_only=mode is ConsoleMode.VIEW_ONLY,
     )
-    return IssuedTicket(ticket=raw, expires_in=settings.CONSOLE_TICKET_SECONDS)
+    return IssuedTicket(raw, settings.CONSOLE_TICKET_SECONDS, mode is ConsoleMode.VIEW_ONLY)
 
 
 def ticket_from_subprotocols(subprotocols: list[str]) -> str | None:
@@ -75,8 +87,9 @@ def ticket_from_subprotocols(subprotocols: list[str]) -> str | None:
     return None
 
 
-def _redeem(raw: str, user: User, session_key: str | None, desktop_id: int) -> str | None:
-    """Use the ticket up; None if it was good, else why it was refused."""
+def _redeem(raw: str, user: User, session_key: str | None,
+            desktop_id: int) -> ConsoleTicket | str:
+    """Use the ticket up: the ticket if it was good, else why it was refused."""
     ticket = ConsoleTicket.objects.filter(token_hash=digest(raw)).first()
     if ticket is None:
         return "unknown ticket"
@@ -91,6 +104,19 @@ def _redeem(raw: str, user: User, session_key: str | None, desktop_id: int) -> s
         return "ticket belongs to another browser session"
     if ticket.desktop_id != desktop_id:
         return "ticket is for another desktop"
+    return ticket
+
+
+def _over_limits(user: User, desktop: Desktop) -> Refusal | None:
+    fresh = ConsoleSession.objects.filter(
+        closed_at__isnull=True,
+        last_seen_at__gte=timezone.now() - timedelta(seconds=settings.CONSOLE_STALE))
+    if fresh.filter(user_id=int(user.pk or 0)).count() >= settings.CONSOLE_MAX_PER_USER:
+        return Refusal(CloseCode.TOO_MANY_CONSOLES,
+                       f"already {settings.CONSOLE_MAX_PER_USER} consoles open for this user")
+    if fresh.filter(desktop=desktop).count() >= settings.CONSOLE_MAX_PER_DESKTOP:
+        return Refusal(CloseCode.DESKTOP_BUSY,
+                       f"already {settings.CONSOLE_MAX_PER_DESKTOP} consoles on this desktop")
     return None
 
 
@@ -98,24 +124,61 @@ def open_console(
     raw_ticket: str, user: User, session_key: str | None, desktop_id: int
 ) -> ConsoleTarget | Refusal:
     """Redeem the ticket and say where to connect, or why not."""
-    problem = _redeem(raw_ticket, user, session_key, desktop_id)
-    if problem is not None:
-        return Refusal(CloseCode.TICKET_REFUSED, problem)
+    ticket = _redeem(raw_ticket, user, session_key, desktop_id)
+    if isinstance(ticket, str):
+        return Refusal(CloseCode.TICKET_REFUSED, ticket)
     desktop = Desktop.objects.filter(pk=desktop_id).first()
-    if desktop is None or not access.can_manage_desktop(user, desktop):
+    mode = access.console_mode(user, desktop) if desktop is not None else None
+    if desktop is None or mode is None:
         return Refusal(CloseCode.TICKET_REFUSED, "no access to this desktop")
     if desktop.status != DesktopStatus.RUNNING:
         return Refusal(CloseCode.NOT_RUNNING, f"desktop is {desktop.status}")
     if not desktop.vnc_port:
         return Refusal(CloseCode.VNC_UNREACHABLE, "the worker recorded no VNC endpoint")
+    if (over := _over_limits(user, desktop)) is not None:
+        return over
+    view_only = ticket.view_only or mode is ConsoleMode.VIEW_ONLY
     return ConsoleTarget(desktop.pk, str(desktop), desktop.vnc_host or "127.0.0.1",
-                         desktop.vnc_port, desktop.vnc_password)
+                         desktop.vnc_port, desktop.vnc_password, view_only=view_only,
+                         as_owner=desktop.owner_id == user.pk)
+
+
+def _session_refusal(user_id: int, session_key: str | None) -> Refusal | None:
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    data = store.load() if session_key and store.exists(session_key) else {}
+    if str(data.get(SESSION_KEY, "")) != str(user_id):
+        return Refusal(CloseCode.SESSION_ENDED, "the browser session ended")
+    user = Account.objects.filter(pk=user_id).first()
+    if user is None or not user.is_active:
+        return Refusal(CloseCode.ACCOUNT_CLOSED, "the account was disabled or deleted")
+    if not constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
+        return Refusal(CloseCode.CREDENTIALS_CHANGED, "the password changed")
+    return None
+
+
+def still_allowed(target: ConsoleTarget, user_id: int, session_key: str | None
+                  ) -> Refusal | None:
+    """Why an open console must end now, or None while everything that allowed it holds."""
+    if (refusal := _session_refusal(user_id, session_key)) is not None:
+        return refusal
+    user = Account.objects.get(pk=user_id)
+    desktop = Desktop.objects.select_related("pool").filter(pk=target.desktop_id).first()
+    if desktop is None or desktop.status != DesktopStatus.RUNNING:
+        return Refusal(CloseCode.DESKTOP_STOPPED, "the desktop stopped")
+    if target.as_owner and desktop.owner_id != user_id:
+        return Refusal(CloseCode.HANDED_OVER, "the desktop changed hands")
+    if target.as_owner and not access.can_use_pool(user, desktop.pool):
+        return Refusal(CloseCode.ACCESS_REVOKED, "the pool is no longer granted")
+    mode = access.console_mode(user, desktop)
+    if mode is None or (mode is ConsoleMode.VIEW_ONLY and not target.view_only):
+        return Refusal(CloseCode.ACCESS_REVOKED, "the role that allowed it was taken away")
+    return None
 
 
 def record_console_error(desktop_id: int, user: User, reason: str) -> None:
     """Keep the last console failure on the desktop (for the page and the admin)."""
     desktop = Desktop.objects.filter(pk=desktop_id).first()
-    if desktop is not None and access.can_manage_desktop(user, desktop):
+    if desktop is not None and access.can_see_desktop(user, desktop):
         Desktop.objects.filter(pk=desktop_id).update(
             console_error=reason[:300], console_error_at=timezone.now()
         )
@@ -127,10 +190,11 @@ def purge_expired_tickets() -> int:
     return deleted
 
 
-def session_opened(desktop_id: int, user: User) -> int:
+def session_opened(desktop_id: int, user: User, view_only: bool,
+                   client_address: str | None) -> int:
     session = ConsoleSession.objects.create(
-        desktop_id=desktop_id, user=user if isinstance(user, Account) else None
-    )
+        desktop_id=desktop_id, user=user if isinstance(user, Account) else None,
+        view_only=view_only, client_address=client_address)
     return session.pk
 
 
@@ -141,3 +205,11 @@ def session_seen(session_id: int) -> None:
 def session_closed(session_id: int) -> None:
     now = timezone.now()
     ConsoleSession.objects.filter(pk=session_id).update(last_seen_at=now, closed_at=now)
+
+
+def watchers(desktop: Desktop) -> list[str]:
+    """Who watches the desktop's console right now (for its user's page)."""
+    fresh = timezone.now() - timedelta(seconds=settings.CONSOLE_STALE)
+    sessions = ConsoleSession.objects.filter(
+        desktop=desktop, view_only=True, closed_at__isnull=True, last_seen_at__gte=fresh)
+    return sorted({s.user.get_username() for s in sessions.select_related("user") if s.user})

@@ -10,7 +10,6 @@ everyone.
 from __future__ import annotations
 
 import logging
-import secrets
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,11 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from vdi import actions, state, task_names
 from vdi.actions import PROVISION, DesktopAction
-from vdi.choices import OperationStatus
+from vdi.choices import DesktopStatus, OperationStatus
+from vdi.console.codes import CloseCode
 from vdi.console.notify import close_consoles
 from vdi.models import ConsoleTicket, Desktop, Operation, Pool
+from vdi.models.desktops import new_vnc_password
 from vdi.services import access, audit, dispatch, quotas
 from vdi.services.access import Account, Standing, User
 from vdi.services.errors import AccessDenied, NotReady, ServiceError
@@ -95,7 +96,7 @@ def new_desktop(
             data_disk_path=str(storage / f"{domain_name}-data.qcow2") if pool.is_persistent
             else "",
             serial_log_path=str(settings.LOG_DIR / f"{domain_name}.log"),
-            vnc_password=secrets.token_urlsafe(6)[:8],  # VNC auth uses 8 bytes at most
+            vnc_password=new_vnc_password(),
             vcpus=pool.vcpus,
             memory_mib=pool.memory_mib,
             assigned_at=timezone.now() if owner is not None else None,
@@ -180,3 +181,35 @@ def available_actions(user: User, desktop: Desktop) -> list[Offer]:
         if action.refusal(desktop, as_owner=footing is Standing.OWNER) is None:
             offers.append(Offer(action.name, action.label, action.confirmation(desktop)))
     return offers
+
+
+def hand_over(actor: User, desktop: Desktop, new_owner: Account,
+              source_address: str | None = None) -> None:
+    """Give a persistent desktop, with its data, to another person: an explicit, audited
+    administrator action. The desktop must be stopped (it gets a new console password at its
+    next start); the new owner must be entitled to the pool and have room in their quota.
+    A non-persistent desktop is never handed on: it is released (reset) and claimed."""
+    if not access.holds(actor, actions.HANDOVER, desktop):
+        raise AccessDenied("You may not hand this desktop over.")
+    if not desktop.pool.is_persistent:
+        raise ServiceError("Only a persistent desktop is handed over with its data; release "
+                           "a non-persistent one (it is reset) and let the person claim one.")
+    if desktop.owner_id == new_owner.pk:
+        raise ServiceError(f"{desktop} already belongs to {new_owner}.")
+    if not access.can_use_pool(new_owner, desktop.pool):
+        raise ServiceError(f"{new_owner} may not use the pool {desktop.pool.name}.")
+    with transaction.atomic():
+        quotas.check_room(new_owner, desktop.pool)
+        previous = desktop.owner.get_username() if desktop.owner else ""
+        moved = Desktop.objects.filter(
+            pk=desktop.pk, status=DesktopStatus.STOPPED, owner_id=desktop.owner_id,
+        ).update(owner=new_owner, assigned_at=timezone.now(), pristine=False,
+                 vnc_password=new_vnc_password())
+        if moved != 1:
+            raise ServiceError(f"Stop {desktop} before handing it over (it is "
+                               f"{desktop.get_status_display()}).")
+        ConsoleTicket.objects.filter(desktop=desktop, used_at__isnull=True).delete()
+        audit.record(actor, "desktop.handover", desktop, source_address, previous_owner=previous,
+                     new_owner=new_owner.get_username(), with_data=True)
+        transaction.on_commit(lambda: close_consoles(desktop.pk, CloseCode.HANDED_OVER,
+                                                     "the desktop changed hands"))

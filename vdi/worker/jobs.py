@@ -19,6 +19,7 @@ from django.conf import settings
 from vdi import actions, state
 from vdi.hypervisor import HypervisorError
 from vdi.models import Desktop
+from vdi.models.desktops import new_vnc_password
 from vdi.worker import operations
 from vdi.worker.faults import crash_point
 from vdi.worker.hosts import driver_for
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 Step = Callable[[Desktop, int], None]
 STEPS: dict[str, Step] = {}
+FRESH_FROM_THE_IMAGE = ("provision", "reset", "release")  # a new system disk from the image
 
 
 def step(*names: str) -> Callable[[Step], Step]:
@@ -87,7 +89,16 @@ def _start(desktop: Desktop, operation_id: int) -> None:
     _boot(desktop, operation_id)
 
 
+def _give_password(desktop: Desktop) -> None:
+    """A desktop made before VNC passwords, or one that changes hands, gets a new one (the
+    domain's definition takes it at this boot)."""
+    desktop.vnc_password = new_vnc_password()
+    Desktop.objects.filter(pk=desktop.pk).update(vnc_password=desktop.vnc_password)
+
+
 def _boot(desktop: Desktop, operation_id: int, new: bool = False) -> None:
+    if not desktop.vnc_password:
+        _give_password(desktop)
     _ensure_domain(desktop, operation_id, new)
     operations.progress(operation_id, 80, "booting")
     driver = driver_for(desktop.host)
@@ -146,6 +157,7 @@ def _reset(desktop: Desktop, operation_id: int) -> None:
         Desktop.objects.filter(pk=desktop.pk).update(image_version=version)
         desktop.image_version = version
     driver.files.remove(Path(desktop.serial_log_path))
+    _give_password(desktop)  # a reset (and a release) may hand it to someone else
     _boot(desktop, operation_id)
 
 
@@ -197,6 +209,9 @@ def execute(action: str, desktop_id: int, operation_id: int) -> str:
         return _failed(action, desktop, operation_id,
                        f"The {spec.name} failed because of an internal error; an administrator "
                        "can see the cause.", f"internal error: {exc!r}")
+    if action in FRESH_FROM_THE_IMAGE and not desktop.data_disk_path:
+        # nobody has used it since, if nobody holds it now (a data disk is always someone's)
+        Desktop.objects.filter(pk=desktop.pk, owner__isnull=True).update(pristine=True)
     state.succeed(desktop.pk, action)
     operations.finish(operation_id)
     return "done"

@@ -10,6 +10,8 @@ const clipboardPanel = document.getElementById("clipboard-panel");
 const clipboardText = document.getElementById("clipboard-text");
 const scaleOption = document.getElementById("opt-scale");
 const viewOnlyOption = document.getElementById("opt-viewonly");
+const watchersText = document.getElementById("console-watchers");
+const watchers = new Set();
 const explanations = JSON.parse(document.getElementById("close-explanations").textContent);
 
 let rfb = null;
@@ -93,6 +95,10 @@ async function connect() {
     [root.dataset.subprotocol, root.dataset.ticketPrefix + ticket.ticket]);
   socket.binaryType = "arraybuffer";
   socket.addEventListener("close", (event) => { closeCode = event.code; });
+  // The portal's notices come as text frames (noVNC reads only binary ones).
+  socket.addEventListener("message", (event) => {
+    if (typeof event.data === "string") { onNotice(JSON.parse(event.data)); }
+  });
   rfb = new RFB(screen, socket, { shared: true });
   rfb.scaleViewport = scaleOption.checked;
   rfb.viewOnly = viewOnlyOption.checked;
@@ -114,6 +120,17 @@ async function connect() {
   rfb.addEventListener("desktopname", (event) => {
     if (event.detail.name) { document.title = `${event.detail.name} · console`; }
   });
+}
+
+function onNotice(notice) {
+  if (notice.notice === "watched") { watchers.add(notice.by); }
+  if (notice.notice === "unwatched") { watchers.delete(notice.by); }
+  if (notice.notice === "view_only" && rfb) { rfb.viewOnly = true; }
+  const names = [...watchers].sort();
+  watchersText.hidden = names.length === 0;
+  watchersText.textContent = names.length
+    ? `${names.join(", ")} (helpdesk) ${names.length > 1 ? "are" : "is"} watching your screen, view only.`
+    : "";
 }
 
 // "Type it": text sent as keysyms, which the hypervisor maps to keys with its keymap, so it

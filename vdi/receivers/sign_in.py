@@ -10,6 +10,7 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from vdi.console.codes import CloseCode
 from vdi.console.notify import close_user_consoles
 from vdi.models import ConsoleTicket, Desktop
 from vdi.services import audit
@@ -58,4 +59,4 @@ def audit_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: 
         for session in UserSession.objects.filter(user_id=user.pk):
             session.end()
         ConsoleTicket.objects.filter(user=user, used_at__isnull=True).delete()
-        close_user_consoles(user.pk)
+        close_user_consoles(user.pk, CloseCode.SESSION_ENDED, "signed out")

@@ -1,0 +1,8 @@
+"""The Django admin for the domain, one module a subject. Every change goes through a
+service: desktop actions (``vdi.actions``), draining, hand-overs, and plain edits and deletes
+(``vdi.services.records``). Pool operators see and change only the pools they operate and
+those pools' desktops; every action declares the permission it needs."""
+
+from vdi.admin import audit, desktops, images, pools, reconcile
+
+__all__ = ["audit", "desktops", "images", "pools", "reconcile"]

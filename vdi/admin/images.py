@@ -1,0 +1,46 @@
+"""Hosts, golden images and their versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from vdi.admin.base import AuditedAdmin
+from vdi.models import GoldenImage, Host, ImageVersion
+
+
+@admin.register(Host)
+class HostAdmin(AuditedAdmin):
+    list_display = ("name", "libvirt_uri", "domain_type", "resolved_domain_type", "cpu_capacity",
+                    "memory_capacity_mib", "enabled")
+    readonly_fields = ("resolved_domain_type", "created_at")
+
+
+class ImageVersionInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = ImageVersion
+    extra = 0
+    can_delete = False
+    fields = ("number", "status", "disk_path", "virtual_size_bytes", "sha256", "created_at")
+    readonly_fields = ("number", "disk_path", "virtual_size_bytes", "sha256", "created_at")
+
+
+@admin.register(GoldenImage)
+class GoldenImageAdmin(AuditedAdmin):
+    list_display = ("name", "description", "created_at")
+    inlines = [ImageVersionInline]
+
+
+@admin.register(ImageVersion)
+class ImageVersionAdmin(AuditedAdmin):
+    list_display = ("__str__", "status", "virtual_size_bytes", "size_bytes", "created_at")
+    list_filter = ("status", "image")
+    readonly_fields = ("image", "number", "disk_path", "size_bytes", "virtual_size_bytes",
+                       "sha256", "kernel_path", "initrd_path", "cmdline", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # versions come from build_tiny_image / import_image
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None or not obj.in_use()
