@@ -1,4 +1,5 @@
-"""A small VNC-like TCP server and a signed-in websocket client for console tests."""
+"""Console test kit: small VNC-like TCP servers, signed-in websocket clients, and helpers to
+run a scenario against a desktop whose VNC endpoint is one of those servers."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
 from portal.asgi import websocket_app
+from vdi.models import Desktop
+from vdi.services.console import issue_ticket
 
 GREETING = b"RFB 003.008\n"
 
@@ -54,6 +58,33 @@ class FakeVnc:
             self.server.close()
 
 
+def run(scenario: Any, *args: Any) -> Any:
+    return async_to_sync(scenario)(*args)
+
+
+async def with_vnc(desktop: Desktop, body: Any, vnc: Any = None) -> Any:
+    """Run ``body(vnc)`` with the desktop's VNC endpoint pointing at a fake server."""
+    vnc = vnc or FakeVnc()
+    port = await vnc.start()
+    await asyncio.to_thread(Desktop.objects.filter(pk=desktop.pk).update, vnc_port=port)
+    try:
+        return await body(vnc)
+    finally:
+        await vnc.stop()
+
+
+async def expect_close(ws: Any, code: int) -> None:
+    connected, _ = await ws.connect()
+    assert connected, "refusals are explained with a close code after the handshake"
+    message = await ws.receive_output(timeout=5)
+    assert message == {"type": "websocket.close", "code": code}
+    await ws.wait()
+
+
+def ticket_for(user: Any, session: str, desktop: Desktop) -> str:
+    return issue_ticket(user, session, desktop).ticket
+
+
 def session_cookie(user: Any) -> str:
     client = Client()
     client.force_login(user)
@@ -63,7 +94,14 @@ def session_cookie(user: Any) -> str:
 def communicator(
     desktop_id: int, session: str | None, ticket: str | None, origin: str | None = "http://localhost",
     host: str = "localhost", application: Any = None,
+    client: tuple[str, int] = ("192.0.2.10", 40000),
 ) -> WebsocketCommunicator:
+    """A browser's websocket to the console, from ``client`` (the address the server sees)."""
+    app = application or websocket_app
+
+    async def from_client(scope: Any, receive: Any, send: Any) -> None:
+        await app({**scope, "client": client}, receive, send)
+
     headers = [(b"host", host.encode())]
     if origin is not None:
         headers.append((b"origin", origin.encode()))
@@ -72,7 +110,7 @@ def communicator(
         headers.append((b"cookie", cookie.output(header="", sep=";").strip().encode()))
     protocols = ["binary"] + ([f"vdi-ticket.{ticket}"] if ticket else [])
     return WebsocketCommunicator(
-        application or websocket_app, f"/ws/desktops/{desktop_id}/console/", headers=headers,
+        from_client, f"/ws/desktops/{desktop_id}/console/", headers=headers,
         subprotocols=protocols,
     )
 

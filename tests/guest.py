@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from vdi.models import Desktop
 from vdi.testing.processes import wait_for
 
 _PLAIN = {" ": "KEY_SPACE", "\n": "KEY_ENTER", "-": "KEY_MINUS", "=": "KEY_EQUAL",
@@ -40,3 +41,9 @@ def serial(path: str | Path) -> str:
 def wait_serial(path: str | Path, text: str, timeout: float = 120, count: int = 1) -> None:
     wait_for(lambda: serial(path).count(text) >= count, timeout,
              f"{text!r} x{count} on the serial log {path}")
+
+
+def ask(desktop: Desktop, command: str, answer: str) -> None:
+    """Type ``command`` on the guest's console; wait for ``answer`` on its serial port."""
+    type_text(desktop.domain_name, command + "\n")
+    wait_serial(desktop.serial_log_path, answer, timeout=60)

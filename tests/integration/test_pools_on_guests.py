@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.guest import serial, type_text, wait_serial
+from tests.guest import ask, serial, wait_serial
 from tests.support import wait_status
 from vdi.choices import DesktopStatus
 from vdi.images.tiny import READY_MARKER
@@ -19,12 +19,6 @@ from vdi.services.desktops import request_action
 from vdi.testing.processes import wait_for
 
 pytestmark = [pytest.mark.vm, pytest.mark.django_db(transaction=True)]
-
-
-def ask(desktop: Desktop, command: str, answer: str) -> None:
-    """Type ``command`` on the guest's console; wait for ``answer`` on its serial port."""
-    type_text(desktop.domain_name, command + "\n")
-    wait_serial(desktop.serial_log_path, answer, timeout=60)
 
 
 def test_non_persistent_desktop_forgets_everything_on_release(worker, tiny_pool, owner):
@@ -92,3 +86,45 @@ def test_warm_pool_hands_over_a_running_desktop_without_a_boot(worker, tiny_pool
     wait_for(lambda: Desktop.objects.filter(pool=tiny_pool, owner__isnull=True,
                                             status=DesktopStatus.RUNNING).count() == 2, 120,
              "the pool to be back at two ready desktops")
+
+
+def test_a_deleted_users_desktop_reaches_the_next_user_only_after_a_reset(
+        worker, tiny_pool, owner, outsider):
+    """The first user leaves a file and an open console, then their account is deleted: the
+    console closes, and the next user of the pool gets the desktop reset to its image."""
+    from tests.console_helpers import GREETING, communicator, run, session_cookie, ticket_for
+    from vdi.console.codes import CloseCode
+
+    tiny_pool.assignment, tiny_pool.max_size = "automatic", 1
+    tiny_pool.save()
+    tiny_pool.users.add(outsider)
+    desktop = claim_desktop(owner, tiny_pool)
+    wait_status(desktop, DesktopStatus.RUNNING)
+    wait_serial(desktop.serial_log_path, READY_MARKER)
+    mark = secrets.token_hex(3)
+    ask(desktop, f"echo {mark} > /root/f; sync; echo W{mark} > /dev/ttyS0", f"W{mark}")
+    session = session_cookie(owner)
+    desktop.refresh_from_db()
+
+    async def delete_while_watching() -> None:
+        import asyncio
+
+        ws = communicator(desktop.pk, session, ticket_for(owner, session, desktop))
+        assert (await ws.connect())[0]
+        assert await ws.receive_from(timeout=10) == GREETING
+        await asyncio.to_thread(owner.delete)
+        assert await ws.receive_output(timeout=10) == {"type": "websocket.close",
+                                                       "code": CloseCode.ACCOUNT_CLOSED}
+
+    run(delete_while_watching)
+    wait_for(lambda: Operation.objects.filter(desktop=desktop, kind="release").exists(), 10,
+             "the deleted user's desktop to be released")
+    wait_status(desktop, DesktopStatus.RUNNING)
+    desktop.refresh_from_db()
+    assert desktop.owner is None and desktop.pristine
+    again = claim_desktop(outsider, tiny_pool)
+    assert again.pk == desktop.pk and again.owner == outsider
+    wait_serial(again.serial_log_path, READY_MARKER)
+    ask(again, "test -e /root/f && echo PRESENT > /dev/ttyS0 || echo ABSENT > /dev/ttyS0",
+        "ABSENT")
+    assert mark not in serial(again.serial_log_path)

@@ -5,47 +5,27 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.utils import timezone
 
-from tests.console_helpers import GREETING, FakeVnc, communicator, session_cookie
+from tests.console_helpers import (
+    GREETING,
+    FakeVnc,
+    communicator,
+    expect_close,
+    run,
+    session_cookie,
+    ticket_for,
+    with_vnc,
+)
 from vdi.choices import DesktopStatus
 from vdi.console import guards
 from vdi.console.codes import CloseCode
 from vdi.console.notify import close_consoles
 from vdi.models import AuditEvent, ConsoleTicket, Desktop
-from vdi.services.console import issue_ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run(scenario: Any, *args: Any) -> Any:
-    return async_to_sync(scenario)(*args)
-
-
-async def with_vnc(desktop: Desktop, body: Any) -> Any:
-    vnc = FakeVnc()
-    port = await vnc.start()
-    await asyncio.to_thread(Desktop.objects.filter(pk=desktop.pk).update, vnc_port=port)
-    try:
-        return await body(vnc)
-    finally:
-        await vnc.stop()
-
-
-async def expect_close(ws: Any, code: int) -> None:
-    connected, _ = await ws.connect()
-    assert connected, "refusals are explained with a close code after the handshake"
-    message = await ws.receive_output(timeout=5)
-    assert message == {"type": "websocket.close", "code": code}
-    await ws.wait()
-
-
-def ticket_for(user: Any, session: str, desktop: Desktop) -> str:
-    return issue_ticket(user, session, desktop).ticket
 
 
 # --- refusals ---------------------------------------------------------------------------------
@@ -110,7 +90,7 @@ def test_bad_tickets_are_refused(case, owner, outsider, running_desktop, pool, h
         "a refusal is counted, not written each time"
     assert guards.flush_refusals(time.time() + settings.REFUSAL_AUDIT_INTERVAL) >= 1
     refusal = AuditEvent.objects.filter(action="console.refused").latest("id")
-    assert refusal.details["attempts"] >= 1
+    assert refusal.details["attempts"] >= 1 and refusal.source_address == "192.0.2.10"
     assert any("ticket" in reason for reason in refusal.details["reasons"])
 
 

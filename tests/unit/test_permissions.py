@@ -1,7 +1,11 @@
-"""The permission matrix: every page, action and the console websocket, for six personas.
+"""The role matrix: every page, desktop action, admin page and admin action, and the console
+websocket, for every persona: the owner (a plain user), a member of a granted group, the
+helpdesk, the operator of the desktop's pool, the operator of another pool, an administrator
+(by role, not superuser), an outsider, a disabled account and an anonymous visitor.
 
-Each persona gets exactly what it should; a refused request reaches no hypervisor driver and
-enqueues no task.
+Each persona gets exactly what it should. A refused call reaches no hypervisor driver and
+enqueues nothing; an allowed call takes effect (the desktop moves, a task is queued, the pool
+drains).
 """
 
 from __future__ import annotations
@@ -10,17 +14,54 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.test import Client
 
 from tests.console_helpers import communicator, session_cookie
 from tests.support import drain, purge
+from vdi import actions
 from vdi.choices import DesktopStatus
 from vdi.console.codes import CloseCode
-from vdi.models import Desktop
+from vdi.models import Desktop, Pool
+from vdi.roles import ADMINISTRATORS, HELPDESK, POOL_OPERATORS
 from vdi.services.console import issue_ticket
 
-PERSONAS = ("owner", "member", "outsider", "disabled_user", "anonymous", "admin_user")
-OK, LOGIN, GONE, DENIED = "ok", "login", "404", "403"
+PERSONAS = ("owner", "member", "helpdesk", "operator", "other_operator", "administrator",
+            "outsider", "disabled_user", "anonymous")
+OK, LOGIN, GONE, DENIED, NOTHING = "ok", "login", "404", "403", "no effect"
+
+
+def _staff(username: str, role: str) -> Any:
+    person = get_user_model().objects.create_user(username, password="x", is_staff=True)
+    person.groups.add(Group.objects.get(name=role))
+    return person
+
+
+@pytest.fixture
+def helpdesk(db):
+    return _staff("helpdesk", HELPDESK)
+
+
+@pytest.fixture
+def operator(db, pool):
+    person = _staff("operator", POOL_OPERATORS)
+    pool.operators.add(person)
+    return person
+
+
+@pytest.fixture
+def other_operator(db, image_version):
+    person = _staff("other-operator", POOL_OPERATORS)
+    elsewhere = Pool.objects.create(name="Elsewhere", image=image_version.image)
+    elsewhere.operator_groups.add(Group.objects.create(name="elsewhere-ops"))
+    person.groups.add(Group.objects.get(name="elsewhere-ops"))
+    return person
+
+
+@pytest.fixture
+def administrator(db):
+    return _staff("administrator", ADMINISTRATORS)
 
 
 @pytest.fixture
@@ -48,33 +89,60 @@ def client_for(request, persona: str) -> Client:
 
 
 def outcome(response) -> str:
-    if response.status_code == 302 and "/accounts/login/" in response["Location"]:
+    location = response.get("Location", "") if response.status_code == 302 else ""
+    if "/accounts/login/" in location or "/admin/login/" in location:
         return LOGIN
-    if response.status_code == 302 and "/admin/login/" in response["Location"]:
-        return LOGIN
+    if location == "/admin/":  # the admin's "that object does not exist (for you)"
+        return GONE
     if response.status_code in (200, 302):
         return OK
     return {404: GONE, 403: DENIED, 409: OK}.get(response.status_code,
                                                   str(response.status_code))
 
 
-ANON = {"anonymous": LOGIN, "disabled_user": LOGIN}
-# what each persona gets, per request; the owner's desktop, a pool granted to owner and group
+SIGNED_IN = {"anonymous": LOGIN, "disabled_user": LOGIN}
+EVERYONE = {p: OK for p in PERSONAS} | SIGNED_IN
+NOBODY_BUT = {p: GONE for p in PERSONAS} | SIGNED_IN
+ADMIN_SITE_LOGIN = {p: LOGIN for p in PERSONAS}  # non-staff are sent to the admin's sign-in
+STAFF = ("helpdesk", "operator", "other_operator", "administrator")
+
+
+def only(*personas: str, others: str = GONE) -> dict[str, str]:
+    table = {p: others for p in PERSONAS} | SIGNED_IN
+    return table | {p: OK for p in personas}
+
+
+def admin_page(*personas: str) -> dict[str, str]:
+    """Staff without the permission get 403; everyone else is sent to sign in."""
+    table = ADMIN_SITE_LOGIN | {p: DENIED for p in STAFF}
+    return table | {p: OK for p in personas}
+
+
+ACTORS = ("owner", "operator", "administrator")  # may act on the owner's desktop
 MATRIX: dict[str, dict[str, str]] = {
-    "GET /": {**ANON, "owner": OK, "member": OK, "outsider": OK, "admin_user": OK},
-    "GET /desktops/rows/": {**ANON, "owner": OK, "member": OK, "outsider": OK,
-                            "admin_user": OK},
-    "POST claim": {**ANON, "owner": OK, "member": OK, "outsider": GONE, "admin_user": OK},
-    "POST stop": {**ANON, "owner": OK, "member": GONE, "outsider": GONE, "admin_user": OK},
-    "POST release": {**ANON, "owner": OK, "member": GONE, "outsider": GONE, "admin_user": OK},
-    "POST delete": {**ANON, "owner": OK, "member": GONE, "outsider": GONE, "admin_user": OK},
-    "GET console": {**ANON, "owner": OK, "member": GONE, "outsider": GONE, "admin_user": OK},
-    "POST ticket": {**ANON, "owner": OK, "member": GONE, "outsider": GONE, "admin_user": OK},
-    "GET diagnose": {**ANON, "owner": OK, "member": GONE, "outsider": GONE, "admin_user": OK},
-    "GET /admin/": {**ANON, "owner": LOGIN, "member": LOGIN, "outsider": LOGIN,
-                    "admin_user": OK},
-    "GET /admin/vdi/desktop/": {**ANON, "owner": LOGIN, "member": LOGIN, "outsider": LOGIN,
-                                "admin_user": OK},
+    "GET /": EVERYONE,
+    "GET /desktops/rows/": EVERYONE,
+    "POST claim": only("owner", "member", "administrator"),
+    **{f"POST {a.name}": only(*ACTORS) for a in actions.REQUESTABLE},
+    "GET console": only("owner", "helpdesk", "operator", "administrator"),
+    "POST ticket": only("owner", "helpdesk", "operator", "administrator"),
+    "GET diagnose": only("owner", "helpdesk", "operator", "administrator"),
+    "GET /admin/": admin_page(*STAFF),
+    "GET /admin/vdi/desktop/": admin_page("helpdesk", "operator", "other_operator",
+                                          "administrator"),
+    "GET admin desktop": admin_page("helpdesk", "operator", "administrator")
+    | {"other_operator": GONE},
+    "GET /admin/vdi/pool/": admin_page("helpdesk", "operator", "other_operator",
+                                       "administrator"),
+    "GET /admin/vdi/consolesession/": admin_page("helpdesk", "operator", "other_operator",
+                                                 "administrator"),
+    "GET /admin/vdi/auditevent/": admin_page("administrator"),
+    "GET /admin/auth/user/": admin_page("administrator"),
+}
+# Effects of admin actions (the request itself is a redirect for every staff member).
+ADMIN_ACTIONS: dict[str, tuple[str, ...]] = {
+    "stop_desktops": ("operator", "administrator"),
+    "drain_pools": ("operator", "administrator"),
 }
 
 
@@ -82,44 +150,85 @@ def send(client: Client, what: str, desktop: Desktop):
     method, _, target = what.partition(" ")
     paths = {
         "claim": f"/pools/{desktop.pool_id}/claim/",
-        "stop": f"/desktops/{desktop.pk}/stop/",
-        "release": f"/desktops/{desktop.pk}/release/",
-        "delete": f"/desktops/{desktop.pk}/delete/",
+        **{a.name: f"/desktops/{desktop.pk}/{a.name}/" for a in actions.REQUESTABLE},
         "console": f"/desktops/{desktop.pk}/console/",
         "ticket": f"/desktops/{desktop.pk}/console/ticket/",
         "diagnose": f"/desktops/{desktop.pk}/console/diagnose/",
+        "admin desktop": f"/admin/vdi/desktop/{desktop.pk}/change/",
     }
     path = paths.get(target, target)
     return client.post(path) if method == "POST" else client.get(path)
 
 
+def prepare(what: str, desktop: Desktop) -> str | None:
+    """Put the desktop in a state the request's action starts from; the state it claims."""
+    name = what.removeprefix("POST ")
+    if name not in actions.ACTIONS:
+        return None
+    action = actions.get(name)
+    Desktop.objects.filter(pk=desktop.pk).update(status=sorted(action.allowed_from)[-1])
+    return action.claims
+
+
 @pytest.mark.parametrize("persona", PERSONAS)
 @pytest.mark.parametrize("what", list(MATRIX))
-def test_matrix(request, running_desktop, host, spy_driver, persona, what):
+def test_matrix(request, running_desktop, host, spy_driver, persona, what,
+                django_capture_on_commit_callbacks):
     purge(host.queue)
-    response = send(client_for(request, persona), what, running_desktop)
+    claims = prepare(what, running_desktop)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = send(client_for(request, persona), what, running_desktop)
     expected = MATRIX[what][persona]
     assert outcome(response) == expected, f"{persona} {what}: {response.status_code}"
     assert spy_driver == [], "no web request reaches a hypervisor"
+    queued = drain(host.queue)
+    running_desktop.refresh_from_db()
     if expected != OK:
-        assert drain(host.queue) == [], "a refused request enqueues nothing"
-        running_desktop.refresh_from_db()
-        assert running_desktop.status == DesktopStatus.RUNNING
+        assert queued == [], "a refused request enqueues nothing"
         assert running_desktop.owner.username == "owner"
+        assert claims is None or running_desktop.status != claims
+    elif claims is not None:
+        assert running_desktop.status == claims, "the allowed action took effect"
+        assert [m["args"][0] for m in queued] == [what.removeprefix("POST ")]
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("action", list(ADMIN_ACTIONS))
+def test_admin_action_matrix(request, running_desktop, pool, host, spy_driver, persona, action,
+                             django_capture_on_commit_callbacks):
     purge(host.queue)
+    model = "desktop" if action.endswith("desktops") else "pool"
+    target = running_desktop if model == "desktop" else pool
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for(request, persona).post(f"/admin/vdi/{model}/",
+                                          {"action": action, "_selected_action": [target.pk]})
+    running_desktop.refresh_from_db()
+    pool.refresh_from_db()
+    took_effect = (running_desktop.status == DesktopStatus.STOPPING if model == "desktop"
+                   else pool.draining)
+    assert took_effect == (persona in ADMIN_ACTIONS[action]), f"{persona} {action}"
+    assert spy_driver == []
+    if not took_effect:
+        assert drain(host.queue) == []
+    purge(host.queue)
+
+
+CONSOLE = {"owner": CloseCode.VNC_UNREACHABLE, "helpdesk": CloseCode.VNC_UNREACHABLE,
+           "operator": CloseCode.VNC_UNREACHABLE, "administrator": CloseCode.VNC_UNREACHABLE}
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_websocket_matrix(request, running_desktop, persona):
-    """Only the owner (and an admin) can open the console, with a ticket of their own."""
+    """Those who may open (or watch) the console get in with a ticket of their own (port 1 has
+    no VNC server, so they end at 'unreachable'); the others are refused."""
     owner = request.getfixturevalue("owner")
     owner_session = session_cookie(owner)
-    if persona in ("owner", "admin_user"):
+    if persona in CONSOLE:
         user = request.getfixturevalue(persona)
         session = owner_session if persona == "owner" else session_cookie(user)
         ticket = issue_ticket(user, session, running_desktop).ticket
-        expected = CloseCode.VNC_UNREACHABLE  # allowed in: port 1 has no VNC server
+        expected = CONSOLE[persona]
     elif persona == "anonymous":
         session, ticket = None, issue_ticket(owner, owner_session, running_desktop).ticket
         expected = CloseCode.NOT_SIGNED_IN

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models
+from django.db import IntegrityError, models, transaction
 
 from vdi.models import AuditEvent
 from vdi.services.access import Account, User
@@ -17,9 +17,10 @@ def record(
     source_address: str | None = None,
     **details: Any,
 ) -> AuditEvent:
-    """Append one audit row: who did what to which object, from where."""
+    """Append one audit row: who did what to which object, from where. An actor whose
+    account is already gone (a console closing because it was deleted) is kept by name."""
     user = actor if isinstance(actor, Account) else None
-    return AuditEvent.objects.create(
+    event = AuditEvent(
         actor=user,
         actor_name=user.get_username() if user is not None else "",
         action=action,
@@ -29,3 +30,12 @@ def record(
         source_address=source_address or None,
         details=details,
     )
+    try:
+        with transaction.atomic():
+            event.save()
+    except IntegrityError:
+        if user is None:
+            raise
+        event.pk, event.actor = None, None
+        event.save()
+    return event

@@ -144,7 +144,10 @@ def _perform(
             Desktop.objects.filter(pk=desktop.pk).update(owner=None, assigned_at=None)
         if action.ends_consoles:  # a ticket must not outlive the screen it was for
             ConsoleTicket.objects.filter(desktop=desktop, used_at__isnull=True).delete()
-            transaction.on_commit(lambda: close_consoles(desktop.pk))
+            code, why = ((CloseCode.HANDED_OVER, "the desktop went back to its pool")
+                         if action.gives_back else
+                         (CloseCode.DESKTOP_STOPPED, f"the desktop is going to {action.name}"))
+            transaction.on_commit(lambda: close_consoles(desktop.pk, code, why))
         operation = _operation(action, desktop, actor)
         audit.record(actor, action.audit_action, desktop, source_address, **details)
         _enqueue(desktop, operation)
