@@ -22,6 +22,7 @@ from channels.security.websocket import (  # noqa: E402
 )
 from django.conf import settings  # noqa: E402
 
+from portal.proxy import TrustedProxyMiddleware  # noqa: E402
 from vdi.console.flow import FlowControlMiddleware  # noqa: E402
 from vdi.console.routing import websocket_urlpatterns  # noqa: E402
 
@@ -32,4 +33,7 @@ websocket_app = FlowControlMiddleware(
         )
     )
 )
-application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_app})
+application = TrustedProxyMiddleware(
+    ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_app}),
+    settings.TRUSTED_PROXY_COUNT,
+)

@@ -25,6 +25,9 @@ IMAGE_DIR = env.path("VDI_IMAGE_DIR", DATA_DIR / "images")
 DISK_DIR = env.path("VDI_DISK_DIR", DATA_DIR / "disks")
 LOG_DIR = env.path("VDI_LOG_DIR", DATA_DIR / "logs")
 KERNEL_DIR = env.path("VDI_KERNEL_DIR", DATA_DIR / "kernel")
+# Secrets (the SQLite database, the secret key, credentials, mail with reset links) in a
+# folder of their own, 0700, files 0600; images, disks and logs stay traversable by QEMU.
+SECRETS_DIR = env.path("VDI_SECRETS_DIR", DATA_DIR / "secrets")
 
 
 def _secret_key() -> str:
@@ -33,7 +36,7 @@ def _secret_key() -> str:
         if len(from_env) < 32:
             raise ImproperlyConfigured("VDI_SECRET_KEY: must be at least 32 characters long")
         return from_env
-    key_file = DATA_DIR / "secret_key"
+    key_file = SECRETS_DIR / "secret_key"
     if key_file.is_file():
         return key_file.read_text().strip()
     if DEBUG:
@@ -81,6 +84,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "vdi.audit_context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
@@ -97,6 +101,10 @@ SECURE_HSTS_SECONDS = env.number("VDI_HSTS_SECONDS", 31536000, minimum=0) if HTT
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+# Reverse proxies in front of daphne that append to X-Forwarded-For (portal/proxy.py): the
+# client is that many entries from the right. 0: the connection's own address is the client.
+TRUSTED_PROXY_COUNT = env.number("VDI_TRUSTED_PROXY_COUNT", 0, minimum=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
@@ -136,7 +144,7 @@ TEMPLATES = [
     },
 ]
 
-_database = env.database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'portal.sqlite3'}")
+_database = env.database("DATABASE_URL", f"sqlite:///{SECRETS_DIR / 'portal.sqlite3'}")
 if _database["ENGINE"] == "django.db.backends.sqlite3":
     _database["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -178,7 +186,10 @@ ACCOUNT_RATE_LIMITS = {"login_failed": _login_rate}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env.text("VDI_SITE_NAME", "VDI portal")
 ADMIN_REQUIRE_2FA = env.flag("VDI_ADMIN_REQUIRE_2FA", False)
-EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"  # mail goes to the log
+# Without VDI_EMAIL_URL, mail (password-reset links!) is written to files in the secrets
+# folder, readable by the portal's user only, never to a log others can read.
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = SECRETS_DIR / "mail"
 if _email_url := env.text("VDI_EMAIL_URL", ""):
     try:
         globals().update(environ.Env.email_url_config(_email_url))

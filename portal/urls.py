@@ -7,6 +7,8 @@ from django.urls import include, path
 # The admin signs in through the same page (and two-factor step) as everyone else.
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
+handler429 = "vdi.views.rate_limited"  # allauth's other rate limits (password reset...)
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),

@@ -23,3 +23,5 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 for _folder in (DATA_DIR, IMAGE_DIR, DISK_DIR, LOG_DIR, STATIC_ROOT):  # noqa: F405
     _folder.mkdir(parents=True, exist_ok=True)
     _folder.chmod(0o755)
+SECRETS_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)  # noqa: F405
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from vdi import actions
 from vdi.choices import DesktopStatus, OperationStatus
 from vdi.models import Desktop, Pool
-from vdi.services import access, quotas
+from vdi.services import access, audit, quotas
 from vdi.services.claims import claim_desktop
 from vdi.services.desktops import available_actions, request_action
 from vdi.services.errors import AccessDenied, ServiceError
@@ -130,3 +130,10 @@ def desktop_action(request: HttpRequest, pk: int, action: str) -> HttpResponseRe
         label = actions.get(operation.kind).label
         messages.info(request, f"{label} of {desktop} requested.")
     return redirect("desktop-list")
+
+
+def rate_limited(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """allauth's answer when a rate limit (password reset mails, ...) is passed: audited."""
+    audit.record(request.user if request.user.is_authenticated else None, "auth.rate_limited",
+                 None, client_address(request), path=request.path[:200])
+    return render(request, "429.html", status=429)

@@ -1,5 +1,6 @@
-"""Signal receivers, connected when the app is ready: sign-in events, account changes."""
+"""Signal receivers, connected when the app is ready: sign-in events, account changes and
+their effect on desktops and consoles, and the audit trail of accounts."""
 
-from vdi.receivers import accounts, sign_in
+from vdi.receivers import accounts, audit_trail, sign_in
 
-__all__ = ["accounts", "sign_in"]
+__all__ = ["accounts", "audit_trail", "sign_in"]

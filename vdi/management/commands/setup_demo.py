@@ -6,11 +6,17 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from allauth.mfa.adapter import get_adapter as get_mfa_adapter
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.secrets import write_secret
 from vdi.models import GoldenImage, Pool
+from vdi.roles import ADMINISTRATORS
 from vdi.services.hosts import ensure_local_host
 
 DEMO_USERS = (("admin", True), ("demo", False))
@@ -51,9 +57,25 @@ class Command(BaseCommand):
         self.stdout.write(f"Host {host.name} ({host.libvirt_uri}, domain type "
                           f"{host.domain_type}); pools {names} on image {image.name}.")
         self.stdout.write(f"Demo credentials are kept in {credentials}.")
+        self.stdout.write(self._two_factor(get_user_model().objects.get(username="admin")))
+
+    def _two_factor(self, admin: Any) -> str:
+        """When two-factor is required for administrators, the demo admin is enrolled (so it
+        can't be skipped); otherwise say that it is off."""
+        if not settings.ADMIN_REQUIRE_2FA:
+            return ("Two-factor sign-in for administrators is off "
+                    "(VDI_ADMIN_REQUIRE_2FA=false); the admin can enrol at /accounts/2fa/.")
+        secret_file = settings.SECRETS_DIR / "demo-admin-totp.txt"
+        if not is_mfa_enabled(admin):
+            secret = generate_totp_secret()
+            TOTP.activate(admin, secret)
+            url = get_mfa_adapter().build_totp_url(admin, secret)
+            write_secret(secret_file, f"{secret}\n{url}\n")
+        return (f"Two-factor sign-in is required for administrators: the demo admin is "
+                f"enrolled; its TOTP secret and otpauth URL are in {secret_file}.")
 
     def _credentials_file(self) -> Path:
-        return settings.DATA_DIR / "demo-credentials.txt"
+        return settings.SECRETS_DIR / "demo-credentials.txt"
 
     def _ensure_users(self, path: Path) -> dict[str, str]:
         known = {}
@@ -73,7 +95,8 @@ class Command(BaseCommand):
                 user.save()
             known[username] = password
             role = "admin" if is_admin else "user"
+            if is_admin:
+                user.groups.add(Group.objects.get(name=ADMINISTRATORS))
             lines[username] = f"Demo {role}: username {username}  password {password}"
-        path.write_text("".join(f"{n} {p}\n" for n, p in known.items()))
-        path.chmod(0o600)
+        write_secret(path, "".join(f"{n} {p}\n" for n, p in known.items()))
         return lines
