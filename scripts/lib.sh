@@ -1,17 +1,22 @@
 # Shared set-up for scripts/run and scripts/test. Idempotent: each step checks before it acts.
-# Sourced, not run. Needs root (apt-get, libvirtd).
+# Sourced, not run. Needs root (apt-get, libvirtd, the service user).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 export VDI_DATA_DIR="${VDI_DATA_DIR:-/var/lib/vdi-portal}"
+export VDI_SECRETS_DIR="${VDI_SECRETS_DIR:-$VDI_DATA_DIR/secrets}"
 export PATH="$VENV/bin:$PATH"
+SERVICE_USER="${VDI_SERVICE_USER:-vdi-portal}"
+LIBVIRT_GROUP=libvirt
+SYSTEM_PYTHON=/usr/bin/python3
+CONF_DIR=/etc/vdi-portal
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 APT_PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev
-  pkg-config redis-server busybox-static e2fsprogs python3-venv python3-dev gcc nodejs npm
-  ca-certificates)
+  pkg-config redis-server busybox-static e2fsprogs python3 python3-venv python3-dev gcc nodejs
+  npm ca-certificates acl)
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then echo "Run this as root (it installs packages and starts libvirtd)." >&2; exit 1; fi
@@ -39,24 +44,67 @@ prepare_kvm_device() {
   if [ -c /dev/kvm ]; then chgrp kvm /dev/kvm 2>/dev/null || true; chmod 660 /dev/kvm || true; fi
 }
 
-prepare_data_dir() {
-  # QEMU runs as libvirt-qemu and must traverse every folder above an image or disk.
-  mkdir -p "$VDI_DATA_DIR"/{images,disks,logs,kernel}
-  chmod 755 "$VDI_DATA_DIR" "$VDI_DATA_DIR"/{images,disks,logs}
-  if [ ! -s "$VDI_DATA_DIR/secret_key" ] && [ -z "${VDI_SECRET_KEY:-}" ]; then
-    say "Creating $VDI_DATA_DIR/secret_key"
-    (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(50))' > "$VDI_DATA_DIR/secret_key")
+prepare_service_user() {
+  # daphne, the worker and beat run as this unprivileged user; it reaches libvirtd through
+  # the socket group of the project's libvirtd configuration.
+  if ! id "$SERVICE_USER" >/dev/null 2>&1; then
+    say "Creating the service user $SERVICE_USER"
+    useradd --system --user-group --home-dir "$VDI_DATA_DIR/run" --no-create-home \
+      --shell /usr/sbin/nologin "$SERVICE_USER"
   fi
+  getent group "$LIBVIRT_GROUP" >/dev/null || groupadd --system "$LIBVIRT_GROUP"
+  id -nG "$SERVICE_USER" | tr ' ' '\n' | grep -qx "$LIBVIRT_GROUP" ||
+    usermod -a -G "$LIBVIRT_GROUP" "$SERVICE_USER"
+  # The service user must reach the code and the virtualenv: let it traverse (not list) the
+  # folders above the checkout that would stop it (a checkout under /root, say).
+  local dir="$ROOT"
+  while [ "$dir" != / ]; do
+    if ! setpriv --reuid="$SERVICE_USER" --regid="$SERVICE_USER" --init-groups test -x "$dir" 2>/dev/null; then
+      say "Letting $SERVICE_USER traverse $dir (ACL u:$SERVICE_USER:x)"
+      setfacl -m "u:$SERVICE_USER:x" "$dir"
+    fi
+    dir=$(dirname "$dir")
+  done
+}
+
+move_legacy_secret() {
+  # Earlier versions kept secrets at the top of the data folder.
+  local name=$1
+  if [ -e "$VDI_DATA_DIR/$name" ] && [ ! -e "$VDI_SECRETS_DIR/$name" ]; then
+    say "Moving $VDI_DATA_DIR/$name into $VDI_SECRETS_DIR"
+    mv "$VDI_DATA_DIR/$name" "$VDI_SECRETS_DIR/$name"
+  fi
+}
+
+prepare_data_dir() {
+  # QEMU runs as libvirt-qemu and must traverse every folder above an image or disk; the
+  # service user writes images, disks and logs; secrets are its own, 0700 and 0600.
+  mkdir -p "$VDI_DATA_DIR"/{images,disks,logs,kernel,run}
+  chmod 755 "$VDI_DATA_DIR" "$VDI_DATA_DIR"/{images,disks,logs,kernel}
+  chown "$SERVICE_USER:$SERVICE_USER" "$VDI_DATA_DIR"/{images,disks,logs,run}
+  chmod 750 "$VDI_DATA_DIR/run"
+  install -d -m 700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$VDI_SECRETS_DIR"
+  for name in secret_key portal.sqlite3 portal.sqlite3-wal portal.sqlite3-shm demo-credentials.txt; do
+    move_legacy_secret "$name"
+  done
+  if [ ! -s "$VDI_SECRETS_DIR/secret_key" ] && [ -z "${VDI_SECRET_KEY:-}" ]; then
+    say "Creating $VDI_SECRETS_DIR/secret_key"
+    (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(50))' > "$VDI_SECRETS_DIR/secret_key")
+  fi
+  # Every secret belongs to the service user and nobody else may read it.
+  find "$VDI_SECRETS_DIR" -mindepth 1 -maxdepth 1 -type f -exec chown "$SERVICE_USER:$SERVICE_USER" {} + \
+    -exec chmod 600 {} +
 }
 
 unpack_kernel() {
   # The tiny image boots a Debian kernel; unpacking its .deb avoids installing it on the host.
-  local dir="$VDI_DATA_DIR/kernel"
+  local dir="${VDI_KERNEL_DIR:-$VDI_DATA_DIR/kernel}"
   if compgen -G "$dir/boot/vmlinuz-*" >/dev/null; then return 0; fi
   local pkg
   pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
   if [ -z "$pkg" ]; then apt-get update -qq; pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'); fi
   say "Unpacking $pkg into $dir"
+  mkdir -p "$dir"
   local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
   (cd "$tmp" && apt-get download -q "$pkg" 2>&1 | grep -v "^W: Download is performed unsandboxed" || true)
   dpkg-deb -x "$tmp"/*.deb "$dir"
@@ -64,12 +112,19 @@ unpack_kernel() {
 }
 
 install_python() {
+  # Debian's own Python: the service user can run it (a Python under /root could not).
   local stamp="$VENV/.installed" want
-  want=$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)
+  want=$(cat "$ROOT/pyproject.toml" "$ROOT/requirements.lock" | sha256sum | cut -d' ' -f1)
+  if [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c 'import sys; print(sys.base_prefix)')" != /usr ]; then
+    say "Recreating $VENV on Debian's Python ($SYSTEM_PYTHON)"
+    rm -rf "$VENV"
+  fi
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
-  say "Installing the project into $VENV"
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  { "$VENV/bin/pip" install -q --upgrade pip && "$VENV/bin/pip" install -q -e "$ROOT[dev]"; } \
+  say "Installing the project into $VENV (from requirements.lock, hashes checked)"
+  [ -x "$VENV/bin/python" ] || "$SYSTEM_PYTHON" -m venv "$VENV"
+  { "$VENV/bin/pip" install -q --upgrade pip \
+      && "$VENV/bin/pip" install -q --require-hashes --no-deps -r "$ROOT/requirements.lock" \
+      && "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$ROOT"; } \
     >"$VENV/pip.log" 2>&1 || { cat "$VENV/pip.log"; echo "pip install failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 }
@@ -83,27 +138,91 @@ install_frontend() {
   echo "$want" > "$stamp"
 }
 
+write_libvirtd_conf() {
+  # The project's own libvirtd configuration: the read-write socket belongs to a group the
+  # service user is in, and needs no polkit (Debian's default asks polkitd over D-Bus).
+  mkdir -p "$CONF_DIR"
+  cat > "$CONF_DIR/libvirtd.conf.new" <<EOF
+# Written by the VDI portal's set-up (scripts/lib.sh); libvirtd runs with -f this file.
+unix_sock_group = "$LIBVIRT_GROUP"
+unix_sock_ro_perms = "0770"
+unix_sock_rw_perms = "0770"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+EOF
+  mv "$CONF_DIR/libvirtd.conf.new" "$CONF_DIR/libvirtd.conf"
+}
+
+libvirtd_is_ours() {
+  local sock=/run/libvirt/libvirt-sock pid
+  [ -S "$sock" ] && [ "$(stat -c %G:%a "$sock")" = "$LIBVIRT_GROUP:770" ] || return 1
+  pid=$(cat /run/libvirtd.pid 2>/dev/null) || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-f $CONF_DIR/libvirtd.conf"
+}
+
+start_libvirtd() {
+  write_libvirtd_conf
+  if pgrep -x libvirtd >/dev/null && ! libvirtd_is_ours; then
+    say "Restarting libvirtd with the project's configuration ($CONF_DIR/libvirtd.conf); guests keep running"
+    local pid; pid=$(cat /run/libvirtd.pid 2>/dev/null || pgrep -xo libvirtd)
+    kill -TERM "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  if ! pgrep -x libvirtd >/dev/null; then say "Starting libvirtd"; libvirtd -d -f "$CONF_DIR/libvirtd.conf"; fi
+  for _ in $(seq 100); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.2; done
+}
+
+redis_listening() { (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; }
+
+start_redis() {
+  # Redis (one per machine, like libvirtd) with a password generated here, kept root-only in
+  # $CONF_DIR and handed to every process through REDIS_URL; it listens on 127.0.0.1 only.
+  local secret="$CONF_DIR/redis_password" conf="$CONF_DIR/redis.conf"
+  mkdir -p "$CONF_DIR"; chmod 755 "$CONF_DIR"
+  [ -s "$secret" ] || (umask 077; python3 -c 'import secrets; print(secrets.token_hex(24))' > "$secret")
+  local password; password=$(cat "$secret")
+  (umask 077; printf 'bind 127.0.0.1\nport 6379\nrequirepass %s\nsave ""\nappendonly no\ndir /tmp\n' \
+    "$password" > "$conf")
+  chmod 600 "$secret" "$conf"
+  local open_ping; open_ping=$(redis-cli -h 127.0.0.1 -p 6379 ping 2>&1 || true)
+  if [[ "$open_ping" == NOAUTH* ]] && REDISCLI_AUTH="$password" redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
+    :  # ours, with our password
+  else
+    if redis_listening; then
+      say "Restarting Redis with the project's password"
+      pkill -f '^redis-server 127\.0\.0\.1:6379' || pkill -x redis-server || true
+      for _ in $(seq 50); do redis_listening || break; sleep 0.1; done
+    fi
+    say "Starting Redis"
+    redis-server "$conf" --daemonize yes >/dev/null
+    for _ in $(seq 50); do REDISCLI_AUTH="$password" redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done
+  fi
+  export REDIS_URL="${REDIS_URL:-redis://:$password@127.0.0.1:6379/0}"
+}
+
 start_services() {
   if ! pgrep -x virtlogd >/dev/null; then say "Starting virtlogd"; virtlogd -d; fi
-  if ! pgrep -x libvirtd >/dev/null; then say "Starting libvirtd"; libvirtd -d; fi
-  for _ in $(seq 50); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.2; done
-  if ! redis-cli -u "${REDIS_URL:-redis://127.0.0.1:6379/0}" ping >/dev/null 2>&1; then
-    say "Starting Redis"
-    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
-    for _ in $(seq 50); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done
-  fi
+  start_libvirtd
+  start_redis
+}
+
+as_service() {
+  # Run a command as the service user, with its groups, a private umask and this environment.
+  (umask 077; HOME="$VDI_DATA_DIR/run" setpriv --reuid="$SERVICE_USER" --regid="$SERVICE_USER" \
+    --init-groups "$@")
 }
 
 prepare_database() {
-  (cd "$ROOT" && python manage.py migrate --noinput -v 0)
+  (cd "$ROOT" && as_service python manage.py migrate --noinput -v 0)
   (cd "$ROOT" && python manage.py collectstatic --noinput -v 0)
-  (cd "$ROOT" && python manage.py build_tiny_image --if-missing)
+  (cd "$ROOT" && as_service python manage.py build_tiny_image --if-missing)
 }
 
 common_setup() {
   need_root
   install_apt "${APT_PACKAGES[@]}" "$@"
   prepare_kvm_device
+  prepare_service_user
   prepare_data_dir
   unpack_kernel
   install_python

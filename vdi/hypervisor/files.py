@@ -44,6 +44,13 @@ class LocalFiles:
             raise HypervisorError(f"quarantine {path}: {exc.strerror}", retryable=True) from None
         return target
 
+    def prepare_log(self, path: Path) -> None:
+        """Create the guest's serial log before it boots: virtlogd (root) then appends to a
+        file the worker's own user owns and can read, instead of creating a root-only one."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        os.close(descriptor)
+
     def create_data_disk(self, path: Path, size_gib: int, label: str = "vdi-data") -> None:
         """An empty ext4 file system as qcow2 (any Linux guest mounts it at once)."""
         if path.exists():

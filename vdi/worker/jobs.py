@@ -102,6 +102,7 @@ def _boot(desktop: Desktop, operation_id: int, new: bool = False) -> None:
     _ensure_domain(desktop, operation_id, new)
     operations.progress(operation_id, 80, "booting")
     driver = driver_for(desktop.host)
+    driver.files.prepare_log(Path(desktop.serial_log_path))
     crash_point("boot")
     driver.start(desktop.domain_name)
     crash_point("booted")
