@@ -25,6 +25,7 @@ IMAGE_DIR = env.path("VDI_IMAGE_DIR", DATA_DIR / "images")
 DISK_DIR = env.path("VDI_DISK_DIR", DATA_DIR / "disks")
 LOG_DIR = env.path("VDI_LOG_DIR", DATA_DIR / "logs")
 KERNEL_DIR = env.path("VDI_KERNEL_DIR", DATA_DIR / "kernel")
+IMAGE_CACHE_DIR = env.path("VDI_IMAGE_CACHE_DIR", DATA_DIR / "cache")  # built images, by key
 # Secrets (the SQLite database, the secret key, credentials, mail with reset links) in a
 # folder of their own, 0700, files 0600; images, disks and logs stay traversable by QEMU.
 SECRETS_DIR = env.path("VDI_SECRETS_DIR", DATA_DIR / "secrets")
@@ -315,6 +316,10 @@ CELERY_BEAT_SCHEDULE = {
                                "schedule": REFUSAL_AUDIT_INTERVAL},
 }
 
+# --- The demo (scripts/run's setup_demo) ---
+DEMO_DESKTOP_IMAGE = env.flag("VDI_DEMO_DESKTOP_IMAGE", True)  # build it in the background
+DEMO_NETWORK = env.choice("VDI_DEMO_NETWORK", "none", ("none", "nat"))
+
 # --- Hypervisor ---------------------------------------------------------------------------------
 LIBVIRT_URI = env.text("VDI_LIBVIRT_URI", "qemu:///system")
 DOMAIN_TYPE = env.choice("VDI_DOMAIN_TYPE", "auto", ("auto", "kvm", "qemu"))
@@ -322,6 +327,9 @@ HOST_NAME = env.text("VDI_HOST_NAME", "local")
 SHUTDOWN_TIMEOUT = env.number("VDI_SHUTDOWN_TIMEOUT", 60, minimum=1)
 DOMAIN_PREFIX = env.text("VDI_DOMAIN_PREFIX", "vdi")
 PROBE_TIMEOUT = env.number("VDI_PROBE_TIMEOUT", 20, minimum=1)
+# A booted guest has this long to say it is ready (agent, or marker); it is asked every POLL s.
+GUEST_READY_TIMEOUT = env.number("VDI_GUEST_READY_TIMEOUT", 600, minimum=10)
+GUEST_READY_POLL = env.number("VDI_GUEST_READY_POLL", 2, minimum=1)
 
 _timing_problems = problems(Timing(
     shutdown_timeout=SHUTDOWN_TIMEOUT, operation_lease=OPERATION_LEASE, stuck_after=STUCK_AFTER,

@@ -6,6 +6,7 @@ import os
 _main_data = os.environ.get("VDI_DATA_DIR", "/var/lib/vdi-portal")
 os.environ.setdefault("VDI_KERNEL_DIR", f"{_main_data}/kernel")
 os.environ["VDI_DATA_DIR"] = os.environ.get("VDI_TEST_DATA_DIR", f"{_main_data}/test")
+os.environ["VDI_SECRETS_DIR"] = f"{os.environ['VDI_DATA_DIR']}/secrets"  # never the real ones
 os.environ.setdefault("VDI_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
 os.environ.setdefault("VDI_DOMAIN_PREFIX", "vditest")
 os.environ.setdefault("VDI_HOST_NAME", "test")
@@ -13,6 +14,8 @@ os.environ.setdefault("VDI_DOMAIN_TYPE", "qemu")
 os.environ.setdefault("VDI_SHUTDOWN_TIMEOUT", "20")
 os.environ.setdefault("VDI_ALLOWED_ORIGINS", "http://localhost,http://localhost:8000")
 os.environ.setdefault("VDI_REDIS_KEY_PREFIX", "vditest")
+os.environ.setdefault("VDI_DEMO_DESKTOP_IMAGE", "false")
+os.environ.setdefault("VDI_IMAGE_CACHE_DIR", f"{_main_data}/cache")  # built images, shared
 
 from portal.settings import *  # noqa: E402,F403
 

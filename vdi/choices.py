@@ -59,3 +59,34 @@ class OperationStatus(models.TextChoices):
     @classmethod
     def in_progress(cls) -> tuple[str, str]:
         return (cls.QUEUED, cls.RUNNING)
+
+
+class Profile(models.TextChoices):
+    """Machine profiles (``vdi.hypervisor.MachineProfile``): the guest's virtual hardware."""
+
+    TINY = "tiny", "tiny (busybox test guest)"
+    LINUX_DESKTOP = "linux-desktop", "Linux desktop (q35, virtio, guest agent)"
+    WINDOWS = "windows", "Windows (UEFI Secure Boot, TPM 2.0, Hyper-V, SATA)"
+
+
+class Readiness(models.TextChoices):
+    """How the worker knows a booted guest is ready for its user."""
+
+    SERIAL = "serial", "a marker on the serial port"
+    AGENT = "agent", "the guest agent answers (and the session runs)"
+    NONE = "none", "booted is ready (no signal from the guest)"
+
+
+class NetworkMode(models.TextChoices):
+    NONE = "none", "no network card"
+    ISOLATED = "isolated", "an isolated network of the pool's own on each host"
+    NAT = "nat", "a libvirt NAT network (outbound access through the host)"
+    BRIDGE = "bridge", "an existing bridge on each host (the site's LAN)"
+
+
+class ImageOperation(models.TextChoices):
+    """Operations on images (desktop actions are in ``vdi.actions``)."""
+
+    BUILD = "build_image", "build an image"
+    IMPORT = "import_image", "import an image"
+    PUBLISH = "publish_image", "publish a desktop as an image"

@@ -97,7 +97,7 @@ def console_diagnose(request: HttpRequest, pk: int) -> JsonResponse:
     problems = []
     if desktop.status != DesktopStatus.RUNNING:
         problems.append(f"The desktop is not running (it is {desktop.get_status_display()}).")
-    elif not desktop.vnc_port:
+    elif not desktop.vnc_port and not desktop.vnc_socket:
         problems.append("The worker has not recorded the desktop's display (VNC) endpoint.")
     if problem := origin_problem(request.GET.get("origin", "")):
         problems.append(problem)

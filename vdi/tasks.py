@@ -21,7 +21,7 @@ from vdi.hypervisor import HypervisorError
 from vdi.models import Host, Pool
 from vdi.services import capacity, history, policies
 from vdi.services.console import purge_expired_tickets
-from vdi.worker import jobs
+from vdi.worker import guests, image_jobs, jobs
 from vdi.worker.files import remove_version_files
 from vdi.worker.reconcile import reconcile
 
@@ -37,6 +37,21 @@ def desktop_action(self: Task[Any, Any], action: str, desktop_id: int, operation
         return jobs.execute(action, desktop_id, operation_id)
     except HypervisorError as exc:  # only re-raised by execute while it may wait
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+
+
+@shared_task(bind=True, name=task_names.WATCH_GUEST, max_retries=None)
+def watch_guest(self: Task[Any, Any], desktop_id: int) -> str:
+    """Until the desktop's guest is ready: look, and ask again a moment later."""
+    outcome = guests.check(desktop_id)
+    if outcome == "waiting":
+        raise self.retry(countdown=settings.GUEST_READY_POLL)
+    return outcome
+
+
+@shared_task(name=task_names.BUILD_IMAGE)
+def build_image(name: str, operation_id: int) -> str:
+    """Build an image from its recipe (or register the cached build)."""
+    return image_jobs.build(name, operation_id)
 
 
 @shared_task(name=task_names.MAINTAIN_POOLS)

@@ -13,8 +13,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from vdi import actions
-from vdi.choices import DesktopStatus, OperationStatus
-from vdi.models import Desktop, Pool
+from vdi.choices import DesktopStatus, ImageStatus, OperationStatus
+from vdi.models import Desktop, ImageVersion, Operation, Pool
 from vdi.services import access, audit, quotas
 from vdi.services.claims import claim_desktop
 from vdi.services.desktops import available_actions, request_action
@@ -53,10 +53,20 @@ def _pool_cards(request: HttpRequest, rows: list[dict[str, Any]]) -> list[dict[s
     held: dict[int, int] = {}
     for row in rows:
         held[row["desktop"].pool_id] = held.get(row["desktop"].pool_id, 0) + 1
+    pools = list(access.entitled_pools(request.user).select_related("image"))
+    images = [p.image_id for p in pools]
+    ready = set(ImageVersion.objects.filter(image__in=images, status=ImageStatus.READY)
+                .values_list("image_id", flat=True))
+    preparing = {op.image_id: op for op in Operation.objects.filter(
+        image__in=images, status__in=OperationStatus.in_progress()).order_by("created_at")}
     cards = []
-    for pool in access.entitled_pools(request.user).select_related("image"):
+    for pool in pools:
         blocked = ""
-        if pool.draining:
+        if pool.image_id not in ready:
+            op = preparing.get(pool.image_id)
+            blocked = (f"Being prepared: {op.step or 'queued'} ({op.progress}%)." if op
+                       else "Its image has no version yet.")
+        elif pool.draining:
             blocked = "Being drained: no new desktops."
         elif held.get(pool.pk, 0) >= pool.max_per_user:
             blocked = "You have the most desktops this pool allows."

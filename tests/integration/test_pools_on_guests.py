@@ -105,11 +105,12 @@ def test_a_deleted_users_desktop_reaches_the_next_user_only_after_a_reset(
     ask(desktop, f"echo {mark} > /root/f; sync; echo W{mark} > /dev/ttyS0", f"W{mark}")
     session = session_cookie(owner)
     desktop.refresh_from_db()
+    ticket = ticket_for(owner, session, desktop)
 
     async def delete_while_watching() -> None:
         import asyncio
 
-        ws = communicator(desktop.pk, session, ticket_for(owner, session, desktop))
+        ws = communicator(desktop.pk, session, ticket)
         assert (await ws.connect())[0]
         assert await ws.receive_from(timeout=10) == GREETING
         await asyncio.to_thread(owner.delete)

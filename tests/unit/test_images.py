@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import subprocess
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from vdi.choices import DesktopStatus
-from vdi.hypervisor.disks import create_blank, create_overlay
+from vdi.hypervisor.disks import create_blank, create_overlay, disk_info
 from vdi.images import tiny
 from vdi.images.cpio import NewcWriter
 from vdi.images.registry import VersionFiles, register_version
@@ -62,25 +63,64 @@ def test_a_new_file_becomes_the_next_version(db, qcow2, tmp_path):
     assert register_version("office", VersionFiles(second)).number == 2
 
 
+def garbage(folder: Path, name: str, size: int = 1024 * 1024) -> Path:
+    path = folder / name
+    path.write_bytes(b"not a disk image " * (size // 17))
+    return path
+
+
+def truncated(folder: Path, fmt: str) -> Path:
+    """A valid file of ``fmt`` holding data, cut after its first 64 KiB (its header and the
+    start of its block map: the data it points to is gone)."""
+    source = folder / "source.raw"
+    source.write_bytes(os.urandom(8 * 1024 * 1024))
+    whole = folder / f"whole.{fmt}"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", fmt, str(source), str(whole)],
+                   check=True)
+    cut = folder / f"cut.{fmt}"
+    cut.write_bytes(whole.read_bytes()[:64 * 1024])
+    return cut
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda d: d.joinpath("raw.img").write_bytes(b"\0" * 4096) and d / "raw.img",
-         "is a raw file, not qcow2"),
-        (lambda d: d / "missing.qcow2", "not a readable disk image"),
+        (lambda d: d / "missing.qcow2", "no such file"),
+        (lambda d: garbage(d, "garbage.vmdk"), "not a valid vmdk file .*reads it as raw"),
+        (lambda d: garbage(d, "garbage.qcow2"), "not a valid qcow2 file"),
+        (lambda d: truncated(d, "vdi"), "is damaged .*the file is truncated"),
+        (lambda d: truncated(d, "qcow2"), "is damaged .*qemu-img check: 3 corruptions"),
+        (lambda d: truncated(d, "vmdk"), "is damaged .*points after EOF"),
     ],
-    ids=["raw", "missing"],
+    ids=["missing", "garbage-vmdk", "garbage-qcow2", "truncated-vdi", "truncated-qcow2",
+         "truncated-vmdk"],
 )
-def test_wrong_files_are_refused_with_a_clear_error(db, tmp_path, make, message):
+def test_wrong_files_are_refused_with_a_clear_error(db, tmp_path, make, message, settings):
+    settings.IMAGE_DIR = tmp_path / "images"
     with pytest.raises(ServiceError, match=message):
         register_version("bad", VersionFiles(make(tmp_path)))
+    assert not list((tmp_path / "images").rglob("*.qcow2")), "nothing half-imported is left"
 
 
-def test_an_overlay_is_refused(db, qcow2, tmp_path):
+@pytest.mark.parametrize("fmt", ["raw", "vmdk", "vdi"])
+def test_raw_vmdk_and_vdi_are_converted_to_a_standalone_qcow2(db, qcow2, tmp_path, fmt):
+    subprocess.run(["qemu-img", "resize", "-q", str(qcow2), "32M"], check=True)
+    source = tmp_path / f"disk.{fmt}"
+    subprocess.run(["qemu-img", "convert", "-O", fmt, str(qcow2), str(source)], check=True)
+    steps: list[tuple[int, str]] = []
+    version = register_version("converted", VersionFiles(source),
+                               progress=lambda p, s: steps.append((p, s)))
+    info = disk_info(Path(version.disk_path))
+    assert (info.format, info.backing_file, info.virtual_size) == ("qcow2", None, 32 * 1024**2)
+    assert any(f"converting to qcow2 (from {fmt})" in step for _, step in steps)
+    assert steps[-1][0] == 100
+
+
+def test_an_overlay_is_flattened(db, qcow2, tmp_path):
     overlay = tmp_path / "overlay.qcow2"
     create_overlay(qcow2, overlay)
-    with pytest.raises(ServiceError, match="has a backing file"):
-        register_version("bad", VersionFiles(overlay))
+    version = register_version("flat", VersionFiles(overlay))
+    assert disk_info(Path(version.disk_path)).backing_file is None
 
 
 def test_import_command(db, qcow2, capsys):

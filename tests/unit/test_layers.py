@@ -92,10 +92,11 @@ def test_every_action_has_exactly_one_worker_step():
 def test_operations_and_permissions_come_from_the_actions(db):
     from django.contrib.auth.models import Permission
 
+    from vdi.choices import ImageOperation
     from vdi.models import Operation
 
     kinds = dict(Operation._meta.get_field("kind").choices or [])
-    assert set(kinds) == set(actions.ACTIONS)
+    assert set(kinds) == set(actions.ACTIONS) | set(ImageOperation.values)
     for action in actions.ACTIONS.values():
         app_label, codename = action.permission.split(".")
         assert Permission.objects.filter(content_type__app_label=app_label,

@@ -53,7 +53,8 @@ def test_missing_secret_key_outside_debug_is_an_error(tmp_path):
     env = Env({"VDI_SECRET_KEY": ""})
     with pytest.raises(ImproperlyConfigured, match="VDI_SECRET_KEY"):
         env.required_str("VDI_SECRET_KEY", "signing sessions")
-    result = start_django(VDI_SECRET_KEY="", VDI_DATA_DIR=str(tmp_path), VDI_DEBUG="false")
+    result = start_django(VDI_SECRET_KEY="", VDI_DATA_DIR=str(tmp_path), VDI_DEBUG="false",
+                          VDI_SECRETS_DIR=str(tmp_path / "secrets"))
     assert "VDI_SECRET_KEY: must be set" in result.stderr
 
 

@@ -96,7 +96,8 @@ class DesktopAdmin(PoolScopedAdmin):
     readonly_fields = ("owner", "pool", "host", "image_version", "domain_name", "domain_uuid",
                        "disk_path", "data_disk_path", "assigned_at", "pristine",
                        "serial_log_path", "vcpus", "memory_mib", "status", "last_error",
-                       "error_detail", "vnc_host", "vnc_port", "console_error",
+                       "error_detail", "vnc_host", "vnc_port", "vnc_socket", "mac_address",
+                       "guest_ready_at", "guest_facts", "console_error",
                        "console_error_at", "created_at", "updated_at", "status_changed_at")
     actions = [*(_desktop_action(a) for a in desktop_actions.REQUESTABLE), hand_over_desktops]
     inlines = [OperationInline]

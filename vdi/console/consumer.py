@@ -95,9 +95,10 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def start_relay(self, target: ConsoleTarget) -> None:
         try:
             self.vnc = await asyncio.wait_for(
-                connect_vnc(target.host, target.port), settings.CONSOLE_CONNECT_TIMEOUT)
+                connect_vnc(target.host, target.port, target.socket),
+                settings.CONSOLE_CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
-            reason = f"VNC endpoint {target.host}:{target.port} unreachable ({exc})"
+            reason = f"VNC endpoint {target.where} unreachable ({exc})"
             await self.refuse(Refusal(CloseCode.VNC_UNREACHABLE, reason))
             return
         if target.password and not await self.sign_in_to_vnc(target):

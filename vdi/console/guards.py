@@ -29,12 +29,12 @@ def _key(*parts: object) -> str:
 
 def _rate_keys(kind: str, rates: list[Rate], address: str | None,
                user_id: int | None) -> list[tuple[str, Rate]]:
-    now = int(time.time())
+    """One counter per rule and source; it lives ``seconds`` from its first event."""
     keys = []
     for rate in rates:
         who = address if rate.scope == "ip" else user_id
         if who is not None:
-            keys.append((_key("rate", kind, rate.scope, who, now // rate.seconds), rate))
+            keys.append((_key("rate", kind, rate.scope, rate.seconds, who), rate))
     return keys
 
 
@@ -66,7 +66,7 @@ def allow_ticket(address: str | None, user_id: int | None) -> bool:
                                 user_id):
         pipe = sync_client().pipeline()
         pipe.incr(key)
-        pipe.expire(key, rate.seconds * 2)
+        pipe.expire(key, rate.seconds, nx=True)
         allowed = allowed and int(pipe.execute()[0]) <= rate.count
     return allowed
 
@@ -78,7 +78,7 @@ async def allow_connect(address: str | None, user_id: int | None) -> bool:
                                 user_id):
         async with async_client().pipeline() as pipe:
             pipe.incr(key)
-            pipe.expire(key, rate.seconds * 2)
+            pipe.expire(key, rate.seconds, nx=True)
             count, _ = await pipe.execute()
         allowed = allowed and int(count) <= rate.count
     return allowed

@@ -109,9 +109,13 @@ class VncConnection(asyncio.Protocol):
             self.transport.close()
 
 
-async def connect_vnc(host: str, port: int) -> VncConnection:
+async def connect_vnc(host: str, port: int, socket: str = "") -> VncConnection:
+    """TCP to ``host:port``, or the unix ``socket`` when there is one."""
     loop = asyncio.get_running_loop()
-    _transport, connection = await loop.create_connection(VncConnection, host, port)
+    if socket:
+        _transport, connection = await loop.create_unix_connection(VncConnection, socket)
+    else:
+        _transport, connection = await loop.create_connection(VncConnection, host, port)
     return connection
 
 

@@ -16,6 +16,8 @@ from vdi.hypervisor.specs import (
     DomainSpec,
     DomainType,
     KernelBoot,
+    MachineProfile,
+    NicSpec,
     PowerState,
     VncEndpoint,
 )
@@ -32,6 +34,8 @@ __all__ = [
     "Driver",
     "HypervisorError",
     "KernelBoot",
+    "MachineProfile",
+    "NicSpec",
     "PowerState",
     "VncEndpoint",
     "get_driver",

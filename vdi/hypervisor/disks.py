@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import struct
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from vdi.hypervisor.errors import HypervisorError
@@ -77,6 +80,68 @@ def convert_to_qcow2(source: Path, target: Path, source_format: str = "raw") -> 
         ["convert", "-q", "-f", source_format, "-O", "qcow2", str(source), str(target)],
         f"convert {source}",
     )
+    return disk_info(target)
+
+
+IMPORTABLE = ("qcow2", "raw", "vmdk", "vdi")
+_PERCENT = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
+
+
+def damage(path: Path, fmt: str) -> str | None:
+    """Why the image file is damaged, or None when qemu-img (and, for VDI, its header's block
+    count against the file's size) finds nothing wrong. A truncated file otherwise converts
+    without a word, its missing blocks read as zeros."""
+    if fmt == "vdi":
+        return _vdi_truncated(path)
+    if fmt == "raw":
+        return None
+    result = subprocess.run([QEMU_IMG, "check", "-f", fmt, "--output=json", str(path)],
+                            capture_output=True, text=True, timeout=600, check=False)
+    if result.returncode in (0, 3, 63):  # clean, leaked clusters only, no check for the format
+        return None
+    errors = [line.removeprefix("ERROR").strip(" :") for line in result.stderr.splitlines()
+              if line.startswith(("ERROR", "qemu-img:"))]
+    corruptions = json.loads(result.stdout).get("corruptions", 0) if result.stdout else 0
+    summary = f"{corruptions} corruptions; " if corruptions else ""
+    return f"qemu-img check: {summary}{'; '.join(errors[:2]) or 'failed'}"
+
+
+def _vdi_truncated(path: Path) -> str | None:
+    header = path.read_bytes()[:0x190] if path.stat().st_size >= 0x190 else b""
+    if len(header) < 0x190:
+        return "the VDI header is cut short"
+    data_offset, = struct.unpack_from("<I", header, 0x158)
+    block_size, = struct.unpack_from("<I", header, 0x178)
+    allocated, = struct.unpack_from("<I", header, 0x184)
+    needed = data_offset + allocated * block_size
+    size = path.stat().st_size
+    if size < needed:
+        return (f"the file is truncated: its header counts {allocated} blocks of {block_size} "
+                f"bytes ({needed} bytes), the file has {size}")
+    return None
+
+
+def convert_with_progress(source: Path, source_format: str, target: Path,
+                          progress: Callable[[float], None]) -> DiskInfo:
+    """Convert ``source`` into a standalone qcow2 (backing files flattened), reporting the
+    percentage done as qemu-img prints it."""
+    if source_format not in IMPORTABLE:
+        raise HypervisorError(f"convert {source}: {source_format} files are not imported "
+                              f"(only {', '.join(IMPORTABLE)})")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    command = [QEMU_IMG, "convert", "-p", "-f", source_format, "-O", "qcow2", str(source),
+               str(target)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    buffer = b""
+    while chunk := os.read(process.stdout.fileno(), 4096):  # qemu-img redraws with \r
+        buffer = (buffer + chunk)[-256:]
+        if found := _PERCENT.findall(buffer):
+            progress(float(found[-1]))
+    error = process.stderr.read().decode(errors="replace").strip()
+    if process.wait() != 0:
+        target.unlink(missing_ok=True)
+        raise HypervisorError(f"convert {source}: {error or 'qemu-img failed'}")
     return disk_info(target)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 from vdi.hypervisor import disks
@@ -44,12 +46,47 @@ class LocalFiles:
             raise HypervisorError(f"quarantine {path}: {exc.strerror}", retryable=True) from None
         return target
 
+    def contains(self, path: Path, text: str, tail: int = 4 * 1024 * 1024) -> bool:
+        """Whether the last ``tail`` bytes of a (log) file contain ``text``."""
+        try:
+            with path.open("rb") as handle:
+                handle.seek(max(0, path.stat().st_size - tail))
+                return text.encode() in handle.read()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise HypervisorError(f"read {path}: {exc.strerror}", retryable=True) from None
+
     def prepare_log(self, path: Path) -> None:
         """Create the guest's serial log before it boots: virtlogd (root) then appends to a
         file the worker's own user owns and can read, instead of creating a root-only one."""
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         os.close(descriptor)
+
+    def create_seed(self, path: Path, hostname: str, instance_id: str) -> None:
+        """A cloud-init NoCloud seed (a small FAT volume labelled CIDATA with ``meta-data`` and
+        ``user-data``): the guest takes its hostname from it at first boot. Made without
+        mounting anything; replaced if it exists."""
+        with tempfile.TemporaryDirectory(prefix="vdi-seed-") as tmp:
+            meta, user = Path(tmp) / "meta-data", Path(tmp) / "user-data"
+            meta.write_text(f"instance-id: {instance_id}\nlocal-hostname: {hostname}\n")
+            user.write_text("#cloud-config\npreserve_hostname: false\n")
+            partial = path.with_name(path.name + ".partial")
+            partial.unlink(missing_ok=True)
+            with partial.open("wb") as handle:
+                handle.truncate(1024 * 1024)
+            for command in (["mkfs.vfat", "-n", "CIDATA", str(partial)],
+                            ["mcopy", "-o", "-i", str(partial), str(user), str(meta), "::"]):
+                try:
+                    subprocess.run(command, check=True, capture_output=True, text=True,
+                                   timeout=60)
+                except (OSError, subprocess.CalledProcessError) as exc:
+                    partial.unlink(missing_ok=True)
+                    detail = getattr(exc, "stderr", "") or str(exc)
+                    raise HypervisorError(f"seed {path}: {command[0]}: {detail}") from None
+            os.chmod(partial, 0o644)
+            partial.rename(path)
 
     def create_data_disk(self, path: Path, size_gib: int, label: str = "vdi-data") -> None:
         """An empty ext4 file system as qcow2 (any Linux guest mounts it at once)."""

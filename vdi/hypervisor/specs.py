@@ -12,6 +12,14 @@ class DomainType(enum.StrEnum):
     QEMU = "qemu"
 
 
+class MachineProfile(enum.StrEnum):
+    """The virtual hardware a guest gets (``vdi.hypervisor.domain_xml`` builds each)."""
+
+    TINY = "tiny"  # pc, VGA, USB tablet: the busybox test image
+    LINUX_DESKTOP = "linux-desktop"  # q35, virtio everything, guest agent, VNC clipboard
+    WINDOWS = "windows"  # q35, UEFI Secure Boot, TPM 2.0, Hyper-V, SATA, e1000e, USB tablet
+
+
 class PowerState(enum.StrEnum):
     """What libvirt says a domain is doing, reduced to what the portal cares about."""
 
@@ -25,11 +33,24 @@ class PowerState(enum.StrEnum):
 
 @dataclass(frozen=True)
 class DiskSpec:
-    """A qcow2 file attached as a virtio disk (``vda``, ``vdb``...)."""
+    """A file attached as a disk (``vda``...) or a CD-ROM (an ISO, a cloud-init seed)."""
 
     path: Path
     target: str = "vda"
     read_only: bool = False
+    bus: str = "virtio"  # virtio, sata
+    device: str = "disk"  # disk, cdrom
+    format: str = "qcow2"  # qcow2, raw
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    """A network card with a fixed MAC, on a libvirt network or an existing bridge."""
+
+    mac: str
+    network: str | None = None
+    bridge: str | None = None
+    model: str = "virtio"
 
 
 @dataclass(frozen=True)
@@ -55,7 +76,11 @@ class DomainSpec:
     kernel_boot: KernelBoot | None = None
     vnc_listen: str = "127.0.0.1"
     vnc_password: str | None = None
+    vnc_socket: Path | None = None  # VNC on a unix socket (a host in its own namespaces)
     metadata: dict[str, str] = field(default_factory=dict)
+    profile: MachineProfile = MachineProfile.TINY
+    nics: tuple[NicSpec, ...] = ()
+    boot: tuple[str, ...] = ("hd",)  # ("cdrom", "hd") for an install desktop
 
 
 @dataclass(frozen=True)
@@ -63,6 +88,7 @@ class VncEndpoint:
     host: str
     port: int
     password: str | None = None
+    socket: Path | None = None  # set instead of host and port for VNC on a unix socket
 
 
 @dataclass(frozen=True)

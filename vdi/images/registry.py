@@ -1,12 +1,18 @@
-"""Registering golden image versions: files are checked, copied read-only and recorded.
+"""Registering golden image versions: files are checked, converted or copied read-only, and
+recorded. A qcow2 without a backing file is taken as it is (hard-linked when it can be);
+anything else qemu-img reads (raw, vmdk, vdi, or a qcow2 with a backing file) is converted
+into a standalone qcow2, with progress. A file that is not a disk image is refused with
+qemu-img's reason.
 
 Runs where the image folder is (a management command or a worker), never in a web request.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,12 +20,25 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from vdi.hypervisor import HypervisorError
-from vdi.hypervisor.disks import disk_info, sha256_file
+from vdi.choices import Profile, Readiness
+from vdi.hypervisor import DiskInfo, HypervisorError
+from vdi.hypervisor.disks import (
+    IMPORTABLE,
+    convert_with_progress,
+    damage,
+    disk_info,
+    sha256_file,
+)
 from vdi.models import GoldenImage, ImageVersion
 from vdi.services import audit
 from vdi.services.access import User
 from vdi.services.errors import ServiceError
+
+Progress = Callable[[int, str], None]
+
+
+def _quiet(percent: int, step: str) -> None:
+    """No one to tell."""
 
 
 @dataclass(frozen=True)
@@ -28,19 +47,35 @@ class VersionFiles:
     kernel: Path | None = None
     initrd: Path | None = None
     cmdline: str = ""
+    profile: str = Profile.TINY
+    readiness: str = Readiness.SERIAL
+    packages: str = ""
+    build_key: str = ""
 
 
-def _check_disk(path: Path) -> None:
+EXTENSIONS = {".qcow2": "qcow2", ".raw": "raw", ".img": "raw", ".vmdk": "vmdk", ".vdi": "vdi"}
+
+
+def inspect(path: Path, declared: str | None = None) -> DiskInfo:
+    """What qemu-img says the file is; ServiceError with its reason when it can't read it, or
+    when it is not what it says it is (``declared``, or its extension): any file reads as
+    raw, so a .vmdk that qemu-img sees as raw has no vmdk header, it is not a vmdk."""
+    if not path.is_file():
+        raise ServiceError(f"{path}: no such file")
     try:
         info = disk_info(path)
     except HypervisorError as exc:
-        raise ServiceError(f"{path} is not a readable disk image: {exc}") from None
-    if info.format != "qcow2":
-        raise ServiceError(f"{path} is a {info.format} file, not qcow2 "
-                           "(convert it with: qemu-img convert -O qcow2 SRC DST)")
-    if info.backing_file is not None:
-        raise ServiceError(f"{path} has a backing file ({info.backing_file}); "
-                           "import a standalone image (qemu-img convert flattens it)")
+        raise ServiceError(f"{path} is not a disk image qemu-img can read: {exc}") from None
+    expected = declared or EXTENSIONS.get(path.suffix.lower())
+    if expected is not None and info.format != expected:
+        raise ServiceError(f"{path} is not a valid {expected} file (qemu-img reads it as "
+                           f"{info.format}): it may be damaged or truncated")
+    if info.format not in IMPORTABLE:
+        raise ServiceError(f"{path} is a {info.format} file; images are imported from "
+                           f"{', '.join(IMPORTABLE)}")
+    if (problem := damage(path, info.format)) is not None:
+        raise ServiceError(f"{path} is damaged ({problem}); it was not imported")
+    return info
 
 
 def _check_files(files: VersionFiles) -> None:
@@ -49,6 +84,9 @@ def _check_files(files: VersionFiles) -> None:
             raise ServiceError(f"{extra} does not exist")
     if files.initrd is not None and files.kernel is None:
         raise ServiceError("an initrd needs a kernel")
+    if files.profile not in Profile.values:
+        raise ServiceError(f"unknown machine profile {files.profile!r} "
+                           f"(one of {', '.join(Profile.values)})")
 
 
 def _install(source: Path, target: Path, move: bool) -> None:
@@ -56,40 +94,55 @@ def _install(source: Path, target: Path, move: bool) -> None:
     if move:
         shutil.move(source, target)
     else:
-        shutil.copyfile(source, target)
+        try:
+            os.link(source, target)  # a cached build: no second copy on the same disk
+        except OSError:
+            shutil.copyfile(source, target)
+    target.chmod(0o444)
+
+
+def _install_disk(info: DiskInfo, target: Path, move: bool, progress: Progress) -> None:
+    if info.format == "qcow2" and info.backing_file is None:
+        _install(info.path, target, move)
+        return
+    why = "flattening its backing file" if info.format == "qcow2" else f"from {info.format}"
+    try:
+        convert_with_progress(info.path, info.format, target, lambda p: progress(
+            int(10 + p * 0.8), f"converting to qcow2 ({why}): {p:.0f}%"))
+    except HypervisorError as exc:
+        raise ServiceError(f"{info.path} could not be converted: {exc}") from None
     target.chmod(0o444)
 
 
 def register_version(
     name: str, files: VersionFiles, *, move: bool = False, description: str = "",
-    actor: User | None = None,
+    actor: User | None = None, progress: Progress = _quiet,
 ) -> ImageVersion:
     """Check ``files`` and record them as the next version of image ``name``.
 
-    The files are copied (or moved) into ``VDI_IMAGE_DIR/<name>/v<N>/`` and made read-only.
-    A disk whose checksum is already registered is refused.
+    The files go into ``VDI_IMAGE_DIR/<name>/v<N>/``, read-only. A disk whose checksum is
+    already registered is refused.
     """
-    _check_disk(files.disk)
+    info = inspect(files.disk)
     _check_files(files)
-    checksum = sha256_file(files.disk)
-    duplicate = ImageVersion.objects.filter(sha256=checksum).select_related("image").first()
-    if duplicate is not None:
-        raise ServiceError(f"{files.disk} is already registered as {duplicate}")
     image, _ = GoldenImage.objects.get_or_create(name=name, defaults={"description": description})
     number = (image.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     folder = settings.IMAGE_DIR / name / f"v{number}"
     if folder.exists():
         raise ServiceError(f"{folder} already exists; remove it or pick another name")
+    settings.IMAGE_DIR.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=settings.IMAGE_DIR))
     try:
-        disk = staging / "disk.qcow2"
-        _install(files.disk, disk, move)
-        kernel = staging / "vmlinuz" if files.kernel else None
-        initrd = staging / "initrd.img" if files.initrd else None
-        if files.kernel and kernel:
-            _install(files.kernel, kernel, move)
-        if files.initrd and initrd:
-            _install(files.initrd, initrd, move)
+        progress(5, "checking the disk")
+        _install_disk(info, staging / "disk.qcow2", move, progress)
+        for source, target in ((files.kernel, "vmlinuz"), (files.initrd, "initrd.img")):
+            if source is not None:
+                _install(source, staging / target, move)
+        progress(92, "checksum")
+        checksum = sha256_file(staging / "disk.qcow2")
+        duplicate = ImageVersion.objects.filter(sha256=checksum).select_related("image").first()
+        if duplicate is not None:
+            raise ServiceError(f"{files.disk} is already registered as {duplicate}")
         staging.chmod(0o755)
         folder.parent.mkdir(mode=0o755, exist_ok=True)
         staging.rename(folder)
@@ -97,16 +150,16 @@ def register_version(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     try:
-        return _record(image, number, folder, checksum, files.cmdline, actor)
+        version = _record(image, number, folder, checksum, files, actor)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+    progress(100, f"registered as {version}")
+    return version
 
 
-def _record(
-    image: GoldenImage, number: int, folder: Path, checksum: str, cmdline: str,
-    actor: User | None,
-) -> ImageVersion:
+def _record(image: GoldenImage, number: int, folder: Path, checksum: str,
+            files: VersionFiles, actor: User | None) -> ImageVersion:
     info = disk_info(folder / "disk.qcow2")
     kernel, initrd = folder / "vmlinuz", folder / "initrd.img"
     with transaction.atomic():
@@ -119,7 +172,12 @@ def _record(
             sha256=checksum,
             kernel_path=str(kernel) if kernel.exists() else "",
             initrd_path=str(initrd) if initrd.exists() else "",
-            cmdline=cmdline,
+            cmdline=files.cmdline,
+            profile=files.profile,
+            readiness=files.readiness,
+            packages=files.packages,
+            build_key=files.build_key,
         )
-        audit.record(actor, "image.register", version, None, sha256=checksum)
+        audit.record(actor, "image.register", version, None, sha256=checksum,
+                     profile=files.profile)
     return version

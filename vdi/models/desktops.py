@@ -13,6 +13,11 @@ from vdi.models.images import ImageVersion
 from vdi.models.pools import Pool
 
 
+def new_mac_address() -> str:
+    """A random MAC in QEMU's locally administered range (52:54:00:...)."""
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
+
+
 def new_vnc_password() -> str:
     """A random VNC password (VNC authentication uses 8 bytes at most)."""
     return secrets.token_urlsafe(6)[:8]
@@ -64,10 +69,21 @@ class Desktop(models.Model):
         help_text="Where the guest's VNC server listens, set by the worker.",
     )
     vnc_port = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    vnc_socket = models.CharField(max_length=300, blank=True, editable=False,
+                                  help_text="Where the guest's VNC listens on a unix socket "
+                                            "(hosts in their own namespaces), set by the worker.")
     vnc_password = models.CharField(
         max_length=8, blank=True, editable=False,
         help_text="The guest's VNC password; only the console proxy uses it.",
     )
+    mac_address = models.CharField(max_length=17, blank=True, editable=False,
+                                   help_text="Its network card's MAC (pools with a network).")
+    guest_ready_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="When the guest said it is ready (agent, or serial marker) since its boot.")
+    guest_facts = models.JSONField(
+        default=dict, blank=True, editable=False,
+        help_text="What the guest agent reports: OS, hostname, addresses, signed-in users.")
     console_error = models.CharField(max_length=300, blank=True, editable=False,
                                      help_text="Why the last console connection failed.")
     console_error_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -78,6 +94,9 @@ class Desktop(models.Model):
     class Meta:
         ordering = ["-created_at"]
         permissions = custom_permissions()
+        constraints = [models.UniqueConstraint(
+            fields=["mac_address"], condition=~models.Q(mac_address=""),
+            name="one_desktop_per_mac")]
 
     def __str__(self) -> str:
         return f"{self.pool.name} #{self.pk}" if self.pool_id else self.domain_name

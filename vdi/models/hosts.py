@@ -23,6 +23,11 @@ class Host(models.Model):
         max_length=8, blank=True, help_text="What 'auto' resolved to when the host was probed."
     )
     storage_dir = models.CharField(max_length=255, help_text="Folder for desktop disks.")
+    vnc_socket_dir = models.CharField(
+        max_length=255, blank=True,
+        help_text="Guests' VNC on unix sockets in this folder (which the portal must see), "
+                  "for a host whose loopback the portal can't reach (its own namespaces). "
+                  "Empty: VNC on the host's 127.0.0.1.")
     cpu_capacity = models.PositiveIntegerField(default=8, validators=[MinValueValidator(1)])
     memory_capacity_mib = models.PositiveIntegerField(
         default=8192, validators=[MinValueValidator(128)]

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
-from vdi.choices import ImageStatus
+from vdi.choices import ImageStatus, Profile, Readiness
 
 image_name_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9-]{0,62}$", "Use lower-case letters, digits and dashes."
@@ -40,6 +40,14 @@ class ImageVersion(models.Model):
     kernel_path = models.CharField(max_length=500, blank=True)
     initrd_path = models.CharField(max_length=500, blank=True)
     cmdline = models.CharField(max_length=1000, blank=True)
+    profile = models.CharField(max_length=16, choices=Profile.choices, default=Profile.TINY,
+                               help_text="The virtual hardware its desktops get.")
+    readiness = models.CharField(max_length=8, choices=Readiness.choices,
+                                 default=Readiness.SERIAL)
+    packages = models.TextField(blank=True, help_text="What it was built from: one package "
+                                "and version a line (built images).")
+    build_key = models.CharField(max_length=64, blank=True, db_index=True,
+                                 help_text="Recipe and resolved package versions, hashed.")
     status = models.CharField(max_length=16, choices=ImageStatus.choices, default=ImageStatus.READY)
     created_at = models.DateTimeField(auto_now_add=True)
 

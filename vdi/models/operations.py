@@ -4,17 +4,20 @@ from django.conf import settings
 from django.db import models
 
 from vdi.actions import operation_kinds
-from vdi.choices import OperationStatus
+from vdi.choices import ImageOperation, OperationStatus
 from vdi.models.desktops import Desktop
+from vdi.models.images import GoldenImage
 
 
 class Operation(models.Model):
     """A long action the UI can show: what, on what, how far, and how it ended."""
 
-    kind = models.CharField(max_length=16, choices=operation_kinds())
+    kind = models.CharField(max_length=16, choices=operation_kinds() + ImageOperation.choices)
     desktop = models.ForeignKey(
         Desktop, null=True, blank=True, on_delete=models.SET_NULL, related_name="operations"
     )
+    image = models.ForeignKey(
+        GoldenImage, null=True, blank=True, on_delete=models.SET_NULL, related_name="operations")
     target = models.CharField(max_length=200, help_text="What the operation acts on, in words.")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from vdi.choices import Assignment, Persistence
+from vdi.choices import Assignment, NetworkMode, Persistence
 from vdi.models.images import GoldenImage
+
+NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class Pool(models.Model):
@@ -49,6 +53,12 @@ class Pool(models.Model):
         default=0, help_text="After this long since it was claimed, the same happens. 0: never.")
     draining = models.BooleanField(
         default=False, help_text="No new claims; desktops in use keep running.")
+    network_mode = models.CharField(max_length=8, choices=NetworkMode.choices,
+                                    default=NetworkMode.NONE)
+    network_name = models.CharField(
+        max_length=64, blank=True,
+        help_text="NAT: the libvirt network (empty: 'default'); bridge: the bridge's name on "
+                  "each host. Isolated networks are made per pool (vdi-pool-<id>).")
     users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="vdi_pools",
                                    help_text="Users entitled to this pool.")
     groups = models.ManyToManyField(Group, blank=True, related_name="vdi_pools",
@@ -90,6 +100,10 @@ class Pool(models.Model):
         if self.is_persistent and self.min_ready:
             errors["min_ready"] = ("Persistent desktops belong to their user from the start; "
                                    "they are not kept ready ahead of demand.")
+        if self.network_mode == NetworkMode.BRIDGE and not self.network_name:
+            errors["network_name"] = "Name the bridge the desktops join on each host."
+        if self.network_name and not NETWORK_NAME.fullmatch(self.network_name):
+            errors["network_name"] = "Use letters, digits, dots, dashes and underscores."
         if errors:
             raise ValidationError(errors)
 

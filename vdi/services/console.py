@@ -52,6 +52,11 @@ class ConsoleTarget:
     password: str = ""
     view_only: bool = False
     as_owner: bool = True  # opened by its owner (else by someone holding a permission)
+    socket: str = ""  # VNC on a unix socket instead of host:port
+
+    @property
+    def where(self) -> str:
+        return self.socket or f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -133,14 +138,14 @@ def open_console(
         return Refusal(CloseCode.TICKET_REFUSED, "no access to this desktop")
     if desktop.status != DesktopStatus.RUNNING:
         return Refusal(CloseCode.NOT_RUNNING, f"desktop is {desktop.status}")
-    if not desktop.vnc_port:
+    if not desktop.vnc_port and not desktop.vnc_socket:
         return Refusal(CloseCode.VNC_UNREACHABLE, "the worker recorded no VNC endpoint")
     if (over := _over_limits(user, desktop)) is not None:
         return over
     view_only = ticket.view_only or mode is ConsoleMode.VIEW_ONLY
     return ConsoleTarget(desktop.pk, str(desktop), desktop.vnc_host or "127.0.0.1",
-                         desktop.vnc_port, desktop.vnc_password, view_only=view_only,
-                         as_owner=desktop.owner_id == user.pk)
+                         desktop.vnc_port or 0, desktop.vnc_password, view_only=view_only,
+                         as_owner=desktop.owner_id == user.pk, socket=desktop.vnc_socket)
 
 
 def _session_refusal(user_id: int, session_key: str | None) -> Refusal | None:

@@ -22,11 +22,11 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from vdi import actions, state, task_names
 from vdi.actions import PROVISION, DesktopAction
-from vdi.choices import DesktopStatus, OperationStatus
+from vdi.choices import DesktopStatus, NetworkMode, OperationStatus
 from vdi.console.codes import CloseCode
 from vdi.console.notify import close_consoles
 from vdi.models import ConsoleTicket, Desktop, Operation, Pool
-from vdi.models.desktops import new_vnc_password
+from vdi.models.desktops import new_mac_address, new_vnc_password
 from vdi.services import access, audit, dispatch, quotas
 from vdi.services.access import Account, Standing, User
 from vdi.services.errors import AccessDenied, NotReady, ServiceError
@@ -97,6 +97,7 @@ def new_desktop(
             else "",
             serial_log_path=str(settings.LOG_DIR / f"{domain_name}.log"),
             vnc_password=new_vnc_password(),
+            mac_address=new_mac_address() if pool.network_mode != NetworkMode.NONE else "",
             vcpus=pool.vcpus,
             memory_mib=pool.memory_mib,
             assigned_at=timezone.now() if owner is not None else None,

@@ -16,14 +16,16 @@ from pathlib import Path
 
 from django.conf import settings
 
-from vdi import actions, state
-from vdi.hypervisor import HypervisorError
+from vdi import actions, state, task_names
+from vdi.choices import Profile, Readiness
+from vdi.hypervisor import HypervisorError, VncEndpoint
 from vdi.models import Desktop
 from vdi.models.desktops import new_vnc_password
+from vdi.services import dispatch
 from vdi.worker import operations
 from vdi.worker.faults import crash_point
 from vdi.worker.hosts import driver_for
-from vdi.worker.specs import domain_spec
+from vdi.worker.specs import domain_spec, hostname, network_of, seed_path
 
 log = logging.getLogger(__name__)
 
@@ -96,32 +98,54 @@ def _give_password(desktop: Desktop) -> None:
     Desktop.objects.filter(pk=desktop.pk).update(vnc_password=desktop.vnc_password)
 
 
+def _prepare_host(desktop: Desktop) -> None:
+    """What the guest needs on its host before it boots: its pool's network, its cloud-init
+    seed (Linux desktops: the host name it takes), its serial log (created by the worker,
+    so virtlogd appends to a file the worker can read)."""
+    driver = driver_for(desktop.host)
+    network = network_of(desktop.pool)
+    if network is not None:
+        driver.ensure_network(network)
+    if desktop.image_version.profile == Profile.LINUX_DESKTOP:
+        driver.files.create_seed(seed_path(desktop), hostname(desktop), str(desktop.domain_uuid))
+    driver.files.prepare_log(Path(desktop.serial_log_path))
+
+
 def _boot(desktop: Desktop, operation_id: int, new: bool = False) -> None:
     if not desktop.vnc_password:
         _give_password(desktop)
+    _prepare_host(desktop)
     _ensure_domain(desktop, operation_id, new)
     operations.progress(operation_id, 80, "booting")
     driver = driver_for(desktop.host)
-    driver.files.prepare_log(Path(desktop.serial_log_path))
     crash_point("boot")
     driver.start(desktop.domain_name)
     crash_point("booted")
-    endpoint = driver.vnc_endpoint(desktop.domain_name)
-    Desktop.objects.filter(pk=desktop.pk).update(
-        vnc_host=endpoint.host if endpoint else "", vnc_port=endpoint.port if endpoint else None
-    )
+    record_endpoint(desktop.pk, driver.vnc_endpoint(desktop.domain_name))
+    dispatch.send(task_names.WATCH_GUEST, (desktop.pk,), desktop.host.queue)
+
+
+def record_endpoint(desktop_id: int, endpoint: VncEndpoint | None) -> None:
+    """Where the console proxy finds the running guest's screen (or nowhere: it stopped)."""
+    Desktop.objects.filter(pk=desktop_id).update(
+        vnc_host=endpoint.host if endpoint and not endpoint.socket else "",
+        vnc_port=endpoint.port if endpoint and not endpoint.socket else None,
+        vnc_socket=str(endpoint.socket) if endpoint and endpoint.socket else "",
+        guest_ready_at=None)
 
 
 def _forget_console(desktop: Desktop) -> None:
     """The console's endpoint goes with the screen (the service closed open consoles)."""
-    Desktop.objects.filter(pk=desktop.pk).update(vnc_host="", vnc_port=None)
+    record_endpoint(desktop.pk, None)
 
 
 @step("stop")
 def _stop(desktop: Desktop, operation_id: int) -> None:
     _forget_console(desktop)
     operations.progress(operation_id, 30, "asking the guest to shut down")
-    graceful = driver_for(desktop.host).shutdown(desktop.domain_name, settings.SHUTDOWN_TIMEOUT)
+    graceful = driver_for(desktop.host).shutdown(
+        desktop.domain_name, settings.SHUTDOWN_TIMEOUT,
+        agent=desktop.image_version.readiness == Readiness.AGENT)
     if not graceful:
         operations.progress(operation_id, 90, "powered off after the shutdown deadline")
 
@@ -136,7 +160,7 @@ def _restart(desktop: Desktop, operation_id: int) -> None:
 def _delete(desktop: Desktop, operation_id: int) -> None:
     _forget_console(desktop)
     operations.progress(operation_id, 40, "removing the virtual machine and its disks")
-    doomed = [Path(desktop.disk_path)]
+    doomed = [Path(desktop.disk_path), seed_path(desktop)]
     if desktop.data_disk_path:
         doomed.append(Path(desktop.data_disk_path))  # an explicit delete of the desktop
     crash_point("undefine")
@@ -165,7 +189,7 @@ def _reset(desktop: Desktop, operation_id: int) -> None:
 def _discard_provisioned(desktop: Desktop) -> None:
     """A failed provisioning leaves no domain and no disk behind."""
     try:
-        made = [Path(desktop.disk_path)]
+        made = [Path(desktop.disk_path), seed_path(desktop)]
         if desktop.data_disk_path:
             made.append(Path(desktop.data_disk_path))  # new with this desktop: no user data yet
         driver_for(desktop.host).undefine(desktop.domain_name, tuple(made))

@@ -24,6 +24,7 @@ from vdi.choices import TRANSITIONAL_STATUSES, DesktopStatus
 from vdi.hypervisor import DomainInfo, HypervisorError, PowerState
 from vdi.models import Desktop, Host, ReconcileRun, Stray
 from vdi.worker.hosts import driver_for
+from vdi.worker.jobs import record_endpoint
 
 log = logging.getLogger(__name__)
 DATA_SUFFIX = "-data.qcow2"
@@ -105,16 +106,13 @@ def _check_power(desktop: Desktop, domain: DomainInfo | None) -> Finding | None:
         what = "undefined" if domain is None else "powered off"
         if state.compare_and_set(desktop.pk, {DesktopStatus.RUNNING}, DesktopStatus.STOPPED,
                                  f"its virtual machine was {what} outside the portal"):
-            Desktop.objects.filter(pk=desktop.pk).update(vnc_host="", vnc_port=None)
+            record_endpoint(desktop.pk, None)
             return Finding("drift", str(desktop), f"domain {what} outside the portal: stopped")
     stopped = {DesktopStatus.STOPPED}
     if desktop.status == DesktopStatus.STOPPED and running and state.compare_and_set(
         desktop.pk, stopped, DesktopStatus.RUNNING
     ):
-        endpoint = driver_for(desktop.host).vnc_endpoint(desktop.domain_name)
-        Desktop.objects.filter(pk=desktop.pk).update(
-            vnc_host=endpoint.host if endpoint else "",
-            vnc_port=endpoint.port if endpoint else None)
+        record_endpoint(desktop.pk, driver_for(desktop.host).vnc_endpoint(desktop.domain_name))
         return Finding("drift", str(desktop), "started outside the portal: running")
     return None
 

@@ -1,19 +1,61 @@
-"""From a Desktop row to the driver's DomainSpec."""
+"""From a Desktop row to the driver's DomainSpec: its disks (system, data, the cloud-init seed
+of a Linux desktop), its network card, where its VNC listens, its machine profile."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from vdi.hypervisor import DiskSpec, DomainSpec, KernelBoot
-from vdi.models import Desktop
+from django.utils.text import slugify
+
+from vdi.choices import NetworkMode, Profile
+from vdi.hypervisor import DiskSpec, DomainSpec, KernelBoot, MachineProfile, NicSpec
+from vdi.hypervisor.network_xml import NetworkSpec, pool_network
+from vdi.models import Desktop, Pool
 from vdi.worker.hosts import domain_type_for
 
 
+def seed_path(desktop: Desktop) -> Path:
+    return Path(desktop.disk_path).with_name(f"{desktop.domain_name}-seed.img")
+
+
+def hostname(desktop: Desktop) -> str:
+    """A unique host name a desktop takes at its first boot (from its seed)."""
+    return f"{slugify(desktop.pool.name)[:40] or 'desktop'}-{desktop.pk}"
+
+
 def disks_of(desktop: Desktop) -> tuple[DiskSpec, ...]:
-    system = DiskSpec(Path(desktop.disk_path), "vda")
-    if not desktop.data_disk_path:
-        return (system,)
-    return (system, DiskSpec(Path(desktop.data_disk_path), "vdb"))
+    windows = desktop.image_version.profile == Profile.WINDOWS
+    bus, prefix = ("sata", "sd") if windows else ("virtio", "vd")
+    disks = [DiskSpec(Path(desktop.disk_path), f"{prefix}a", bus=bus)]
+    if desktop.data_disk_path:
+        disks.append(DiskSpec(Path(desktop.data_disk_path), f"{prefix}b", bus=bus))
+    if desktop.image_version.profile == Profile.LINUX_DESKTOP:
+        disks.append(DiskSpec(seed_path(desktop), "vdc", read_only=True, format="raw"))
+    return tuple(disks)
+
+
+def network_of(pool: Pool) -> NetworkSpec | None:
+    """The network the worker makes on the host for the pool (isolated pools only)."""
+    return pool_network(pool.pk) if pool.network_mode == NetworkMode.ISOLATED else None
+
+
+def nics_of(desktop: Desktop) -> tuple[NicSpec, ...]:
+    pool = desktop.pool
+    model = "e1000e" if desktop.image_version.profile == Profile.WINDOWS else "virtio"
+    if pool.network_mode == NetworkMode.NONE or not desktop.mac_address:
+        return ()
+    if pool.network_mode == NetworkMode.BRIDGE:
+        return (NicSpec(desktop.mac_address, bridge=pool.network_name, model=model),)
+    if pool.network_mode == NetworkMode.NAT:
+        return (NicSpec(desktop.mac_address, network=pool.network_name or "default",
+                        model=model),)
+    isolated = pool_network(pool.pk)
+    return (NicSpec(desktop.mac_address, network=isolated.name, model=model),)
+
+
+def vnc_socket(desktop: Desktop) -> Path | None:
+    folder = desktop.host.vnc_socket_dir
+    return Path(folder) / f"{desktop.domain_name}.sock" if folder else None
 
 
 def domain_spec(desktop: Desktop) -> DomainSpec:
@@ -35,5 +77,8 @@ def domain_spec(desktop: Desktop) -> DomainSpec:
         serial_log=Path(desktop.serial_log_path),
         kernel_boot=kernel_boot,
         vnc_password=desktop.vnc_password or None,
+        vnc_socket=vnc_socket(desktop),
         metadata={"desktop": str(desktop.pk), "pool": str(desktop.pool_id)},
+        profile=MachineProfile(version.profile),
+        nics=nics_of(desktop),
     )

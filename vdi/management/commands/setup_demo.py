@@ -1,4 +1,5 @@
-"""Create what a first look at the portal needs: the local host, a pool, an admin and a user."""
+"""Create what a first look at the portal needs: the local host, the demo pools, an admin and
+a user; and start building the Debian desktop image in the background when it is missing."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
 from portal.secrets import write_secret
+from vdi.images.builds import DESKTOP_IMAGE
 from vdi.models import GoldenImage, Pool
 from vdi.roles import ADMINISTRATORS
+from vdi.services import images
 from vdi.services.hosts import ensure_local_host
 
 DEMO_USERS = (("admin", True), ("demo", False))
@@ -33,6 +36,12 @@ DEMO_POOLS = (
         "description": "Your own tiny desktop; files under /data survive resets.",
     }),
 )
+DESKTOP_POOL = ("Debian desktop", {
+    "assignment": "automatic", "persistence": "non_persistent", "min_ready": 0, "max_size": 3,
+    "vcpus": 2, "memory_mib": 1024, "idle_minutes": 60,
+    "description": "A Debian 12 desktop (IceWM: panel, file manager, terminal), fresh every "
+                   "time. Under software emulation it takes about a minute to start.",
+})
 
 
 class Command(BaseCommand):
@@ -47,17 +56,37 @@ class Command(BaseCommand):
             Pool.objects.get_or_create(name=name, defaults={"image": image, **settings_})[0]
             for name, settings_ in DEMO_POOLS
         ]
+        pools.append(self._desktop_pool())
         credentials = self._credentials_file()
         for line in self._ensure_users(credentials).values():
             self.stdout.write(line)
         demo = get_user_model().objects.get(username="demo")
         for pool in pools:
             pool.users.add(demo)
-        names = ", ".join(f"'{p.name}'" for p in pools)
+        names = ", ".join(f"'{p.name}' ({p.image.name})" for p in pools)
         self.stdout.write(f"Host {host.name} ({host.libvirt_uri}, domain type "
-                          f"{host.domain_type}); pools {names} on image {image.name}.")
+                          f"{host.domain_type}); pools {names}.")
         self.stdout.write(f"Demo credentials are kept in {credentials}.")
         self.stdout.write(self._two_factor(get_user_model().objects.get(username="admin")))
+
+    def _desktop_pool(self) -> Pool:
+        """The Debian desktop pool; its image is built in the background the first time (the
+        portal shows the progress on the pool's card and is usable meanwhile)."""
+        name, defaults = DESKTOP_POOL
+        image, _ = GoldenImage.objects.get_or_create(name=DESKTOP_IMAGE)
+        pool, _ = Pool.objects.get_or_create(
+            name=name, defaults={"image": image, "network_mode": settings.DEMO_NETWORK,
+                                 **defaults})
+        if image.latest_ready_version() is not None:
+            return pool
+        if not settings.DEMO_DESKTOP_IMAGE:
+            self.stdout.write("The Debian desktop image is not built (VDI_DEMO_DESKTOP_IMAGE "
+                              "is off): manage.py build_image debian-desktop builds it.")
+        elif images.in_progress(image) is None:
+            images.request_build(None, DESKTOP_IMAGE)
+            self.stdout.write("Building the Debian desktop image in the background (a few "
+                              "minutes; the portal shows the progress on its pool).")
+        return pool
 
     def _two_factor(self, admin: Any) -> str:
         """When two-factor is required for administrators, the demo admin is enrolled (so it

@@ -1,0 +1,76 @@
+"""Is a booted guest ready for its user, and what does it say about itself?
+
+"Ready" follows the image version's readiness: the guest agent answers and someone is signed
+in (the desktop session logs its user in by itself), or the tiny image's marker is on its
+serial port, or booted is ready. ``check`` looks once and records what it sees; the task that
+calls it asks again a moment later until the guest is ready or ``VDI_GUEST_READY_TIMEOUT``
+passes, so no worker waits for a guest to boot.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from vdi.choices import DesktopStatus, Readiness
+from vdi.hypervisor import HypervisorError
+from vdi.images.tiny import READY_MARKER
+from vdi.models import Desktop
+from vdi.worker.hosts import driver_for
+
+log = logging.getLogger(__name__)
+
+
+def _ready(desktop: Desktop) -> tuple[bool, dict[str, object]]:
+    driver = driver_for(desktop.host)
+    readiness = desktop.image_version.readiness
+    if readiness == Readiness.SERIAL:
+        return driver.files.contains(Path(desktop.serial_log_path), READY_MARKER), {}
+    if readiness == Readiness.AGENT:
+        if not driver.agent.ping(desktop.domain_name):
+            return False, {}
+        facts = driver.agent.facts(desktop.domain_name)
+        return bool(facts.users), facts.as_dict()
+    return True, {}
+
+
+def check(desktop_id: int) -> str:
+    """'ready', 'waiting' (ask again), 'timeout' or 'gone' (not running any more)."""
+    desktop = (Desktop.objects.select_related("host", "image_version")
+               .filter(pk=desktop_id).first())
+    if desktop is None or desktop.status != DesktopStatus.RUNNING:
+        return "gone"
+    if desktop.guest_ready_at is not None:
+        return "ready"
+    try:
+        ready, facts = _ready(desktop)
+    except HypervisorError as exc:
+        log.info("guest of %s not ready yet: %s", desktop, exc)
+        ready, facts = False, {}
+    now = timezone.now()
+    if ready:
+        Desktop.objects.filter(pk=desktop.pk, status=DesktopStatus.RUNNING).update(
+            guest_ready_at=now, guest_facts=facts)
+        return "ready"
+    if facts:
+        Desktop.objects.filter(pk=desktop.pk).update(guest_facts=facts)
+    if now - desktop.status_changed_at > timedelta(seconds=settings.GUEST_READY_TIMEOUT):
+        log.warning("guest of %s not ready after %s s", desktop, settings.GUEST_READY_TIMEOUT)
+        return "timeout"
+    return "waiting"
+
+
+def refresh_facts(desktop: Desktop) -> None:
+    """Ask a running agent image again (addresses and users change)."""
+    if desktop.image_version.readiness != Readiness.AGENT or desktop.guest_ready_at is None:
+        return
+    try:
+        facts = driver_for(desktop.host).agent.facts(desktop.domain_name)
+    except HypervisorError as exc:
+        log.info("facts of %s: %s", desktop, exc)
+        return
+    Desktop.objects.filter(pk=desktop.pk).update(guest_facts=facts.as_dict())
