@@ -16,7 +16,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 APT_PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev
   pkg-config redis-server busybox-static e2fsprogs python3 python3-venv python3-dev gcc nodejs
-  npm ca-certificates acl)
+  npm ca-certificates acl mmdebstrap uidmap dosfstools mtools ovmf swtpm swtpm-tools)
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then echo "Run this as root (it installs packages and starts libvirtd)." >&2; exit 1; fi
@@ -38,6 +38,14 @@ install_apt() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${todo[@]}"
 }
 
+prepare_swtpm() {
+  # libvirt runs swtpm (the TPM of Windows-ready desktops) as user tss; a certificate
+  # authority made earlier by root would stop it.
+  if id tss >/dev/null 2>&1 && [ -d /var/lib/swtpm-localca ]; then
+    chown -R tss:root /var/lib/swtpm-localca
+  fi
+}
+
 prepare_kvm_device() {
   # libvirt checks /dev/kvm as the qemu user; without access it re-probes QEMU's capabilities
   # on every call (30 s each). udev normally sets these modes; there is no udev here.
@@ -53,6 +61,9 @@ prepare_service_user() {
       --shell /usr/sbin/nologin "$SERVICE_USER"
   fi
   getent group "$LIBVIRT_GROUP" >/dev/null || groupadd --system "$LIBVIRT_GROUP"
+  # Subordinate ids: the worker builds desktop images unprivileged, in a user namespace.
+  grep -q "^$SERVICE_USER:" /etc/subuid 2>/dev/null ||
+    usermod --add-subuids 200000-265535 --add-subgids 200000-265535 "$SERVICE_USER"
   id -nG "$SERVICE_USER" | tr ' ' '\n' | grep -qx "$LIBVIRT_GROUP" ||
     usermod -a -G "$LIBVIRT_GROUP" "$SERVICE_USER"
   # The service user must reach the code and the virtualenv: let it traverse (not list) the
@@ -79,9 +90,9 @@ move_legacy_secret() {
 prepare_data_dir() {
   # QEMU runs as libvirt-qemu and must traverse every folder above an image or disk; the
   # service user writes images, disks and logs; secrets are its own, 0700 and 0600.
-  mkdir -p "$VDI_DATA_DIR"/{images,disks,logs,kernel,run}
-  chmod 755 "$VDI_DATA_DIR" "$VDI_DATA_DIR"/{images,disks,logs,kernel}
-  chown "$SERVICE_USER:$SERVICE_USER" "$VDI_DATA_DIR"/{images,disks,logs,run}
+  mkdir -p "$VDI_DATA_DIR"/{images,disks,logs,kernel,run,cache}
+  chmod 755 "$VDI_DATA_DIR" "$VDI_DATA_DIR"/{images,disks,logs,kernel,cache}
+  chown "$SERVICE_USER:$SERVICE_USER" "$VDI_DATA_DIR"/{images,disks,logs,run,cache}
   chmod 750 "$VDI_DATA_DIR/run"
   install -d -m 700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$VDI_SECRETS_DIR"
   for name in secret_key portal.sqlite3 portal.sqlite3-wal portal.sqlite3-shm demo-credentials.txt; do
@@ -222,6 +233,7 @@ common_setup() {
   need_root
   install_apt "${APT_PACKAGES[@]}" "$@"
   prepare_kvm_device
+  prepare_swtpm
   prepare_service_user
   prepare_data_dir
   unpack_kernel

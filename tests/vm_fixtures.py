@@ -4,7 +4,9 @@ worker process on Redis, qemu:///system. Loaded by ``tests/conftest.py`` as a pl
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from tests.support import make_version, purge
 from vdi.hypervisor import get_driver
 from vdi.images.tiny import build_tiny_image, find_kernel
 from vdi.models import Host, ImageVersion, Pool
-from vdi.testing.processes import WorkerProcess
+from vdi.testing.processes import ROOT, WorkerProcess
 
 
 def remove_test_domains() -> None:
@@ -68,3 +70,16 @@ def worker(transactional_db: None, tmp_path_factory: pytest.TempPathFactory) -> 
     yield process
     process.stop()
     remove_test_domains()
+
+
+def hvhost(*args: str) -> str:
+    """``scripts/hvhost`` (a hypervisor host in namespaces of its own); its last line out."""
+    env = {"HVHOST_BASE": str(hvhost_base()), "HVHOST_AUTONET": "0",
+           "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    done = subprocess.run([str(ROOT / "scripts" / "hvhost"), *args], env=env,
+                          capture_output=True, text=True, timeout=180, check=True)
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+def hvhost_base() -> Path:
+    return Path(settings.DATA_DIR) / "hosts"

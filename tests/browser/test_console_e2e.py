@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
-from tests.browser.conftest import sign_in
+from tests.browser_fixtures import sign_in
 from vdi.images.tiny import READY_MARKER
 from vdi.models import Desktop
 from vdi.services.desktops import request_action

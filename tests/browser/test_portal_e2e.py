@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from tests.browser.conftest import sign_in
+from tests.browser_fixtures import sign_in
 from vdi.choices import DesktopStatus
 from vdi.models import Desktop, Pool
 from vdi.testing.processes import wait_for

@@ -4,7 +4,6 @@ the middle of a provisioning (on a namespaced test host, not the machine's own l
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from tests.support import signed_in, wait_for, wait_gone, wait_status
+from tests.vm_fixtures import hvhost
 from vdi.choices import DesktopStatus
 from vdi.models import (
     ConsoleTicket,
@@ -25,10 +25,9 @@ from vdi.models import (
     ReconcileRun,
 )
 from vdi.services.desktops import create_desktop, request_action
-from vdi.testing.processes import ROOT, BeatProcess, WorkerProcess
+from vdi.testing.processes import BeatProcess, WorkerProcess
 
 pytestmark = [pytest.mark.vm, pytest.mark.django_db(transaction=True)]
-HVHOST = ROOT / "scripts" / "hvhost"
 SHORT_INTERVALS = {"VDI_POLICY_INTERVAL": "5", "VDI_RECONCILE_INTERVAL": "5",
                    "VDI_TICKET_PURGE_INTERVAL": "5", "VDI_HISTORY_INTERVAL": "5"}
 
@@ -91,14 +90,6 @@ def test_a_transient_hypervisor_error_is_retried_by_celery_with_backoff(
         wait_gone(desktop)
     finally:
         worker.stop()
-
-
-def hvhost(*args: str) -> str:
-    env = {"HVHOST_BASE": str(settings.DATA_DIR / "hosts"), "HVHOST_AUTONET": "0",
-           "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-    done = subprocess.run([str(HVHOST), *args], env=env, capture_output=True, text=True,
-                          timeout=180, check=True)
-    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from vdi.hypervisor import (
     Driver,
     HypervisorError,
     PowerState,
+    Shutdown,
     disks,
 )
 
@@ -44,7 +45,7 @@ def test_define_start_stop_undefine(driver, tmp_path):
     driver.start(spec.name)
     driver.start(spec.name)  # already running: no error
     assert driver.state(spec.name) == PowerState.RUNNING
-    assert driver.shutdown(spec.name, timeout=5) is True
+    assert driver.shutdown(spec.name, timeout=5) == Shutdown.ACPI
     assert driver.state(spec.name) == PowerState.SHUTOFF
 
     driver.start(spec.name)
@@ -85,7 +86,7 @@ def test_verbs_on_missing_domain(driver):
     with pytest.raises(HypervisorError, match="does not exist"):
         driver.start("vditest-missing")
     assert driver.vnc_endpoint("vditest-missing") is None
-    assert driver.shutdown("vditest-missing", 1) is True
+    assert driver.shutdown("vditest-missing", 1) == Shutdown.ACPI
 
 
 def test_unreachable_hypervisor_is_retryable():

@@ -116,11 +116,23 @@ def test_raw_vmdk_and_vdi_are_converted_to_a_standalone_qcow2(db, qcow2, tmp_pat
     assert steps[-1][0] == 100
 
 
-def test_an_overlay_is_flattened(db, qcow2, tmp_path):
+def test_an_image_that_reads_other_files_is_refused(db, qcow2, tmp_path):
+    """Converting would copy host files in: an overlay's backing file, a vmdk extent."""
     overlay = tmp_path / "overlay.qcow2"
     create_overlay(qcow2, overlay)
-    version = register_version("flat", VersionFiles(overlay))
-    assert disk_info(Path(version.disk_path)).backing_file is None
+    with pytest.raises(ServiceError, match="has a backing file"):
+        register_version("bad", VersionFiles(overlay))
+    secret = tmp_path / "host-secret.raw"
+    secret.write_bytes(b"host data" * 1000)
+    descriptor = tmp_path / "foreign.vmdk"
+    descriptor.write_text(
+        "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n"
+        'createType="monolithicFlat"\n\n'
+        f'RW 18 FLAT "{secret}" 0\n\n'
+        'ddb.adapterType = "ide"\nddb.geometry.cylinders = "1"\n'
+        'ddb.geometry.heads = "16"\nddb.geometry.sectors = "63"\n')
+    with pytest.raises(ServiceError, match="reads other files"):
+        register_version("bad", VersionFiles(descriptor))
 
 
 def test_import_command(db, qcow2, capsys):

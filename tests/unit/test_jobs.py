@@ -12,7 +12,7 @@ from tests.support import make_version
 from vdi.choices import DesktopStatus, OperationStatus
 from vdi.hypervisor import HypervisorError, PowerState, get_driver
 from vdi.hypervisor.disks import create_blank
-from vdi.models import DeletedDesktop, Desktop, Host, Operation, Pool
+from vdi.models import DeletedDesktop, Desktop, Host, ImageVersion, Operation, Pool
 from vdi.services.desktops import create_desktop, request_action
 from vdi.worker import jobs
 
@@ -193,3 +193,55 @@ def test_the_same_task_twice_at_once_makes_one_domain_and_one_disk(owner, test_p
 
 def test_a_delivery_for_a_desktop_that_is_gone_does_nothing(db):
     assert jobs.execute("provision", 987654, 1) == "skipped"
+
+
+def test_a_linux_desktop_gets_its_network_seed_and_a_unique_mac(owner, test_pool):
+    """A pool with an isolated network: the worker makes the pool's network on the host, the
+    desktop's NIC has its own MAC on it, and its cloud-init seed names it."""
+    import subprocess
+
+    from vdi.hypervisor.network_xml import pool_network
+    from vdi.worker.specs import hostname, seed_path
+
+    ImageVersion.objects.filter(image=test_pool.image).update(
+        profile="linux-desktop", readiness="agent")
+    test_pool.network_mode, test_pool.max_per_user = "isolated", 2
+    test_pool.save()
+    first, second = create_desktop(owner, test_pool), create_desktop(owner, test_pool)
+    assert first.mac_address.startswith("52:54:00:") and first.mac_address != second.mac_address
+    assert run("provision", first) == "done"
+    driver = get_driver(TEST_URI)
+    network = driver.connection().networkLookupByName(pool_network(test_pool.pk).name)
+    assert network.isActive()
+    xml = driver.connection().lookupByName(first.domain_name).XMLDesc(0)
+    assert first.mac_address in xml and pool_network(test_pool.pk).name in xml
+    seed = seed_path(first)
+    listing = subprocess.run(["mdir", "-i", str(seed), "::"], capture_output=True, text=True)
+    assert "meta-data" in listing.stdout and "user-data" in listing.stdout
+    meta = subprocess.run(["mtype", "-i", str(seed), "::meta-data"], capture_output=True,
+                          text=True).stdout
+    assert f"local-hostname: {hostname(first)}" in meta and hostname(first) == f"jobs-{first.pk}"
+    request_action(owner, first, "delete")
+    assert run("delete", first) == "done"
+    assert not seed.exists(), "the seed goes with the desktop"
+
+
+def test_a_guest_ready_by_its_serial_marker_is_recorded(owner, test_pool):
+    from django.utils import timezone
+
+    from vdi.images.tiny import READY_MARKER
+    from vdi.worker import guests
+
+    desktop = create_desktop(owner, test_pool)
+    run("provision", desktop)
+    assert guests.check(desktop.pk) == "waiting"
+    Path(desktop.serial_log_path).write_text(f"booting\n{READY_MARKER}\n")
+    assert guests.check(desktop.pk) == "ready"
+    desktop.refresh_from_db()
+    assert desktop.guest_ready_at is not None and desktop.guest_ready_at <= timezone.now()
+    Desktop.objects.filter(pk=desktop.pk).update(guest_ready_at=None)
+    Desktop.objects.filter(pk=desktop.pk).update(
+        status_changed_at=timezone.now() - timedelta(hours=1))
+    Path(desktop.serial_log_path).write_text("")
+    assert guests.check(desktop.pk) == "timeout"
+    get_driver(TEST_URI).undefine(desktop.domain_name, (Path(desktop.disk_path),))

@@ -19,6 +19,7 @@ from vdi.hypervisor.specs import (
     MachineProfile,
     NicSpec,
     PowerState,
+    Shutdown,
     VncEndpoint,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "MachineProfile",
     "NicSpec",
     "PowerState",
+    "Shutdown",
     "VncEndpoint",
     "get_driver",
 ]

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from vdi.hypervisor.errors import HypervisorError
 from vdi.hypervisor.specs import DiskInfo
@@ -46,7 +47,18 @@ def disk_info(path: Path) -> DiskInfo:
         virtual_size=int(data["virtual-size"]),
         actual_size=int(data.get("actual-size", 0)),
         backing_file=Path(backing) if backing else None,
+        other_files=_other_files(path, data),
     )
+
+
+def _other_files(path: Path, data: dict[str, Any]) -> tuple[Path, ...]:
+    """Files besides itself an image reads: a qcow2's external data file, a vmdk's extents
+    elsewhere (converting would copy them in: a host file could end up in an image)."""
+    specific = (data.get("format-specific") or {}).get("data") or {}
+    found = [specific["data-file"]] if specific.get("data-file") else []
+    found += [e["filename"] for e in specific.get("extents", [])
+              if e.get("filename") and Path(e["filename"]).resolve() != path.resolve()]
+    return tuple(Path(f) for f in found)
 
 
 def create_overlay(base: Path, path: Path) -> DiskInfo:

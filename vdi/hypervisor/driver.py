@@ -27,7 +27,14 @@ from vdi.hypervisor.domain_xml import (
 from vdi.hypervisor.errors import HypervisorError
 from vdi.hypervisor.files import LocalFiles
 from vdi.hypervisor.network_xml import NetworkSpec, build_network_xml
-from vdi.hypervisor.specs import DiskInfo, DomainInfo, DomainSpec, PowerState, VncEndpoint
+from vdi.hypervisor.specs import (
+    DiskInfo,
+    DomainInfo,
+    DomainSpec,
+    PowerState,
+    Shutdown,
+    VncEndpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -164,15 +171,13 @@ class Driver:
         with _translate(f"start {name}"):
             dom.create()
 
-    def shutdown(self, name: str, timeout: float, agent: bool = False) -> bool:
+    def shutdown(self, name: str, timeout: float, agent: bool = False) -> Shutdown:
         """Ask the guest to power off (ACPI); with ``agent``, a guest that ignores ACPI is
         asked through its guest agent after half the time; power it off after ``timeout``.
-
-        Returns True when the guest stopped by itself, False when it had to be powered off.
-        """
+        Says how it went off."""
         dom = self._domain(name)
         if dom is None or self._state(dom) == PowerState.SHUTOFF:
-            return True
+            return Shutdown.ACPI
         with _translate(f"shut down {name}"):
             try:
                 _with_fewer_flags(dom.shutdownFlags, libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN, 0)
@@ -182,17 +187,17 @@ class Driver:
         off = lambda: self._state(dom) == PowerState.SHUTOFF  # noqa: E731
         if agent:
             if self._wait(off, timeout / 2):
-                return True
+                return Shutdown.ACPI
             log.info("%s ignored ACPI; asking its guest agent to power off", name)
             with suppress(HypervisorError):
                 self.agent.shutdown(name)
             if self._wait(off, timeout / 2):
-                return True
+                return Shutdown.AGENT
         elif self._wait(off, timeout):
-            return True
+            return Shutdown.ACPI
         log.warning("%s did not shut down within %.0f s; powering off", name, timeout)
         self.power_off(name)
-        return False
+        return Shutdown.POWER_OFF
 
     def power_off(self, name: str) -> None:
         """Pull the plug; a stopped or missing domain is left alone."""

@@ -73,6 +73,7 @@ class LocalFiles:
             meta.write_text(f"instance-id: {instance_id}\nlocal-hostname: {hostname}\n")
             user.write_text("#cloud-config\npreserve_hostname: false\n")
             partial = path.with_name(path.name + ".partial")
+            path.parent.mkdir(parents=True, exist_ok=True)
             partial.unlink(missing_ok=True)
             with partial.open("wb") as handle:
                 handle.truncate(1024 * 1024)

@@ -20,6 +20,14 @@ class MachineProfile(enum.StrEnum):
     WINDOWS = "windows"  # q35, UEFI Secure Boot, TPM 2.0, Hyper-V, SATA, e1000e, USB tablet
 
 
+class Shutdown(enum.StrEnum):
+    """How a guest went off when asked to."""
+
+    ACPI = "acpi"  # it answered the power button
+    AGENT = "agent"  # it ignored ACPI; its guest agent powered it off
+    POWER_OFF = "power-off"  # it answered neither in time: the plug was pulled
+
+
 class PowerState(enum.StrEnum):
     """What libvirt says a domain is doing, reduced to what the portal cares about."""
 
@@ -108,3 +116,4 @@ class DiskInfo:
     virtual_size: int
     actual_size: int
     backing_file: Path | None
+    other_files: tuple[Path, ...] = ()  # an external data file, vmdk extents elsewhere

@@ -1,8 +1,9 @@
 """Registering golden image versions: files are checked, converted or copied read-only, and
-recorded. A qcow2 without a backing file is taken as it is (hard-linked when it can be);
-anything else qemu-img reads (raw, vmdk, vdi, or a qcow2 with a backing file) is converted
-into a standalone qcow2, with progress. A file that is not a disk image is refused with
-qemu-img's reason.
+recorded. A standalone qcow2 is taken as it is (hard-linked when it can be); raw, vmdk and
+vdi files are converted into one, with progress. A file that is not what it says it is, is
+damaged (``qemu-img check``), or reads other files (a backing file, an external data file,
+vmdk extents elsewhere: converting would copy host files into the image) is refused with the
+reason.
 
 Runs where the image folder is (a management command or a worker), never in a web request.
 """
@@ -73,6 +74,12 @@ def inspect(path: Path, declared: str | None = None) -> DiskInfo:
     if info.format not in IMPORTABLE:
         raise ServiceError(f"{path} is a {info.format} file; images are imported from "
                            f"{', '.join(IMPORTABLE)}")
+    if info.backing_file is not None:
+        raise ServiceError(f"{path} has a backing file ({info.backing_file}); import a "
+                           "standalone image (qemu-img convert -O qcow2 flattens it)")
+    if info.other_files:
+        raise ServiceError(f"{path} reads other files ({', '.join(map(str, info.other_files))})"
+                           "; import a single self-contained file")
     if (problem := damage(path, info.format)) is not None:
         raise ServiceError(f"{path} is damaged ({problem}); it was not imported")
     return info
@@ -102,13 +109,12 @@ def _install(source: Path, target: Path, move: bool) -> None:
 
 
 def _install_disk(info: DiskInfo, target: Path, move: bool, progress: Progress) -> None:
-    if info.format == "qcow2" and info.backing_file is None:
+    if info.format == "qcow2":
         _install(info.path, target, move)
         return
-    why = "flattening its backing file" if info.format == "qcow2" else f"from {info.format}"
     try:
         convert_with_progress(info.path, info.format, target, lambda p: progress(
-            int(10 + p * 0.8), f"converting to qcow2 ({why}): {p:.0f}%"))
+            int(10 + p * 0.8), f"converting to qcow2 (from {info.format}): {p:.0f}%"))
     except HypervisorError as exc:
         raise ServiceError(f"{info.path} could not be converted: {exc}") from None
     target.chmod(0o444)

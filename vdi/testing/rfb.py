@@ -65,3 +65,36 @@ def first_update(stream: Stream, init: ServerInit) -> int:
             stream.read(length)
             continue
         raise AssertionError(f"unexpected RFB message {kind} before the first update")
+
+
+def framebuffer(stream: Stream, init: ServerInit) -> list[bytes]:
+    """The whole screen as raw 32-bit pixels (one bytes object of 4 bytes a pixel per row)."""
+    pixel_format = struct.pack("!BBBBHHHBBB3x", 32, 24, 0, 1, 255, 255, 255, 16, 8, 0)
+    stream.send(struct.pack("!B3x", 0) + pixel_format)  # SetPixelFormat
+    stream.send(struct.pack("!BxHi", 2, 1, 0))  # SetEncodings: raw only
+    stream.send(struct.pack("!BBHHHH", 3, 0, 0, 0, init.width, init.height))
+    rows = [bytearray(init.width * 4) for _ in range(init.height)]
+    while True:
+        (kind,) = struct.unpack("!B", stream.read(1))
+        if kind == 0:
+            break
+        if kind == 3:  # ServerCutText
+            _pad, length = struct.unpack("!3sI", stream.read(7))
+            stream.read(length)
+    _pad, rectangles = struct.unpack("!BH", stream.read(3))
+    for _ in range(rectangles):
+        x, y, width, height, encoding = struct.unpack("!HHHHi", stream.read(12))
+        if encoding != 0:  # a pseudo-encoding (desktop size...): no pixels follow
+            continue
+        for row in range(height):
+            rows[y + row][x * 4:(x + width) * 4] = stream.read(width * 4)
+    return [bytes(r) for r in rows]
+
+
+def colours(rows: list[bytes]) -> int:
+    """How many different colours a screen shows (a blank screen shows one)."""
+    seen = set()
+    for row in rows:
+        for offset in range(0, len(row), 16):  # every 4th pixel is plenty
+            seen.add(row[offset:offset + 3])
+    return len(seen)

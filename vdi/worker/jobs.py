@@ -18,7 +18,7 @@ from django.conf import settings
 
 from vdi import actions, state, task_names
 from vdi.choices import Profile, Readiness
-from vdi.hypervisor import HypervisorError, VncEndpoint
+from vdi.hypervisor import HypervisorError, Shutdown, VncEndpoint
 from vdi.models import Desktop
 from vdi.models.desktops import new_vnc_password
 from vdi.services import dispatch
@@ -143,10 +143,12 @@ def _forget_console(desktop: Desktop) -> None:
 def _stop(desktop: Desktop, operation_id: int) -> None:
     _forget_console(desktop)
     operations.progress(operation_id, 30, "asking the guest to shut down")
-    graceful = driver_for(desktop.host).shutdown(
+    how = driver_for(desktop.host).shutdown(
         desktop.domain_name, settings.SHUTDOWN_TIMEOUT,
         agent=desktop.image_version.readiness == Readiness.AGENT)
-    if not graceful:
+    if how == Shutdown.AGENT:
+        operations.progress(operation_id, 90, "shut down by its guest agent (it ignored ACPI)")
+    elif how == Shutdown.POWER_OFF:
         operations.progress(operation_id, 90, "powered off after the shutdown deadline")
 
 

@@ -124,8 +124,12 @@ def _command(stage: Path, out: Path, raw: Path) -> list[str]:
         "--customize-hook=rm -f \"$1/etc/resolv.conf\" \"$1/etc/apt/apt.conf.d/99mmdebstrap\"",
         f"--customize-hook=copy-out /boot {out}",
         f"--customize-hook=download /.vdi-packages {out}/packages.txt",
-        "--customize-hook=umask 022; mkfs.ext4 -q -F -L vdiroot"
-        f" -E lazy_itable_init=1,lazy_journal_init=1 -d \"$1\" {raw} {DISK_SIZE}",
+        # The root without what the build mounts on it (/dev, /proc, /sys): a plain bind.
+        f"--customize-hook=umask 022; mkdir -p {raw.parent}/rootfs"
+        f" && mount --bind \"$1\" {raw.parent}/rootfs"
+        " && mkfs.ext4 -q -F -L vdiroot -E lazy_itable_init=1,lazy_journal_init=1"
+        f" -d {raw.parent}/rootfs {raw} {DISK_SIZE}; code=$?;"
+        f" umount {raw.parent}/rootfs; exit $code",
         SUITE, "/dev/null", str(SOURCES),
     ]
 

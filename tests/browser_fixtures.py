@@ -1,4 +1,5 @@
-"""Playwright driving Debian's Chromium against the portal under a real daphne."""
+"""Fixtures for Playwright driving Debian's Chromium against the portal under a real daphne
+(the browser and desktop tiers). Loaded by ``tests/conftest.py`` as a plugin."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-quic",
                  "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
 @pytest.fixture
