@@ -19,8 +19,9 @@ from vdi.models import Host, ImageVersion, Pool
 from vdi.testing.processes import ROOT, WorkerProcess
 
 
-def remove_test_domains() -> None:
-    driver = get_driver(settings.LIBVIRT_URI)
+def remove_test_domains(uri: str = "") -> None:
+    """Test desktops an earlier (interrupted) run left on the host at ``uri``."""
+    driver = get_driver(uri or settings.LIBVIRT_URI)
     prefix = settings.DOMAIN_PREFIX + "-"
     for info in driver.list_domains():
         if info.name.startswith(prefix):

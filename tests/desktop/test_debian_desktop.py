@@ -8,6 +8,7 @@ through the console."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from PIL import Image
 
 from tests.browser_fixtures import sign_in
 from tests.support import wait_for, wait_gone, wait_status
-from tests.vm_fixtures import hvhost, hvhost_base
+from tests.vm_fixtures import hvhost, hvhost_base, remove_test_domains
 from vdi.choices import DesktopStatus
 from vdi.hypervisor import get_driver
 from vdi.hypervisor.network_xml import pool_network
@@ -27,12 +28,18 @@ from vdi.images.desktop import build as desktop_build
 from vdi.images.registry import VersionFiles, register_version
 from vdi.models import Desktop, Host, ImageVersion, Operation, Pool
 from vdi.services.claims import claim_desktop
-from vdi.services.desktops import request_action
+from vdi.services.desktops import perform, request_action
 from vdi.testing.processes import ROOT, WorkerProcess
+from vdi.worker.reconcile import reconcile
 from vdi.worker.specs import hostname
 
 pytestmark = [pytest.mark.desktop, pytest.mark.django_db(transaction=True)]
 HOST = "desks"
+
+
+def forget_image_files(name: str) -> None:
+    """An earlier test's registered files (the database forgot them between tests)."""
+    shutil.rmtree(settings.IMAGE_DIR / name, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +57,11 @@ def built_desktop() -> desktop_build.BuiltImage:
 
 @pytest.fixture
 def desktop_version(built_desktop, transactional_db) -> ImageVersion:
+    forget_image_files("debian-desktop")
     return register_version("debian-desktop", VersionFiles(
         built_desktop.disk, built_desktop.kernel, built_desktop.initrd, built_desktop.cmdline,
         profile="linux-desktop", readiness="agent", packages=built_desktop.packages,
+        session_process=desktop_build.SESSION_PROCESS,
         build_key=built_desktop.build_key))
 
 
@@ -61,9 +70,11 @@ def namespaced_host() -> Iterator[str]:
     """A hypervisor host of its own (libvirtd in mount, network and UTS namespaces): its
     guests' networks live inside those namespaces only."""
     uri = hvhost("start", HOST)
+    remove_test_domains(uri)
     try:
         yield uri
     finally:
+        remove_test_domains(uri)
         hvhost("stop", HOST)
 
 
@@ -112,7 +123,7 @@ def test_a_debian_desktop_on_a_host_with_a_network(
         check_the_agent_and_the_network(desktop, pool)
         check_the_graphical_session(desktop, browser, portal, owner, artifacts)
         check_a_stop_through_the_agent(desktop, owner)
-        request_action(owner, desktop, "delete")
+        perform(desktop, "delete", None)
         wait_gone(desktop)
     finally:
         worker.stop()
@@ -131,6 +142,10 @@ def check_the_agent_and_the_network(desktop: Desktop, pool: Pool) -> None:
     assert bridge.returncode == 0 and subnet in bridge.stdout
     assert subprocess.run(["ip", "link", "show", pool_network(pool.pk).bridge],
                           capture_output=True).returncode != 0, "no bridge outside"
+    Desktop.objects.filter(pk=desktop.pk).update(guest_facts={})
+    reconcile(desktop.host)
+    again = Desktop.objects.get(pk=desktop.pk).guest_facts
+    assert again["addresses"] == facts["addresses"], "the reconciler asks the agent again"
 
 
 def check_the_graphical_session(desktop, browser, portal, owner, artifacts) -> None:
@@ -147,13 +162,13 @@ def check_the_graphical_session(desktop, browser, portal, owner, artifacts) -> N
     def rich_screen() -> bool:
         page.locator("#screen canvas").screenshot(path=str(shot))
         picture = Image.open(shot).convert("RGB")
-        return len(set(picture.resize((320, 200)).getdata())) > 200
+        return len(set(picture.resize((320, 200)).get_flattened_data())) > 200
 
     wait_for(rich_screen, 120, "a graphical desktop (many colours) on the console")
     picture = Image.open(shot).convert("RGB")
     width, height = picture.size
     taskbar = picture.crop((0, int(height * 0.93), width, height))
-    assert len(set(taskbar.getdata())) > 10, "IceWM's taskbar along the bottom"
+    assert len(set(taskbar.get_flattened_data())) > 10, "IceWM's taskbar along the bottom"
     page.close()
 
 
@@ -180,6 +195,7 @@ def test_the_windows_profile_shows_its_firmware_through_the_console(
 
     blank = tmp_path / "blank.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(blank), "1G"], check=True)
+    forget_image_files("windows-blank")
     version = register_version("windows-blank", VersionFiles(blank, profile="windows",
                                                              readiness="none"))
     pool = Pool.objects.create(name="Windows", image=version.image, vcpus=2, memory_mib=2048)
@@ -190,12 +206,12 @@ def test_the_windows_profile_shows_its_firmware_through_the_console(
     assert str(desktop.domain_uuid) in swtpm, "its TPM runs (swtpm)"
     session = session_cookie(owner)
     time.sleep(12)  # the firmware's first screen, under software emulation
+    ticket = ticket_for(owner, session, Desktop.objects.get(pk=desktop.pk))
 
     async def screen() -> list[bytes]:
         import asyncio
 
-        ws = communicator(desktop.pk, session, await asyncio.to_thread(
-            ticket_for, owner, session, Desktop.objects.get(pk=desktop.pk)))
+        ws = communicator(desktop.pk, session, ticket)
         assert (await ws.connect())[0]
         loop = asyncio.get_running_loop()
         stream = Stream(

@@ -34,10 +34,12 @@ class GoldenImageAdmin(AuditedAdmin):
 
 @admin.register(ImageVersion)
 class ImageVersionAdmin(AuditedAdmin):
-    list_display = ("__str__", "status", "virtual_size_bytes", "size_bytes", "created_at")
-    list_filter = ("status", "image")
+    list_display = ("__str__", "status", "profile", "readiness", "virtual_size_bytes",
+                    "size_bytes", "created_at")
+    list_filter = ("status", "profile", "image")
     readonly_fields = ("image", "number", "disk_path", "size_bytes", "virtual_size_bytes",
-                       "sha256", "kernel_path", "initrd_path", "cmdline", "created_at")
+                       "sha256", "kernel_path", "initrd_path", "cmdline", "packages",
+                       "build_key", "created_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # versions come from build_tiny_image / import_image

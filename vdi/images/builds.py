@@ -47,7 +47,8 @@ def build(name: str, progress: Progress) -> ImageVersion:
             raise ServiceError(str(exc)) from None
     files = VersionFiles(built.disk, built.kernel, built.initrd, built.cmdline,
                          profile=Profile.LINUX_DESKTOP, readiness=Readiness.AGENT,
-                         packages=built.packages, build_key=key)
+                         session_process=desktop.SESSION_PROCESS, packages=built.packages,
+                         build_key=key)
     return register_version(name, files, description="Debian 12 desktop (IceWM), built from "
                             "Debian's packages", progress=lambda p, s: progress(
                                 85 + p * 15 // 100, s))

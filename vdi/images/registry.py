@@ -11,6 +11,7 @@ Runs where the image folder is (a management command or a worker), never in a we
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -50,6 +51,7 @@ class VersionFiles:
     cmdline: str = ""
     profile: str = Profile.TINY
     readiness: str = Readiness.SERIAL
+    session_process: str = ""
     packages: str = ""
     build_key: str = ""
 
@@ -94,6 +96,8 @@ def _check_files(files: VersionFiles) -> None:
     if files.profile not in Profile.values:
         raise ServiceError(f"unknown machine profile {files.profile!r} "
                            f"(one of {', '.join(Profile.values)})")
+    if not re.fullmatch(r"[A-Za-z0-9._+-]*", files.session_process):
+        raise ServiceError(f"{files.session_process!r} is not a process name")
 
 
 def _install(source: Path, target: Path, move: bool) -> None:
@@ -181,6 +185,7 @@ def _record(image: GoldenImage, number: int, folder: Path, checksum: str,
             cmdline=files.cmdline,
             profile=files.profile,
             readiness=files.readiness,
+            session_process=files.session_process,
             packages=files.packages,
             build_key=files.build_key,
         )

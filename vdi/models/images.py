@@ -44,6 +44,11 @@ class ImageVersion(models.Model):
                                help_text="The virtual hardware its desktops get.")
     readiness = models.CharField(max_length=8, choices=Readiness.choices,
                                  default=Readiness.SERIAL)
+    session_process = models.CharField(
+        max_length=64, blank=True, validators=[RegexValidator(r"^[A-Za-z0-9._+-]*$")],
+        help_text="With agent readiness: the process that means the graphical session is up "
+        "(looked for through the agent with pgrep -x), for example icewm. Blank: a signed-in "
+        "user is enough.")
     packages = models.TextField(blank=True, help_text="What it was built from: one package "
                                 "and version a line (built images).")
     build_key = models.CharField(max_length=64, blank=True, db_index=True,

@@ -1,10 +1,11 @@
 """Is a booted guest ready for its user, and what does it say about itself?
 
-"Ready" follows the image version's readiness: the guest agent answers and someone is signed
-in (the desktop session logs its user in by itself), or the tiny image's marker is on its
-serial port, or booted is ready. ``check`` looks once and records what it sees; the task that
-calls it asks again a moment later until the guest is ready or ``VDI_GUEST_READY_TIMEOUT``
-passes, so no worker waits for a guest to boot.
+"Ready" follows the image version's readiness: the guest agent answers, someone is signed in
+(the desktop session logs its user in by itself), the image's session process runs (when it
+names one) and, when it has a network card, it has an address; or the tiny image's marker is
+on its serial port; or booted is ready. ``check`` looks once and records what it sees; the
+task that calls it asks again a moment later until the guest is ready or
+``VDI_GUEST_READY_TIMEOUT`` passes, so no worker waits for a guest to boot.
 """
 
 from __future__ import annotations
@@ -34,8 +35,17 @@ def _ready(desktop: Desktop) -> tuple[bool, dict[str, object]]:
         if not driver.agent.ping(desktop.domain_name):
             return False, {}
         facts = driver.agent.facts(desktop.domain_name)
-        return bool(facts.users), facts.as_dict()
+        ready = bool(facts.users) and (bool(facts.addresses) or not desktop.mac_address)
+        return ready and _session_runs(desktop), facts.as_dict()
     return True, {}
+
+
+def _session_runs(desktop: Desktop) -> bool:
+    process = desktop.image_version.session_process
+    if not process:
+        return True
+    found = driver_for(desktop.host).agent.run(desktop.domain_name, "pgrep", ["-x", process])
+    return found.exitcode == 0
 
 
 def check(desktop_id: int) -> str:

@@ -7,6 +7,8 @@
 - A domain or disk file with the portal's prefix that no desktop owns is recorded as a stray;
   after ``VDI_RECONCILE_GRACE`` a leftover domain or system disk is removed, while a data disk
   (``*-data.qcow2``, a user's files) is only moved to ``<storage>/quarantine/``.
+- A running desktop whose image has the guest agent reports its facts again (addresses and
+  signed-in users change while it runs).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from vdi import state
 from vdi.choices import TRANSITIONAL_STATUSES, DesktopStatus
 from vdi.hypervisor import DomainInfo, HypervisorError, PowerState
 from vdi.models import Desktop, Host, ReconcileRun, Stray
+from vdi.worker.guests import refresh_facts
 from vdi.worker.hosts import driver_for
 from vdi.worker.jobs import record_endpoint
 
@@ -71,6 +74,8 @@ def _check_desktops(host: Host, domains: dict[str, DomainInfo], now: datetime) -
             finding = _check_stuck(desktop, now)
         else:
             finding = _check_power(desktop, domains.get(desktop.domain_name))
+            if finding is None and desktop.status == DesktopStatus.RUNNING:
+                refresh_facts(desktop)
         if finding is not None:
             findings.append(finding)
     return findings

@@ -32,6 +32,7 @@ SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 SUITE = "bookworm"
 USER_NAME = "user"
 CMDLINE = "root=LABEL=vdiroot rw quiet console=ttyS0"
+SESSION_PROCESS = "icewm"  # runs once the graphical session is on screen
 DISK_SIZE = "8G"
 FREE_SPACE_NEEDED = 4 * 1024**3
 PACKAGES = (

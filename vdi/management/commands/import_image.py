@@ -29,6 +29,9 @@ class Command(BaseCommand):
                             help="the virtual hardware its desktops get")
         parser.add_argument("--readiness", default=Readiness.SERIAL, choices=Readiness.values,
                             help="how a booted desktop tells it is ready")
+        parser.add_argument("--session-process", default="",
+                            help="with --readiness agent: the process that means the "
+                            "graphical session is up (for example icewm)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         name: str = options["name"]
@@ -44,7 +47,8 @@ class Command(BaseCommand):
         if options["cmdline"] and not options["kernel"]:
             raise CommandError("--cmdline needs --kernel")
         files = VersionFiles(path, options["kernel"], options["initrd"], options["cmdline"],
-                             profile=options["profile"], readiness=options["readiness"])
+                             profile=options["profile"], readiness=options["readiness"],
+                             session_process=options["session_process"])
         try:
             version = register_version(
                 name, files, description=options["description"],
