@@ -3,6 +3,7 @@
 Every websocket passes the Origin checks (its host in ALLOWED_HOSTS, and exactly one of
 ALLOWED_ORIGINS: scheme, host and port) and the session/auth middleware
 before the consumer sees it; the flow-control layer is outermost so it sees the server's send.
+An ISO upload whose declared length passes its limit is refused before its body is read.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from channels.security.websocket import (  # noqa: E402
     OriginValidator,
 )
 from django.conf import settings  # noqa: E402
+from django.urls import reverse  # noqa: E402
 
+from portal.limits import BodyLimitMiddleware  # noqa: E402
 from portal.proxy import TrustedProxyMiddleware  # noqa: E402
 from vdi.console.flow import FlowControlMiddleware  # noqa: E402
 from vdi.console.routing import websocket_urlpatterns  # noqa: E402
@@ -33,7 +36,11 @@ websocket_app = FlowControlMiddleware(
         )
     )
 )
+http_app = BodyLimitMiddleware(
+    django_asgi_app,
+    {reverse("admin:vdi_installmedia_upload"): settings.MEDIA_UPLOAD_MAX_BYTES},
+)
 application = TrustedProxyMiddleware(
-    ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_app}),
+    ProtocolTypeRouter({"http": http_app, "websocket": websocket_app}),
     settings.TRUSTED_PROXY_COUNT,
 )

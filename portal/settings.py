@@ -26,6 +26,12 @@ DISK_DIR = env.path("VDI_DISK_DIR", DATA_DIR / "disks")
 LOG_DIR = env.path("VDI_LOG_DIR", DATA_DIR / "logs")
 KERNEL_DIR = env.path("VDI_KERNEL_DIR", DATA_DIR / "kernel")
 IMAGE_CACHE_DIR = env.path("VDI_IMAGE_CACHE_DIR", DATA_DIR / "cache")  # built images, by key
+MEDIA_DIR = env.path("VDI_MEDIA_DIR", DATA_DIR / "media")  # uploaded installer ISOs
+MEDIA_UPLOAD_MAX_BYTES = env.number("VDI_MEDIA_UPLOAD_MAX_BYTES", 8 * 1024**3, minimum=1)
+INSTALL_DISK_MAX_GIB = env.number("VDI_INSTALL_DISK_MAX_GIB", 200, minimum=1)
+# libguestfs (virt-sysprep when publishing): a fixed appliance made by the set-up scripts,
+# used when present (else libguestfs builds its own from the host's kernel).
+GUESTFS_APPLIANCE_DIR = env.path("VDI_GUESTFS_APPLIANCE_DIR", DATA_DIR / "guestfs-appliance")
 # Secrets (the SQLite database, the secret key, credentials, mail with reset links) in a
 # folder of their own, 0700, files 0600; images, disks and logs stay traversable by QEMU.
 SECRETS_DIR = env.path("VDI_SECRETS_DIR", DATA_DIR / "secrets")

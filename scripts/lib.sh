@@ -16,7 +16,8 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 APT_PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev
   pkg-config redis-server busybox-static e2fsprogs python3 python3-venv python3-dev gcc nodejs
-  npm ca-certificates acl mmdebstrap uidmap dosfstools mtools ovmf swtpm swtpm-tools iputils-ping)
+  npm ca-certificates acl mmdebstrap uidmap dosfstools mtools ovmf swtpm swtpm-tools iputils-ping
+  libguestfs-tools xorriso isolinux syslinux-common extlinux)
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then echo "Run this as root (it installs packages and starts libvirtd)." >&2; exit 1; fi
@@ -120,6 +121,35 @@ unpack_kernel() {
   (cd "$tmp" && apt-get download -q "$pkg" 2>&1 | grep -v "^W: Download is performed unsandboxed" || true)
   dpkg-deb -x "$tmp"/*.deb "$dir"
   rm -rf "$tmp"
+}
+
+prepare_guestfs() {
+  # Publishing an install desktop cleans its disk with virt-sysprep, which boots libguestfs'
+  # appliance. It is made once (fixed) from the host's kernel, or from the unpacked one
+  # when the host has none; supermin then also wants a /lib/modules, given in a private
+  # mount namespace only. The service user runs it without root. (Made under software
+  # emulation: the appliance hangs under the KVM of some machines; it is made once.)
+  local dir="$VDI_DATA_DIR/guestfs-appliance"
+  [ -s "$dir/root" ] && [ -s "$dir/kernel" ] && return 0
+  say "Making libguestfs' appliance in $dir (once)"
+  local kdir="${VDI_KERNEL_DIR:-$VDI_DATA_DIR/kernel}" kver
+  kver=$(ls "$kdir/lib/modules" | head -n1)
+  rm -rf "$dir.partial"
+  if compgen -G "/boot/vmlinuz-*" >/dev/null && [ -d /lib/modules ]; then
+    LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg libguestfs-make-fixed-appliance "$dir.partial"
+  else
+    depmod -b "$kdir" "$kver"
+    local overlay; overlay=$(mktemp -d); mkdir -p "$overlay/upper/modules" "$overlay/work"
+    SUPERMIN_KERNEL="$kdir/boot/vmlinuz-$kver" SUPERMIN_MODULES="$kdir/lib/modules/$kver" \
+    SUPERMIN_KERNEL_VERSION="$kver" LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg \
+      unshare -m --propagation private sh -c '
+        [ -e /lib/modules ] || mount -t overlay overlay \
+          -o "lowerdir=/usr/lib,upperdir=$0/upper,workdir=$0/work" /usr/lib
+        exec libguestfs-make-fixed-appliance "$1"' "$overlay" "$dir.partial"
+    rm -rf "$overlay"
+  fi
+  chmod -R a+rX "$dir.partial"
+  mv "$dir.partial" "$dir"
 }
 
 install_python() {
@@ -237,6 +267,7 @@ common_setup() {
   prepare_service_user
   prepare_data_dir
   unpack_kernel
+  prepare_guestfs
   install_python
   install_frontend
   start_services

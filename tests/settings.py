@@ -16,6 +16,7 @@ os.environ.setdefault("VDI_ALLOWED_ORIGINS", "http://localhost,http://localhost:
 os.environ.setdefault("VDI_REDIS_KEY_PREFIX", "vditest")
 os.environ.setdefault("VDI_DEMO_DESKTOP_IMAGE", "false")
 os.environ.setdefault("VDI_IMAGE_CACHE_DIR", f"{_main_data}/cache")  # built images, shared
+os.environ.setdefault("VDI_GUESTFS_APPLIANCE_DIR", f"{_main_data}/guestfs-appliance")
 
 from portal.settings import *  # noqa: E402,F403
 

@@ -33,21 +33,40 @@ class DesktopLike(Protocol):
     @property
     def pool(self) -> Any: ...
 
+    @property
+    def is_install(self) -> bool: ...
+
 
 # A rule returns why the action can't be done to this desktop, or None when it can.
 Rule = Callable[[DesktopLike], str | None]
 
 
+def _persistent(desktop: DesktopLike) -> bool:
+    return desktop.pool is not None and bool(desktop.pool.is_persistent)
+
+
 def _persistent_is_not_released(desktop: DesktopLike) -> str | None:
-    if desktop.pool.is_persistent:
+    if _persistent(desktop):
         return ("A persistent desktop keeps its user's data: it can't be released to someone "
                 "else. Delete it to give up the desktop and its data.")
     return None
 
 
 def _automatic_is_released_not_deleted(desktop: DesktopLike) -> str | None:
-    if desktop.pool.is_automatic:
+    if desktop.pool is not None and desktop.pool.is_automatic:
         return "Desktops of an automatic pool are released, not deleted."
+    return None
+
+
+def _from_an_image(desktop: DesktopLike) -> str | None:
+    if desktop.is_install:
+        return "An install desktop has no image to go back to: delete it, or publish it."
+    return None
+
+
+def _installs_only(desktop: DesktopLike) -> str | None:
+    if not desktop.is_install:
+        return "Only an install desktop is published as an image."
     return None
 
 
@@ -66,6 +85,7 @@ class DesktopAction:
     gives_back: bool = False  # the desktop leaves its owner at the claim
     rules: tuple[Rule, ...] = ()  # hold for everyone
     owner_rules: tuple[Rule, ...] = ()  # hold when an owner asks without the permission
+    fails_to: S = S.ERROR  # where a failure leaves the desktop
 
     @property
     def codename(self) -> str:
@@ -76,7 +96,7 @@ class DesktopAction:
         return f"desktop.{self.name}"
 
     def confirmation(self, desktop: DesktopLike) -> str:
-        persistent = desktop.pool.is_persistent
+        persistent = _persistent(desktop)
         return self.confirm.format(
             data="Your data disk (/data) is kept." if persistent else "",
             data_delete="Its data disk and your files on it are deleted too. " if persistent
@@ -117,17 +137,21 @@ RESET = DesktopAction(
     permission="vdi.reset_desktop",
     confirm="Reset to the golden image? Everything on the system disk is lost: installed "
             "programs and files outside the data disk. {data}",
-    admin_label="Reset selected desktops to the golden image")
+    admin_label="Reset selected desktops to the golden image", rules=(_from_an_image,))
 RELEASE = DesktopAction(
     "release", "Release", _ANY_SETTLED, S.RESETTING, S.RUNNING, ends_consoles=True,
     permission="vdi.release_desktop", gives_back=True,
     confirm="Give this desktop back to the pool? It is reset to the golden image: everything "
             "you did on it is lost.",
     admin_label="Force release (reset to the image, back to the pool)",
-    rules=(_persistent_is_not_released,))
+    rules=(_persistent_is_not_released, _from_an_image))
+PUBLISH = DesktopAction(
+    "publish", "Publish", frozenset({S.RUNNING, S.STOPPED}), S.PUBLISHING, S.STOPPED,
+    ends_consoles=True, permission="vdi.publish_desktop", self_service=False,
+    rules=(_installs_only,), fails_to=S.STOPPED)  # it works on a copy: the desktop is intact
 
 ACTIONS: dict[str, DesktopAction] = {
-    a.name: a for a in (PROVISION, START, STOP, RESTART, DELETE, RESET, RELEASE)
+    a.name: a for a in (PROVISION, START, STOP, RESTART, DELETE, RESET, RELEASE, PUBLISH)
 }
 # What people can ask for (provisioning is the system's own, through a claim or a pool).
 REQUESTABLE: tuple[DesktopAction, ...] = tuple(a for a in ACTIONS.values() if a.admin_label)

@@ -32,10 +32,11 @@ class PoolOperatorBackend(BaseBackend):
     def has_perm(self, user_obj: Any, perm: str, obj: Any = None) -> bool:
         if obj is None or perm not in OPERATOR_PERMISSIONS or not user_obj.is_active:
             return False
+        pool_id: int | None = None
         if isinstance(obj, Pool):
             pool_id = obj.pk
         elif isinstance(obj, Desktop):
-            pool_id = obj.pool_id
-        else:
+            pool_id = obj.pool_id  # None for an install desktop: no pool operator's
+        if pool_id is None:
             return False
         return pool_id in operated_pool_ids(user_obj)

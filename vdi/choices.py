@@ -25,6 +25,7 @@ class DesktopStatus(models.TextChoices):
     RESTARTING = "restarting", "restarting"
     RESETTING = "resetting", "resetting to the golden image"
     DELETING = "deleting", "deleting"
+    PUBLISHING = "publishing", "publishing as an image"
     ERROR = "error", "error"
 
 
@@ -36,6 +37,7 @@ TRANSITIONAL_STATUSES = frozenset(
         DesktopStatus.RESTARTING,
         DesktopStatus.RESETTING,
         DesktopStatus.DELETING,
+        DesktopStatus.PUBLISHING,
     }
 )
 
@@ -89,4 +91,3 @@ class ImageOperation(models.TextChoices):
 
     BUILD = "build_image", "build an image"
     IMPORT = "import_image", "import an image"
-    PUBLISH = "publish_image", "publish a desktop as an image"

@@ -37,13 +37,14 @@ def console_page(request: HttpRequest, pk: int) -> HttpResponse:
     desktop, mode = _console_desktop(request, pk)
     pool = desktop.pool
     session_end = None
-    if pool.max_session_minutes and desktop.assigned_at:
+    if pool is not None and pool.max_session_minutes and desktop.assigned_at:
         session_end = desktop.assigned_at + timedelta(minutes=pool.max_session_minutes)
     context = {
         "desktop": desktop,
         "session_end": session_end,
-        "idle_minutes": pool.idle_minutes if desktop.owner_id else 0,
-        "after_idle": "stopped" if pool.is_persistent else "given back to the pool",
+        "idle_minutes": pool.idle_minutes if pool is not None and desktop.owner_id else 0,
+        "after_idle": "stopped" if pool is None or pool.is_persistent
+        else "given back to the pool",
         "explanations": {int(code): text for code, text in EXPLANATIONS.items()},
         "subprotocol": SUBPROTOCOL,
         "ticket_prefix": TICKET_PREFIX,

@@ -69,7 +69,7 @@ def archive(desktop_id: int, status: S) -> bool:
     ``DeletedDesktop`` in words and leaves the table, so it pins no pool, host or version."""
     with transaction.atomic():
         rows = Desktop.objects.filter(pk=desktop_id, status=status).select_related(
-            "pool", "host", "image_version__image", "owner")
+            "pool", "host", "image_version__image", "owner", "install_media")
         if connection.vendor == "postgresql":
             rows = rows.select_for_update(of=("self",))
         desktop = rows.first()
@@ -77,8 +77,8 @@ def archive(desktop_id: int, status: S) -> bool:
             return False
         DeletedDesktop.objects.create(
             desktop_id=desktop.pk, name=str(desktop), domain_name=desktop.domain_name,
-            pool_name=desktop.pool.name, host_name=desktop.host.name,
-            image_version=str(desktop.image_version),
+            pool_name=desktop.pool.name if desktop.pool else "", host_name=desktop.host.name,
+            image_version=str(desktop.image_version or f"installing {desktop.install_media}"),
             owner_name=desktop.owner.get_username() if desktop.owner else "",
             created_at=desktop.created_at)
         desktop.delete()
@@ -87,5 +87,5 @@ def archive(desktop_id: int, status: S) -> bool:
 
 def fail(desktop_id: int, action: str, error: str, detail: str = "") -> bool:
     spec = actions.get(action)
-    return compare_and_set(desktop_id, {spec.claims}, S.ERROR, error=error[:4000],
+    return compare_and_set(desktop_id, {spec.claims}, spec.fails_to, error=error[:4000],
                            detail=detail[:4000])

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -31,7 +32,7 @@ def _desktop_rows(request: HttpRequest) -> list[dict[str, Any]]:
     now = timezone.now()
     desktops = with_console_activity(
         Desktop.objects.filter(owner_id=request.user.pk)
-        .select_related("pool", "host", "image_version__image"), now,
+        .select_related("pool", "host", "image_version__image", "install_media"), now,
     ).prefetch_related("operations")
     rows = []
     for desktop in desktops:
@@ -45,8 +46,16 @@ def _desktop_rows(request: HttpRequest) -> list[dict[str, Any]]:
             "deadline": deadline,
             "minutes_left": max(0, int((deadline.at - now).total_seconds() // 60))
             if deadline else None,
+            "publish_url": _publish_url(request, desktop),
         })
     return rows
+
+
+def _publish_url(request: HttpRequest, desktop: Desktop) -> str:
+    """Where an install desktop is published, for those who may and when it can be."""
+    can = (desktop.is_install and desktop.status in actions.PUBLISH.allowed_from
+           and access.holds(request.user, actions.PUBLISH.permission, desktop))
+    return reverse("admin:vdi_desktop_publish", args=[desktop.pk]) if can else ""
 
 
 def _pool_cards(request: HttpRequest, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

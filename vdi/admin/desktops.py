@@ -3,6 +3,7 @@ sessions and operations."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django import forms
@@ -12,12 +13,13 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from vdi import actions as desktop_actions
 from vdi.actions import DesktopAction
 from vdi.admin.base import PoolScopedAdmin, address
+from vdi.admin.media import publish_view
 from vdi.models import ConsoleSession, DeletedDesktop, Desktop, Operation
 from vdi.services.access import holds
 from vdi.services.desktops import hand_over, request_action
@@ -93,7 +95,9 @@ class DesktopAdmin(PoolScopedAdmin):
                     "console_link", "updated_at")
     list_filter = ("status", "pool", "host", ("owner", admin.EmptyFieldListFilter))
     search_fields = ("domain_name", "owner__username")
-    readonly_fields = ("owner", "pool", "host", "image_version", "domain_name", "domain_uuid",
+    readonly_fields = ("owner", "pool", "host", "image_version", "install_media",
+                       "install_profile", "install_disk_gib", "publish_link", "domain_name",
+                       "domain_uuid",
                        "disk_path", "data_disk_path", "assigned_at", "pristine",
                        "serial_log_path", "vcpus", "memory_mib", "status", "last_error",
                        "error_detail", "vnc_host", "vnc_port", "vnc_socket", "mac_address",
@@ -101,6 +105,18 @@ class DesktopAdmin(PoolScopedAdmin):
                        "console_error_at", "created_at", "updated_at", "status_changed_at")
     actions = [*(_desktop_action(a) for a in desktop_actions.REQUESTABLE), hand_over_desktops]
     inlines = [OperationInline]
+
+    def get_urls(self) -> list[URLPattern]:
+        publish = self.admin_site.admin_view(partial(publish_view, self))
+        return [path("<int:pk>/publish/", publish, name="vdi_desktop_publish"),
+                *super().get_urls()]
+
+    @admin.display(description="publish")
+    def publish_link(self, obj: Desktop) -> str:
+        if not obj.is_install:
+            return "—"
+        return format_html('<a href="{}">Publish as an image…</a>',
+                           reverse("admin:vdi_desktop_publish", args=[obj.pk]))
 
     @admin.display(description="console")
     def console_link(self, obj: Desktop) -> str:

@@ -12,9 +12,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from vdi.hypervisor import disks
+from vdi.hypervisor import disks, sysprep
 from vdi.hypervisor.errors import HypervisorError
 
 QUARANTINE = "quarantine"
@@ -88,6 +89,21 @@ class LocalFiles:
                     raise HypervisorError(f"seed {path}: {command[0]}: {detail}") from None
             os.chmod(partial, 0o644)
             partial.rename(path)
+
+    def create_blank_disk(self, path: Path, size_gib: int) -> None:
+        """An empty qcow2 (an install desktop's system disk)."""
+        disks.create_blank(path, size_gib * 1024**3)
+
+    def flatten(self, source: Path, target: Path, progress: Callable[[float], None]) -> None:
+        """A standalone copy of the qcow2 ``source`` (no backing file), the guest's disk left
+        as it is; ``target`` must not exist."""
+        if target.exists():
+            raise HypervisorError(f"copy of {source}: {target} already exists")
+        disks.convert_with_progress(source, "qcow2", target, progress)
+
+    def sysprep(self, disk: Path, appliance: Path | None, force_tcg: bool) -> None:
+        """Clean a guest's disk for cloning (``vdi.hypervisor.sysprep``)."""
+        sysprep.sysprep(disk, appliance, force_tcg)
 
     def create_data_disk(self, path: Path, size_gib: int, label: str = "vdi-data") -> None:
         """An empty ext4 file system as qcow2 (any Linux guest mounts it at once)."""

@@ -5,11 +5,13 @@ from vdi.models.console import ConsoleSession, ConsoleTicket
 from vdi.models.desktops import DeletedDesktop, Desktop
 from vdi.models.hosts import Host
 from vdi.models.images import GoldenImage, ImageVersion
+from vdi.models.media import InstallMedia
 from vdi.models.operations import Operation
 from vdi.models.pools import Pool, UserQuota
 from vdi.models.reconcile import ReconcileRun, Stray
 
 __all__ = [
     "AuditEvent", "ConsoleSession", "ConsoleTicket", "DeletedDesktop", "Desktop", "GoldenImage",
-    "Host", "ImageVersion", "Operation", "Pool", "ReconcileRun", "Stray", "UserQuota",
+    "Host", "ImageVersion", "InstallMedia", "Operation", "Pool", "ReconcileRun", "Stray",
+    "UserQuota",
 ]

@@ -7,9 +7,10 @@ from django.conf import settings
 from django.db import models
 
 from vdi.actions import custom_permissions
-from vdi.choices import TRANSITIONAL_STATUSES, DesktopStatus
+from vdi.choices import TRANSITIONAL_STATUSES, DesktopStatus, Profile
 from vdi.models.hosts import Host
 from vdi.models.images import ImageVersion
+from vdi.models.media import InstallMedia
 from vdi.models.pools import Pool
 
 
@@ -26,6 +27,10 @@ def new_vnc_password() -> str:
 class Desktop(models.Model):
     """A guest cloned from an image version. ``status`` moves only through ``vdi.state``.
 
+    An install desktop has no pool and no image version: a blank disk and an installer ISO
+    (``install_media``) on its CD-ROM, booted CD first; its owner installs through the console
+    and publishes the disk as a new image version.
+
     A deleted desktop leaves this table (its row would pin its pool, host and image version):
     ``DeletedDesktop`` keeps what it was, in words, for the history's retention period.
     """
@@ -34,11 +39,20 @@ class Desktop(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="desktops",
     )
-    pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="desktops")
+    pool = models.ForeignKey(Pool, null=True, blank=True, on_delete=models.PROTECT,
+                             related_name="desktops")
     host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="desktops")
     image_version = models.ForeignKey(
-        ImageVersion, on_delete=models.PROTECT, related_name="desktops"
+        ImageVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="desktops"
     )
+    install_media = models.ForeignKey(
+        InstallMedia, null=True, blank=True, on_delete=models.PROTECT, related_name="desktops",
+        help_text="An install desktop's installer ISO (on its CD-ROM, booted first).")
+    install_profile = models.CharField(
+        max_length=16, choices=Profile.choices, blank=True,
+        help_text="An install desktop's virtual hardware (others take their image's).")
+    install_disk_gib = models.PositiveIntegerField(
+        null=True, blank=True, help_text="An install desktop's blank disk, in GiB.")
     domain_name = models.CharField(max_length=100, unique=True, editable=False)
     domain_uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     disk_path = models.CharField(max_length=500, editable=False)
@@ -94,12 +108,36 @@ class Desktop(models.Model):
     class Meta:
         ordering = ["-created_at"]
         permissions = custom_permissions()
-        constraints = [models.UniqueConstraint(
-            fields=["mac_address"], condition=~models.Q(mac_address=""),
-            name="one_desktop_per_mac")]
+        constraints = [
+            models.UniqueConstraint(fields=["mac_address"], condition=~models.Q(mac_address=""),
+                                    name="one_desktop_per_mac"),
+            models.CheckConstraint(
+                condition=(models.Q(pool__isnull=False, image_version__isnull=False,
+                                    install_media__isnull=True)
+                           | (models.Q(pool__isnull=True, image_version__isnull=True,
+                                       install_media__isnull=False, install_disk_gib__gt=0)
+                              & ~models.Q(install_profile=""))),
+                name="from_an_image_or_installing"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.pool.name} #{self.pk}" if self.pool_id else self.domain_name
+        if self.pool is not None:
+            return f"{self.pool.name} #{self.pk}"
+        if self.install_media_id is not None:
+            return f"Install #{self.pk}"
+        return self.domain_name
+
+    @property
+    def is_install(self) -> bool:
+        """An install desktop (an installer ISO, no pool, no image)."""
+        return self.install_media_id is not None
+
+    @property
+    def profile(self) -> str:
+        """Its virtual hardware: its image version's, or what its installer was given."""
+        if self.image_version is not None:
+            return self.image_version.profile
+        return self.install_profile
 
     @property
     def is_transitional(self) -> bool:

@@ -32,6 +32,8 @@ class Operation(models.Model):
     error = models.TextField(blank=True, help_text="How it failed, in words.")
     detail = models.TextField(blank=True, help_text="The raw cause of the last failure or "
                               "retry, for operators.")
+    params = models.JSONField(default=dict, blank=True,
+                              help_text="What the request asked for (a publish's image name...).")
     waiting_since = models.DateTimeField(
         null=True, blank=True, help_text="Since when it waits for its host to come back.")
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -14,7 +14,7 @@ from vdi.actions import CONSOLE, SHADOW, DesktopAction
 from vdi.models import Desktop, Pool
 
 __all__ = ["Account", "ConsoleMode", "Standing", "User", "can_see_desktop", "can_use_pool",
-           "console_mode", "entitled_pools", "holds", "standing"]
+           "console_mode", "entitled_pools", "holds", "owner_may_keep", "standing"]
 
 User = Account | AnonymousUser
 
@@ -57,6 +57,14 @@ def entitled_pools(user: User) -> QuerySet[Pool]:
 
 def can_use_pool(user: User, pool: Pool) -> bool:
     return entitled_pools(user).filter(pk=pool.pk).exists()
+
+
+def owner_may_keep(user: User, desktop: Desktop) -> bool:
+    """The owner may still use ``desktop``: its pool is granted to them (an install desktop:
+    they may still install from media)."""
+    if desktop.pool is None:
+        return holds(user, "vdi.install_from_media")
+    return can_use_pool(user, desktop.pool)
 
 
 def can_see_desktop(user: User, desktop: Desktop) -> bool:

@@ -32,7 +32,7 @@ def account_closed(user: Account, why: str) -> None:
     user_id = user.pk
     transaction.on_commit(lambda: close_user_consoles(user_id, CloseCode.ACCOUNT_CLOSED, why))
     for desktop in Desktop.objects.filter(owner=user).select_related("pool", "host"):
-        if desktop.pool.is_persistent:
+        if desktop.pool is None or desktop.pool.is_persistent:  # theirs, or an installation
             name = "stop" if desktop.status == DesktopStatus.RUNNING else ""
         else:
             name = "release"

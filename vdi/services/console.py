@@ -172,7 +172,7 @@ def still_allowed(target: ConsoleTarget, user_id: int, session_key: str | None
         return Refusal(CloseCode.DESKTOP_STOPPED, "the desktop stopped")
     if target.as_owner and desktop.owner_id != user_id:
         return Refusal(CloseCode.HANDED_OVER, "the desktop changed hands")
-    if target.as_owner and not access.can_use_pool(user, desktop.pool):
+    if target.as_owner and not access.owner_may_keep(user, desktop):
         return Refusal(CloseCode.ACCESS_REVOKED, "the pool is no longer granted")
     mode = access.console_mode(user, desktop)
     if mode is None or (mode is ConsoleMode.VIEW_ONLY and not target.view_only):

@@ -45,7 +45,7 @@ class Offer:
     confirm: str
 
 
-def _enqueue(desktop: Desktop, operation: Operation) -> None:
+def enqueue_operation(desktop: Desktop, operation: Operation) -> None:
     queue = desktop.host.queue
     transaction.on_commit(lambda: publish(desktop.pk, operation.pk, operation.kind, queue))
 
@@ -63,12 +63,14 @@ def publish(desktop_id: int, operation_id: int, action: str, queue: str) -> None
             finished_at=timezone.now())
 
 
-def _operation(action: DesktopAction, desktop: Desktop, actor: User | None) -> Operation:
+def new_operation(action: DesktopAction, desktop: Desktop, actor: User | None,
+               params: dict[str, Any] | None = None) -> Operation:
     return Operation.objects.create(
         kind=action.name,
         desktop=desktop,
         target=str(desktop),
         requested_by=actor if isinstance(actor, Account) else None,
+        params=params or {},
     )
 
 
@@ -102,11 +104,11 @@ def new_desktop(
             memory_mib=pool.memory_mib,
             assigned_at=timezone.now() if owner is not None else None,
         )
-        operation = _operation(PROVISION, desktop, actor)
+        operation = new_operation(PROVISION, desktop, actor)
         audit.record(actor, "desktop.create", desktop, source_address, pool=pool.name,
                      host=host.name, image_version=str(version),
                      owner=owner.get_username() if owner else "")
-        _enqueue(desktop, operation)
+        enqueue_operation(desktop, operation)
     return desktop
 
 
@@ -121,20 +123,21 @@ def create_desktop(user: User, pool: Pool, source_address: str | None = None) ->
 
 def perform(
     desktop: Desktop, name: str, actor: User | None, source_address: str | None = None,
-    **details: Any,
+    params: dict[str, Any] | None = None, **details: Any,
 ) -> Operation:
     """Claim ``desktop`` for the action ``name`` and enqueue the work (no access check).
+    ``params`` go to the worker's step (on the Operation), ``details`` to the audit trail.
 
     Raises ServiceError when a rule of the action refuses, TransitionRefused when the
     desktop's state does not allow it.
     """
     return _perform(desktop, actions.get(name), actor, source_address, as_owner=False,
-                    **details)
+                    params=params, **details)
 
 
 def _perform(
     desktop: Desktop, action: DesktopAction, actor: User | None, source_address: str | None,
-    *, as_owner: bool, **details: Any,
+    *, as_owner: bool, params: dict[str, Any] | None = None, **details: Any,
 ) -> Operation:
     reason = action.refusal(desktop, as_owner=as_owner)
     if reason is not None:
@@ -149,9 +152,9 @@ def _perform(
                          if action.gives_back else
                          (CloseCode.DESKTOP_STOPPED, f"the desktop is going to {action.name}"))
             transaction.on_commit(lambda: close_consoles(desktop.pk, code, why))
-        operation = _operation(action, desktop, actor)
+        operation = new_operation(action, desktop, actor, params)
         audit.record(actor, action.audit_action, desktop, source_address, **details)
-        _enqueue(desktop, operation)
+        enqueue_operation(desktop, operation)
     return operation
 
 
@@ -195,7 +198,7 @@ def hand_over(actor: User, desktop: Desktop, new_owner: Account,
     A non-persistent desktop is never handed on: it is released (reset) and claimed."""
     if not access.holds(actor, actions.HANDOVER, desktop):
         raise AccessDenied("You may not hand this desktop over.")
-    if not desktop.pool.is_persistent:
+    if desktop.pool is None or not desktop.pool.is_persistent:
         raise ServiceError("Only a persistent desktop is handed over with its data; release "
                            "a non-persistent one (it is reset) and let the person claim one.")
     if desktop.owner_id == new_owner.pk:

@@ -47,8 +47,8 @@ def deadline_for(desktop: Desktop, now: datetime) -> Deadline | None:
     ``desktop`` must come from ``with_console_activity``.
     """
     pool = desktop.pool
-    if desktop.owner_id is None or desktop.assigned_at is None:
-        return None
+    if pool is None or desktop.owner_id is None or desktop.assigned_at is None:
+        return None  # unclaimed, or an install desktop (no pool policies)
     if desktop.status != DesktopStatus.RUNNING:
         return None
     action = "stop" if pool.is_persistent else "release"

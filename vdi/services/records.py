@@ -1,5 +1,6 @@
-"""Administrators' plain edits of records (hosts, images, pools, quotas): saved and deleted
-here, so the audit row and the clean-up of files hold whatever page made the change.
+"""Administrators' plain edits of records (hosts, images, pools, quotas, install media): saved
+and deleted here, so the audit row and the clean-up of files hold whatever page made the
+change (an uploaded ISO goes with its record).
 
 Deleting what desktops still use is refused by the PROTECT foreign keys (the admin lists them
 before it asks); an image version's files are removed by a worker once its row is gone.
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import partial
+from pathlib import Path
 
+from django.conf import settings
 from django.db import models, transaction
 
 from vdi import task_names
-from vdi.models import ImageVersion
+from vdi.models import ImageVersion, InstallMedia
 from vdi.services import audit, dispatch
 from vdi.services.access import User
 
@@ -37,11 +40,19 @@ def delete(actor: User | None, objects: Iterable[models.Model],
             audit.record(actor, f"{obj._meta.model_name}.delete", obj, source_address)
             files = version_files(obj) if isinstance(obj, ImageVersion) else ()
             obj.delete()
+            if isinstance(obj, InstallMedia) and obj.uploaded:
+                transaction.on_commit(partial(remove_uploaded, Path(obj.path)))
             if files:
                 transaction.on_commit(partial(
                     dispatch.send, task_names.REMOVE_VERSION_FILES, (list(files),), FILES_QUEUE))
             count += 1
     return count
+
+
+def remove_uploaded(path: Path) -> None:
+    """An uploaded ISO goes with its record (only ever a file in ``VDI_MEDIA_DIR``)."""
+    if path.parent.resolve() == settings.MEDIA_DIR.resolve():
+        path.unlink(missing_ok=True)
 
 
 def version_files(version: ImageVersion) -> tuple[str, ...]:

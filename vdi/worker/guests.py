@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 def _ready(desktop: Desktop) -> tuple[bool, dict[str, object]]:
     driver = driver_for(desktop.host)
-    readiness = desktop.image_version.readiness
+    version = desktop.image_version
+    readiness = version.readiness if version is not None else Readiness.NONE  # installing
     if readiness == Readiness.SERIAL:
         return driver.files.contains(Path(desktop.serial_log_path), READY_MARKER), {}
     if readiness == Readiness.AGENT:
@@ -41,7 +42,7 @@ def _ready(desktop: Desktop) -> tuple[bool, dict[str, object]]:
 
 
 def _session_runs(desktop: Desktop) -> bool:
-    process = desktop.image_version.session_process
+    process = desktop.image_version.session_process if desktop.image_version else ""
     if not process:
         return True
     found = driver_for(desktop.host).agent.run(desktop.domain_name, "pgrep", ["-x", process])
@@ -76,7 +77,8 @@ def check(desktop_id: int) -> str:
 
 def refresh_facts(desktop: Desktop) -> None:
     """Ask a running agent image again (addresses and users change)."""
-    if desktop.image_version.readiness != Readiness.AGENT or desktop.guest_ready_at is None:
+    version = desktop.image_version
+    if version is None or version.readiness != Readiness.AGENT or desktop.guest_ready_at is None:
         return
     try:
         facts = driver_for(desktop.host).agent.facts(desktop.domain_name)

@@ -17,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 from vdi import actions, state, task_names
-from vdi.choices import Profile, Readiness
+from vdi.choices import Readiness
 from vdi.hypervisor import HypervisorError, Shutdown, VncEndpoint
 from vdi.models import Desktop
 from vdi.models.desktops import new_vnc_password
@@ -25,7 +25,7 @@ from vdi.services import dispatch
 from vdi.worker import operations
 from vdi.worker.faults import crash_point
 from vdi.worker.hosts import driver_for
-from vdi.worker.specs import domain_spec, hostname, network_of, seed_path
+from vdi.worker.specs import domain_spec, has_seed, hostname, network_of, seed_path
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,17 @@ def _ensure_domain(desktop: Desktop, operation_id: int, new: bool = False) -> No
     """The desktop's disk and domain exist afterwards (creating whichever is missing)."""
     driver = driver_for(desktop.host)
     disk = Path(desktop.disk_path)
-    if not driver.files.exists(disk):
+    if not driver.files.exists(disk) and desktop.image_version is not None:
         operations.progress(operation_id, 20, "cloning the image (linked clone)")
         crash_point("clone")
         driver.clone_disk(Path(desktop.image_version.disk_path), disk)
+    elif not driver.files.exists(disk) and desktop.install_disk_gib:
+        if not new:  # an installation in progress is somebody's work
+            raise StepRefused(
+                "The install desktop's disk is missing, so it was not started.",
+                f"the install disk {disk} is missing; delete the install desktop")
+        operations.progress(operation_id, 20, "creating the blank disk to install on")
+        driver.files.create_blank_disk(disk, desktop.install_disk_gib)
     data = Path(desktop.data_disk_path) if desktop.data_disk_path else None
     if data is not None and not driver.files.exists(data):
         if not new:  # never paper over lost user data with an empty disk
@@ -75,6 +82,7 @@ def _ensure_domain(desktop: Desktop, operation_id: int, new: bool = False) -> No
                 "quarantine) or delete the desktop")
         operations.progress(operation_id, 35, "creating the user's data disk")
         crash_point("data-disk")
+        assert desktop.pool is not None  # data disks are a pool's
         driver.files.create_data_disk(data, desktop.pool.data_disk_gib)
     operations.progress(operation_id, 50, "defining the virtual machine")
     crash_point("define")
@@ -89,6 +97,11 @@ def _provision(desktop: Desktop, operation_id: int) -> None:
 @step("start")
 def _start(desktop: Desktop, operation_id: int) -> None:
     _boot(desktop, operation_id)
+
+
+def uses_agent(desktop: Desktop) -> bool:
+    version = desktop.image_version
+    return version is not None and version.readiness == Readiness.AGENT
 
 
 def _give_password(desktop: Desktop) -> None:
@@ -106,7 +119,7 @@ def _prepare_host(desktop: Desktop) -> None:
     network = network_of(desktop.pool)
     if network is not None:
         driver.ensure_network(network)
-    if desktop.image_version.profile == Profile.LINUX_DESKTOP:
+    if has_seed(desktop):
         driver.files.create_seed(seed_path(desktop), hostname(desktop), str(desktop.domain_uuid))
     driver.files.prepare_log(Path(desktop.serial_log_path))
 
@@ -145,7 +158,7 @@ def _stop(desktop: Desktop, operation_id: int) -> None:
     operations.progress(operation_id, 30, "asking the guest to shut down")
     how = driver_for(desktop.host).shutdown(
         desktop.domain_name, settings.SHUTDOWN_TIMEOUT,
-        agent=desktop.image_version.readiness == Readiness.AGENT)
+        agent=uses_agent(desktop))
     if how == Shutdown.AGENT:
         operations.progress(operation_id, 90, "shut down by its guest agent (it ignored ACPI)")
     elif how == Shutdown.POWER_OFF:
@@ -179,6 +192,7 @@ def _reset(desktop: Desktop, operation_id: int) -> None:
     crash_point("power-off")
     driver = driver_for(desktop.host)
     driver.undefine(desktop.domain_name, (Path(desktop.disk_path),))
+    assert desktop.pool is not None  # install desktops are not reset (their action's rule)
     version = desktop.pool.image.latest_ready_version()
     if version is not None and version.pk != desktop.image_version_id:
         Desktop.objects.filter(pk=desktop.pk).update(image_version=version)
@@ -207,7 +221,7 @@ def execute(action: str, desktop_id: int, operation_id: int) -> str:
     Raises HypervisorError only to be retried: the error is retryable and the operation may
     try again (``operations.may_retry``).
     """
-    desktop = (Desktop.objects.select_related("host", "image_version", "pool")
+    desktop = (Desktop.objects.select_related("host", "image_version", "pool", "install_media")
                .filter(pk=desktop_id).first())
     if desktop is None:  # a late redelivery, after the desktop was deleted
         log.warning("%s of desktop %s skipped: no such desktop", action, desktop_id)
@@ -268,3 +282,7 @@ def _failed(action: str, desktop: Desktop, operation_id: int, words: str, detail
     state.fail(desktop.pk, action, words, detail)
     operations.finish(operation_id, error=words, detail=detail)
     return "failed"
+
+
+# Steps that live in modules of their own register themselves on import.
+from vdi.worker import publishing  # noqa: E402,F401

@@ -20,29 +20,42 @@ def seed_path(desktop: Desktop) -> Path:
 
 def hostname(desktop: Desktop) -> str:
     """A unique host name a desktop takes at its first boot (from its seed)."""
-    return f"{slugify(desktop.pool.name)[:40] or 'desktop'}-{desktop.pk}"
+    name = desktop.pool.name if desktop.pool is not None else "install"
+    return f"{slugify(name)[:40] or 'desktop'}-{desktop.pk}"
+
+
+def has_seed(desktop: Desktop) -> bool:
+    """Linux desktops from an image get a cloud-init seed (install desktops: the installer)."""
+    return desktop.profile == Profile.LINUX_DESKTOP and not desktop.is_install
 
 
 def disks_of(desktop: Desktop) -> tuple[DiskSpec, ...]:
-    windows = desktop.image_version.profile == Profile.WINDOWS
+    """System disk, data disk, seed; an install desktop's installer ISO on a SATA CD-ROM
+    (q35 has no IDE; every installer knows SATA)."""
+    windows = desktop.profile == Profile.WINDOWS
     bus, prefix = ("sata", "sd") if windows else ("virtio", "vd")
     disks = [DiskSpec(Path(desktop.disk_path), f"{prefix}a", bus=bus)]
     if desktop.data_disk_path:
         disks.append(DiskSpec(Path(desktop.data_disk_path), f"{prefix}b", bus=bus))
-    if desktop.image_version.profile == Profile.LINUX_DESKTOP:
+    if has_seed(desktop):
         disks.append(DiskSpec(seed_path(desktop), "vdc", read_only=True, format="raw"))
+    if desktop.install_media is not None:
+        disks.append(DiskSpec(Path(desktop.install_media.path), "sdb" if windows else "sda",
+                              bus="sata", device="cdrom", format="raw"))
     return tuple(disks)
 
 
-def network_of(pool: Pool) -> NetworkSpec | None:
+def network_of(pool: Pool | None) -> NetworkSpec | None:
     """The network the worker makes on the host for the pool (isolated pools only)."""
-    return pool_network(pool.pk) if pool.network_mode == NetworkMode.ISOLATED else None
+    if pool is None or pool.network_mode != NetworkMode.ISOLATED:
+        return None
+    return pool_network(pool.pk)
 
 
 def nics_of(desktop: Desktop) -> tuple[NicSpec, ...]:
     pool = desktop.pool
-    model = "e1000e" if desktop.image_version.profile == Profile.WINDOWS else "virtio"
-    if pool.network_mode == NetworkMode.NONE or not desktop.mac_address:
+    model = "e1000e" if desktop.profile == Profile.WINDOWS else "virtio"
+    if pool is None or pool.network_mode == NetworkMode.NONE or not desktop.mac_address:
         return ()
     if pool.network_mode == NetworkMode.BRIDGE:
         return (NicSpec(desktop.mac_address, bridge=pool.network_name, model=model),)
@@ -61,7 +74,7 @@ def vnc_socket(desktop: Desktop) -> Path | None:
 def domain_spec(desktop: Desktop) -> DomainSpec:
     version = desktop.image_version
     kernel_boot = None
-    if version.kernel_path:
+    if version is not None and version.kernel_path:
         kernel_boot = KernelBoot(
             kernel=Path(version.kernel_path),
             initrd=Path(version.initrd_path) if version.initrd_path else None,
@@ -78,7 +91,8 @@ def domain_spec(desktop: Desktop) -> DomainSpec:
         kernel_boot=kernel_boot,
         vnc_password=desktop.vnc_password or None,
         vnc_socket=vnc_socket(desktop),
-        metadata={"desktop": str(desktop.pk), "pool": str(desktop.pool_id)},
-        profile=MachineProfile(version.profile),
+        metadata={"desktop": str(desktop.pk), "pool": str(desktop.pool_id or "")},
+        profile=MachineProfile(desktop.profile),
         nics=nics_of(desktop),
+        boot=("cdrom", "hd") if desktop.is_install else ("hd",),
     )
