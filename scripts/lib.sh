@@ -95,6 +95,8 @@ prepare_data_dir() {
   chmod 755 "$VDI_DATA_DIR" "$VDI_DATA_DIR"/{images,disks,logs,kernel,cache}
   chown "$SERVICE_USER:$SERVICE_USER" "$VDI_DATA_DIR"/{images,disks,logs,run,cache}
   chmod 750 "$VDI_DATA_DIR/run"
+  # QEMU traverses every image folder (folders made before they were always 0755 too).
+  find "$VDI_DATA_DIR/images" -type d ! -perm -0755 -exec chmod 755 {} +
   install -d -m 700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$VDI_SECRETS_DIR"
   for name in secret_key portal.sqlite3 portal.sqlite3-wal portal.sqlite3-shm demo-credentials.txt; do
     move_legacy_secret "$name"

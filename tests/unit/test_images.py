@@ -48,6 +48,20 @@ def test_register_copies_read_only_and_records_checksum(db, qcow2, image_dir):
     assert AuditEvent.objects.filter(action="image.register").count() == 1
 
 
+def test_folders_qemu_reads_are_open_to_it_under_the_services_private_umask(
+        db, qcow2, image_dir):
+    """The services run with umask 077; QEMU (another user) must still reach a version's
+    disk through its image's folder, and a new desktop's disk through a new storage folder."""
+    old = os.umask(0o077)
+    try:
+        version = register_version("office", VersionFiles(qcow2))
+        overlay = create_overlay(Path(version.disk_path), image_dir.parent / "new" / "d.qcow2")
+    finally:
+        os.umask(old)
+    for folder in (image_dir / "office", image_dir / "office" / "v1", overlay.path.parent):
+        assert folder.stat().st_mode & 0o777 == 0o755, folder
+
+
 def test_the_same_file_twice_is_refused(db, qcow2):
     register_version("office", VersionFiles(qcow2))
     with pytest.raises(ServiceError, match="already registered as office v1"):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vdi.hypervisor.errors import HypervisorError
+from vdi.hypervisor.folders import shared_folder
 from vdi.hypervisor.specs import DiskInfo
 
 QEMU_IMG = "qemu-img"
@@ -67,7 +68,7 @@ def create_overlay(base: Path, path: Path) -> DiskInfo:
         raise HypervisorError(f"clone {base}: base image is missing")
     if path.exists():
         raise HypervisorError(f"clone {base}: {path} already exists")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    shared_folder(path.parent)
     _run(
         ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base), str(path)],
         f"clone {base}",
@@ -80,14 +81,14 @@ def create_blank(path: Path, size_bytes: int) -> DiskInfo:
     """Create an empty qcow2 file of ``size_bytes`` virtual size."""
     if path.exists():
         raise HypervisorError(f"create {path}: already exists")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    shared_folder(path.parent)
     _run(["create", "-q", "-f", "qcow2", str(path), str(size_bytes)], f"create {path}")
     os.chmod(path, 0o660)
     return disk_info(path)
 
 
 def convert_to_qcow2(source: Path, target: Path, source_format: str = "raw") -> DiskInfo:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    shared_folder(target.parent)
     _run(
         ["convert", "-q", "-f", source_format, "-O", "qcow2", str(source), str(target)],
         f"convert {source}",
@@ -140,7 +141,7 @@ def convert_with_progress(source: Path, source_format: str, target: Path,
     if source_format not in IMPORTABLE:
         raise HypervisorError(f"convert {source}: {source_format} files are not imported "
                               f"(only {', '.join(IMPORTABLE)})")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    shared_folder(target.parent)
     command = [QEMU_IMG, "convert", "-p", "-f", source_format, "-O", "qcow2", str(source),
                str(target)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from vdi.hypervisor import disks, sysprep
 from vdi.hypervisor.errors import HypervisorError
+from vdi.hypervisor.folders import shared_folder
 
 QUARANTINE = "quarantine"
 
@@ -61,7 +62,7 @@ class LocalFiles:
     def prepare_log(self, path: Path) -> None:
         """Create the guest's serial log before it boots: virtlogd (root) then appends to a
         file the worker's own user owns and can read, instead of creating a root-only one."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        shared_folder(path.parent)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         os.close(descriptor)
 
@@ -74,7 +75,7 @@ class LocalFiles:
             meta.write_text(f"instance-id: {instance_id}\nlocal-hostname: {hostname}\n")
             user.write_text("#cloud-config\npreserve_hostname: false\n")
             partial = path.with_name(path.name + ".partial")
-            path.parent.mkdir(parents=True, exist_ok=True)
+            shared_folder(path.parent)
             partial.unlink(missing_ok=True)
             with partial.open("wb") as handle:
                 handle.truncate(1024 * 1024)
@@ -109,7 +110,7 @@ class LocalFiles:
         """An empty ext4 file system as qcow2 (any Linux guest mounts it at once)."""
         if path.exists():
             raise HypervisorError(f"data disk {path} already exists")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        shared_folder(path.parent)
         partial = path.with_name(path.name + ".partial")
         partial.unlink(missing_ok=True)
         try:

@@ -31,6 +31,7 @@ from vdi.hypervisor.disks import (
     disk_info,
     sha256_file,
 )
+from vdi.hypervisor.folders import shared_folder
 from vdi.models import GoldenImage, ImageVersion
 from vdi.services import audit
 from vdi.services.access import User
@@ -101,7 +102,7 @@ def _check_files(files: VersionFiles) -> None:
 
 
 def _install(source: Path, target: Path, move: bool) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    shared_folder(target.parent)
     if move:
         shutil.move(source, target)
     else:
@@ -140,7 +141,7 @@ def register_version(
     folder = settings.IMAGE_DIR / name / f"v{number}"
     if folder.exists():
         raise ServiceError(f"{folder} already exists; remove it or pick another name")
-    settings.IMAGE_DIR.mkdir(parents=True, exist_ok=True)
+    shared_folder(settings.IMAGE_DIR)
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=settings.IMAGE_DIR))
     try:
         progress(5, "checking the disk")
@@ -154,7 +155,7 @@ def register_version(
         if duplicate is not None:
             raise ServiceError(f"{files.disk} is already registered as {duplicate}")
         staging.chmod(0o755)
-        folder.parent.mkdir(mode=0o755, exist_ok=True)
+        shared_folder(folder.parent)
         staging.rename(folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

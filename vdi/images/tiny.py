@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vdi.hypervisor import disks
+from vdi.hypervisor.folders import shared_folder
 from vdi.images.cpio import NewcWriter
 
 READY_MARKER = "VDI-GUEST-READY"
@@ -197,7 +198,9 @@ def build_root_disk(target: Path, busybox: Path = BUSYBOX) -> None:
 
 def build_tiny_image(kernel: KernelFiles, out_dir: Path) -> TinyImage:
     """Write disk.qcow2, vmlinuz and initrd.img into ``out_dir`` (which must not exist yet)."""
-    out_dir.mkdir(parents=True)
+    shared_folder(out_dir.parent)
+    out_dir.mkdir()
+    out_dir.chmod(0o755)
     image = TinyImage(
         disk=out_dir / "disk.qcow2",
         kernel=out_dir / "vmlinuz",

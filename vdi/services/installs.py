@@ -23,6 +23,7 @@ from django.db import transaction
 from vdi import actions
 from vdi.actions import PROVISION
 from vdi.choices import Profile, Readiness
+from vdi.hypervisor.folders import shared_folder
 from vdi.models import Desktop, GoldenImage, InstallMedia, Operation
 from vdi.models.desktops import new_vnc_password
 from vdi.models.images import image_name_validator
@@ -99,7 +100,7 @@ def upload_media(actor: User, name: str, chunks: Iterator[bytes], length: int | 
         raise ServiceError(f"the file is {length} bytes; uploads take at most {limit} bytes "
                            "(VDI_MEDIA_UPLOAD_MAX_BYTES): register a path on the host instead")
     folder = settings.MEDIA_DIR
-    folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+    shared_folder(folder)
     target = folder / f"{name}.iso"
     if target.exists():
         raise ServiceError(f"{target} exists already")

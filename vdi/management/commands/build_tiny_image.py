@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from vdi.hypervisor.folders import shared_folder
 from vdi.images.registry import VersionFiles, register_version
 from vdi.images.tiny import build_tiny_image, find_kernel
 from vdi.models import GoldenImage
@@ -38,7 +39,7 @@ class Command(BaseCommand):
             return
         roots = options["kernel_root"] or [settings.KERNEL_DIR, Path("/")]
         kernel = self._find_kernel(roots)
-        settings.IMAGE_DIR.mkdir(parents=True, exist_ok=True)
+        shared_folder(settings.IMAGE_DIR)
         work = Path(tempfile.mkdtemp(prefix=".build-", dir=settings.IMAGE_DIR))
         try:
             built = build_tiny_image(kernel, work / "tiny")
