@@ -122,6 +122,7 @@ def test_a_debian_desktop_on_a_host_with_a_network(
         desktop.refresh_from_db()
         check_the_agent_and_the_network(desktop, pool)
         check_the_graphical_session(desktop, browser, portal, owner, artifacts)
+        check_freeze_and_thaw(desktop)
         check_a_stop_through_the_agent(desktop, owner)
         perform(desktop, "delete", None)
         wait_gone(desktop)
@@ -170,6 +171,19 @@ def check_the_graphical_session(desktop, browser, portal, owner, artifacts) -> N
     taskbar = picture.crop((0, int(height * 0.93), width, height))
     assert len(set(taskbar.get_flattened_data())) > 10, "IceWM's taskbar along the bottom"
     page.close()
+
+
+def check_freeze_and_thaw(desktop: Desktop) -> None:
+    """For consistent snapshots and backups: the agent freezes the file systems and thaws
+    them again."""
+    agent = get_driver(desktop.host.libvirt_uri).agent
+    assert agent.freeze(desktop.domain_name) >= 1
+    try:
+        status = agent.command(desktop.domain_name, "guest-fsfreeze-status")
+        assert status == "frozen"
+    finally:
+        assert agent.thaw(desktop.domain_name) >= 1
+    assert agent.command(desktop.domain_name, "guest-fsfreeze-status") == "thawed"
 
 
 def check_a_stop_through_the_agent(desktop: Desktop, owner) -> None:
