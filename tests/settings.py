@@ -5,7 +5,9 @@ import os
 
 _main_data = os.environ.get("VDI_DATA_DIR", "/var/lib/vdi-portal")
 os.environ.setdefault("VDI_KERNEL_DIR", f"{_main_data}/kernel")
-os.environ["VDI_DATA_DIR"] = os.environ.get("VDI_TEST_DATA_DIR", f"{_main_data}/test")
+# Kept in the environment so that the portal and worker the tests start use the same folders.
+os.environ.setdefault("VDI_TEST_DATA_DIR", f"{_main_data}/test")
+os.environ["VDI_DATA_DIR"] = os.environ["VDI_TEST_DATA_DIR"]
 os.environ["VDI_SECRETS_DIR"] = f"{os.environ['VDI_DATA_DIR']}/secrets"  # never the real ones
 os.environ.setdefault("VDI_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
 os.environ.setdefault("VDI_DOMAIN_PREFIX", "vditest")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser_fixtures import sign_in
 from vdi.models import InstallMedia
@@ -40,7 +41,10 @@ def test_an_iso_uploaded_through_the_admin(browser, portal, admin_user, tmp_path
     page.fill("#media-name", "debian-12")
     page.set_input_files("#media-file", str(iso))
     page.click("input[type=submit]")
-    page.wait_for_url("**/admin/vdi/installmedia/*/change/")
+    try:
+        page.wait_for_url("**/admin/vdi/installmedia/*/change/")
+    except PlaywrightTimeout:
+        pytest.fail(f"the upload did not land: {page.text_content('#upload-status')!r}")
     media = InstallMedia.objects.get(name="debian-12")
     assert (media.volume_id, media.uploaded, media.size_bytes) == (
         "DEBIAN_12", True, iso.stat().st_size)

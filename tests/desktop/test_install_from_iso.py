@@ -6,6 +6,7 @@ machine-id the installer wrote) into a new image version, and a pool's desktop b
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def test_an_installer_iso_becomes_an_image_a_pool_claims_from(
     settings.MEDIA_DIR = Path(settings.DATA_DIR) / "media"
     for stale in settings.MEDIA_DIR.glob("installer*.iso"):
         stale.unlink()
+    published = Path(settings.IMAGE_DIR) / "from-iso"
+    shutil.rmtree(published, ignore_errors=True)  # an earlier run's files (its database is gone)
     iso = make_install_iso(find_kernel(settings.KERNEL_DIR), tmp_path / "installer.iso")
     media = upload_media(admin_user, "installer", iter([iso.read_bytes()]), iso.stat().st_size)
     settings.MEDIA_DIR.chmod(0o755)
@@ -71,3 +74,4 @@ def test_an_installer_iso_becomes_an_image_a_pool_claims_from(
     for done in (desktop, installer):
         perform(Desktop.objects.get(pk=done.pk), "delete", None)
         wait_gone(done)
+    shutil.rmtree(published)

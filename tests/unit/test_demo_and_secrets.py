@@ -93,3 +93,43 @@ def test_password_reset_mail_goes_to_a_private_file_not_the_log(db, owner, secre
     printed = capsys.readouterr()
     assert "reset/key" not in caplog.text + printed.out + printed.err
     assert mode(secrets_dir) == 0o700
+
+
+def test_the_demo_builds_its_debian_desktop_in_the_background(db, secrets_dir, settings):
+    """The first run asks a worker to build the Debian desktop image; the pool's card shows
+    how far it is while the tiny pools work; the next run does not ask again; switched off,
+    it says how to build it."""
+    from django.contrib.auth import get_user_model
+    from django.test import TestCase
+
+    from tests.support import drain, purge
+    from vdi.images.builds import DESKTOP_IMAGE
+    from vdi.models import Operation, Pool
+    from vdi.services.images import IMAGES_QUEUE
+
+    make_version("tiny", "/nonexistent/tiny.qcow2")
+    settings.ADMIN_REQUIRE_2FA, settings.DEMO_DESKTOP_IMAGE = False, True
+    purge(IMAGES_QUEUE)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        out = setup_demo()
+    assert "Building the Debian desktop image in the background" in out
+    pool = Pool.objects.get(name="Debian desktop")
+    assert (pool.image.name, pool.network_mode) == (DESKTOP_IMAGE, "none")
+    build = Operation.objects.get(kind="build_image", image=pool.image)
+    assert [(m["task"], m["args"]) for m in drain(IMAGES_QUEUE)] == [
+        ("vdi.build_image", [DESKTOP_IMAGE, build.pk])]
+
+    Operation.objects.filter(pk=build.pk).update(status="running", step="installing packages",
+                                                 progress=40)
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="demo"))
+    page = client.get("/").content.decode()
+    assert "Being prepared: installing packages (40%)." in page
+    assert "Tiny desktop" in page
+
+    assert "Building" not in setup_demo(), "one build at a time"
+    assert Operation.objects.filter(kind="build_image").count() == 1
+    Operation.objects.all().delete()
+    settings.DEMO_DESKTOP_IMAGE = False
+    assert "manage.py build_image debian-desktop builds it" in setup_demo()
+    assert not Operation.objects.exists()

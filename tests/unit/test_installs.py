@@ -337,3 +337,20 @@ def test_the_admin_registers_uploads_installs_and_publishes(admin_user, iso,
     operation = Operation.objects.get(desktop=desktop, kind="publish")
     assert operation.params["sysprep"] is True
     assert Desktop.objects.get(pk=desktop.pk).status == DesktopStatus.PUBLISHING
+
+
+def test_the_install_desktops_console_is_its_owners_while_they_may_install(
+        admin_user, iso, test_host):
+    from django.contrib.auth.models import Permission
+
+    from vdi.services.access import ConsoleMode, console_mode, owner_may_keep
+
+    installer = type(admin_user).objects.create_user("installer", password="x")
+    installer.user_permissions.add(Permission.objects.get(codename="install_from_media"))
+    media = register_media(admin_user, "debian-12", iso)
+    desktop = create_install_desktop(installer, InstallRequest(media, disk_gib=1))
+    assert console_mode(installer, desktop) is ConsoleMode.INTERACTIVE
+    assert owner_may_keep(installer, desktop)
+    installer.user_permissions.clear()
+    installer = type(installer).objects.get(pk=installer.pk)  # permissions are cached
+    assert not owner_may_keep(installer, desktop), "an open console closes (access revoked)"

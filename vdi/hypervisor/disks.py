@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vdi.folders import shared_folder
 from vdi.hypervisor.errors import HypervisorError
-from vdi.hypervisor.folders import shared_folder
 from vdi.hypervisor.specs import DiskInfo
 
 QEMU_IMG = "qemu-img"

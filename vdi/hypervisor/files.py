@@ -15,9 +15,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from vdi.folders import shared_folder
 from vdi.hypervisor import disks, sysprep
 from vdi.hypervisor.errors import HypervisorError
-from vdi.hypervisor.folders import shared_folder
 
 QUARANTINE = "quarantine"
 

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from vdi.choices import Profile, Readiness
+from vdi.folders import shared_folder
 from vdi.hypervisor import DiskInfo, HypervisorError
 from vdi.hypervisor.disks import (
     IMPORTABLE,
@@ -31,7 +32,6 @@ from vdi.hypervisor.disks import (
     disk_info,
     sha256_file,
 )
-from vdi.hypervisor.folders import shared_folder
 from vdi.models import GoldenImage, ImageVersion
 from vdi.services import audit
 from vdi.services.access import User

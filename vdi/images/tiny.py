@@ -19,8 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from vdi.folders import shared_folder
 from vdi.hypervisor import disks
-from vdi.hypervisor.folders import shared_folder
 from vdi.images.cpio import NewcWriter
 
 READY_MARKER = "VDI-GUEST-READY"

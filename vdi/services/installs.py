@@ -23,7 +23,7 @@ from django.db import transaction
 from vdi import actions
 from vdi.actions import PROVISION
 from vdi.choices import Profile, Readiness
-from vdi.hypervisor.folders import shared_folder
+from vdi.folders import shared_folder
 from vdi.models import Desktop, GoldenImage, InstallMedia, Operation
 from vdi.models.desktops import new_vnc_password
 from vdi.models.images import image_name_validator

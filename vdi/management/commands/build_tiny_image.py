@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from vdi.hypervisor.folders import shared_folder
+from vdi.folders import shared_folder
 from vdi.images.registry import VersionFiles, register_version
 from vdi.images.tiny import build_tiny_image, find_kernel
 from vdi.models import GoldenImage
