@@ -240,10 +240,14 @@ def portal_opener(server: ServerProcess, user: User, desktop: Desktop, session: 
     return open_channel
 
 
-def start_websockify(source_port: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_websockify(source_port: int, web: Path | None = None
+                     ) -> tuple[subprocess.Popen[bytes], int]:
+    """websockify in front of ``source_port``; with ``web``, it serves that folder too."""
     port = free_port()
+    serve = ["--web", str(web)] if web is not None else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "websockify", f"127.0.0.1:{port}", f"127.0.0.1:{source_port}"],
+        [sys.executable, "-m", "websockify", *serve, f"127.0.0.1:{port}",
+         f"127.0.0.1:{source_port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
 

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import Env
@@ -27,6 +28,7 @@ LOG_DIR = env.path("VDI_LOG_DIR", DATA_DIR / "logs")
 KERNEL_DIR = env.path("VDI_KERNEL_DIR", DATA_DIR / "kernel")
 IMAGE_CACHE_DIR = env.path("VDI_IMAGE_CACHE_DIR", DATA_DIR / "cache")  # built images, by key
 MEDIA_DIR = env.path("VDI_MEDIA_DIR", DATA_DIR / "media")  # uploaded installer ISOs
+RECORDING_DIR = env.path("VDI_RECORDING_DIR", DATA_DIR / "recordings")  # console recordings
 MEDIA_UPLOAD_MAX_BYTES = env.number("VDI_MEDIA_UPLOAD_MAX_BYTES", 8 * 1024**3, minimum=1)
 INSTALL_DISK_MAX_GIB = env.number("VDI_INSTALL_DISK_MAX_GIB", 200, minimum=1)
 # libguestfs (virt-sysprep when publishing): a fixed appliance made by the set-up scripts,
@@ -120,7 +122,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
-        "script-src": ["'self'"],
+        "script-src": ["'self'", NONCE],  # the console page's inline ticket request
         "style-src": ["'self'"],
         "img-src": ["'self'", "data:", "blob:"],
         "connect-src": ["'self'"],
@@ -211,14 +213,19 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
-STATICFILES_DIRS: list[Path | tuple[str, Path]] = [BASE_DIR / "frontend" / "static"]
-NOVNC_DIR = BASE_DIR / "frontend" / "node_modules" / "@novnc" / "novnc"
+# frontend/dist: the console's bundle (noVNC and the page, by esbuild: `npm run build`).
+FRONTEND_BUNDLE_DIR = BASE_DIR / "frontend" / "dist"
+STATICFILES_DIRS: list[Path | tuple[str, Path]] = [BASE_DIR / "frontend" / "static",
+                                                   FRONTEND_BUNDLE_DIR]
 HTMX_DIR = BASE_DIR / "frontend" / "node_modules" / "htmx.org" / "dist"
-if NOVNC_DIR.is_dir():
-    STATICFILES_DIRS.append(("novnc", NOVNC_DIR))
 if HTMX_DIR.is_dir():
     STATICFILES_DIRS.append(("htmx", HTMX_DIR))
-WHITENOISE_USE_FINDERS = True
+# collectstatic writes content-hashed names (served with a year's caching, immutable) and
+# their gzip copies; pages name the hashed files.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # --- Redis: Celery broker and channel layer --------------------------------------------------
 REDIS_URL = env.url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix"))
@@ -275,6 +282,10 @@ CONSOLE_RECHECK = env.number("VDI_CONSOLE_RECHECK", 5, minimum=1)
 CONSOLE_MAX_PER_USER = env.number("VDI_CONSOLE_MAX_PER_USER", 4, minimum=1)
 CONSOLE_MAX_PER_DESKTOP = env.number("VDI_CONSOLE_MAX_PER_DESKTOP", 3, minimum=1)
 CONSOLE_MAX_MESSAGE = env.number("VDI_CONSOLE_MAX_MESSAGE", 1024 * 1024, minimum=1024)
+CONSOLE_CONSENT_TIMEOUT = env.number("VDI_CONSOLE_CONSENT_TIMEOUT", 60, minimum=5)
+RECORDING_MAX_BYTES = env.number("VDI_RECORDING_MAX_BYTES", 256 * 1024**2, minimum=1024**2)
+RECORDING_DAYS = env.number("VDI_RECORDING_DAYS", 30, minimum=1)
+CLIPBOARD_MAX_BYTES = env.number("VDI_CLIPBOARD_MAX_BYTES", 256 * 1024, minimum=1024)
 CONSOLE_HANDSHAKE_TIMEOUT = env.number("VDI_CONSOLE_HANDSHAKE_TIMEOUT", 10, minimum=1)
 REFUSAL_AUDIT_INTERVAL = env.number("VDI_REFUSAL_AUDIT_INTERVAL", 60, minimum=5)
 

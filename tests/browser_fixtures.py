@@ -51,3 +51,43 @@ def sign_in(page: Any, portal: ServerProcess, username: str, password: str) -> N
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{portal.origin}/")
+
+
+def canvas_shows_something(page) -> bool:
+    """True when the noVNC canvas has non-black pixels (the guest's text console)."""
+    return bool(page.evaluate("""() => {
+        const canvas = document.querySelector('#screen canvas');
+        if (!canvas || canvas.width < 100) return false;
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        for (let i = 0; i < data.length; i += 4 * 97) {
+            if (data[i] > 40 || data[i + 1] > 40 || data[i + 2] > 40) return true;
+        }
+        return false;
+    }"""))
+
+
+def echo_to_serial(page, word: str) -> None:
+    """Type `echo word > /dev/ttyS0` and Enter (QEMU takes scancodes: Shift is explicit)."""
+    page.keyboard.type(f"echo {word} ")
+    page.keyboard.press("Shift+Period")
+    page.keyboard.type(" /dev/tty")
+    page.keyboard.press("Shift+KeyS")
+    page.keyboard.type("0")
+    page.keyboard.press("Enter")
+
+
+def screen_thumbnail(page: Any, selector: str = "#screen canvas") -> list[int]:
+    """The screen's canvas scaled to 128x96, grey levels: for comparing two screens."""
+    return list(page.evaluate("""(selector) => {
+        const source = document.querySelector(selector);
+        const small = document.createElement('canvas');
+        small.width = 128; small.height = 96;
+        const context = small.getContext('2d');
+        context.drawImage(source, 0, 0, 128, 96);
+        const data = context.getImageData(0, 0, 128, 96).data;
+        const grey = [];
+        for (let i = 0; i < data.length; i += 4) {
+            grey.push(Math.round((data[i] + data[i + 1] + data[i + 2]) / 3));
+        }
+        return grey;
+    }""", selector))

@@ -10,6 +10,7 @@ import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
+from django.core.management import call_command
 
 from tests.support import make_version, purge
 from vdi.choices import DesktopStatus
@@ -121,3 +122,5 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"tests need DJANGO_SETTINGS_MODULE=tests.settings, not {settings.SETTINGS_MODULE}"
         )
+    # Pages name content-hashed static files: collect them (and the console's bundle) once.
+    call_command("collectstatic", interactive=False, verbosity=0)

@@ -4,6 +4,7 @@ run a scenario against a desktop whose VNC endpoint is one of those servers."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
@@ -18,6 +19,7 @@ from vdi.models import Desktop
 from vdi.services.console import issue_ticket
 
 GREETING = b"RFB 003.008\n"
+HANDSHAKE = GREETING + b"\x01" + b"\x01"  # version, security None, ClientInit: shared
 
 
 @dataclass
@@ -154,3 +156,23 @@ class FakeVncWithPassword:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
+
+
+async def opened(user: Any, session: str, desktop: Desktop) -> Any:
+    """A console through its handshake; the notices that came first are in ``ws.notices``."""
+    raw = await asyncio.to_thread(ticket_for, user, session, desktop)
+    ws = communicator(desktop.pk, session, raw)
+    assert (await ws.connect())[0]
+    ws.notices = []
+    while (frame := await ws.receive_from(timeout=5)) != GREETING:
+        ws.notices.append(json.loads(frame))
+    await ws.send_to(bytes_data=HANDSHAKE)
+    return ws
+
+
+async def arrives(vnc: FakeVnc, data: bytes) -> None:
+    for _ in range(100):
+        if data in vnc.received:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{data!r} never reached the VNC server")

@@ -86,6 +86,45 @@ class NetworkMode(models.TextChoices):
     BRIDGE = "bridge", "an existing bridge on each host (the site's LAN)"
 
 
+class ClipboardPolicy(models.TextChoices):
+    """Which way text may cross between the browser's clipboard and the guest's."""
+
+    BOTH = "both", "both ways"
+    TO_GUEST = "to_guest", "into the desktop only"
+    FROM_GUEST = "from_guest", "out of the desktop only"
+    OFF = "off", "off"
+
+    @property
+    def to_guest(self) -> bool:
+        return self in (ClipboardPolicy.BOTH, ClipboardPolicy.TO_GUEST)
+
+    @property
+    def from_guest(self) -> bool:
+        return self in (ClipboardPolicy.BOTH, ClipboardPolicy.FROM_GUEST)
+
+
+class KeyboardLayout(models.TextChoices):
+    """The keyboard a user types on: the XKB layout their desktops' sessions get. The browser
+    sends physical keys (QEMU's extended key events), so the guest's layout decides the
+    characters, dead keys included."""
+
+    US = "us", "English (US)"
+    GB = "gb", "English (UK)"
+    DE = "de", "German"
+    CH = "ch", "German (Switzerland)"
+    FR = "fr", "French (AZERTY)"
+    BE = "be", "Belgian (AZERTY)"
+    ES = "es", "Spanish"
+    IT = "it", "Italian"
+    PT = "pt", "Portuguese"
+    NL = "nl", "Dutch"
+    SE = "se", "Swedish"
+    NO = "no", "Norwegian"
+    DK = "dk", "Danish"
+    FI = "fi", "Finnish"
+    PL = "pl", "Polish"
+
+
 class ImageOperation(models.TextChoices):
     """Operations on images (desktop actions are in ``vdi.actions``)."""
 

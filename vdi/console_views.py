@@ -18,8 +18,9 @@ from vdi.console import guards
 from vdi.console.codes import EXPLANATIONS
 from vdi.models import Desktop
 from vdi.services import access
-from vdi.services.console import SUBPROTOCOL, TICKET_PREFIX, issue_ticket
+from vdi.services.console import SUBPROTOCOL, TICKET_PREFIX, clipboard_policy, issue_ticket
 from vdi.services.errors import AccessDenied, ServiceError
+from vdi.services.preferences import has_session_agent, keyboard_layout
 
 
 def _console_desktop(request: HttpRequest, pk: int) -> tuple[Desktop, access.ConsoleMode]:
@@ -50,6 +51,12 @@ def console_page(request: HttpRequest, pk: int) -> HttpResponse:
         "ticket_prefix": TICKET_PREFIX,
         "view_only": mode is access.ConsoleMode.VIEW_ONLY,
         "someone_elses": desktop.owner_id != request.user.pk,
+        "clipboard": clipboard_policy(desktop),
+        "session_agent": has_session_agent(desktop),
+        "recorded": bool(pool is not None and pool.record_sessions
+                         and mode is not access.ConsoleMode.VIEW_ONLY),
+        "keyboard": keyboard_layout(request.user),
+        "clipboard_max": settings.CLIPBOARD_MAX_BYTES,
     }
     return render(request, "vdi/console.html", context)
 

@@ -21,7 +21,7 @@ from vdi.hypervisor import HypervisorError
 from vdi.models import Host, Pool
 from vdi.services import capacity, history, policies
 from vdi.services.console import purge_expired_tickets
-from vdi.worker import guests, image_jobs, jobs
+from vdi.worker import guests, image_jobs, jobs, session
 from vdi.worker.files import remove_version_files
 from vdi.worker.reconcile import reconcile
 
@@ -46,6 +46,12 @@ def watch_guest(self: Task[Any, Any], desktop_id: int) -> str:
     if outcome == "waiting":
         raise self.retry(countdown=settings.GUEST_READY_POLL)
     return outcome
+
+
+@shared_task(name=task_names.APPLY_KEYBOARD_LAYOUT)
+def apply_keyboard_layout(desktop_id: int, layout: str) -> str:
+    """Set the user's keyboard layout in the desktop's session."""
+    return session.apply_keyboard_layout(desktop_id, layout)
 
 
 @shared_task(name=task_names.BUILD_IMAGE)

@@ -1,9 +1,12 @@
 from django.urls import path
 
-from vdi import console_views, views
+from vdi import console_views, preference_views, recording_views, views
 
 urlpatterns = [
     path("", views.desktop_list, name="desktop-list"),
+    path("settings/", preference_views.preferences_page, name="preferences"),
+    path("recordings/<int:pk>/", recording_views.recording_replay, name="recording-replay"),
+    path("recordings/<int:pk>/file/", recording_views.recording_file, name="recording-file"),
     path("desktops/new/", views.desktop_create, name="desktop-create"),
     path("desktops/rows/", views.desktop_rows, name="desktop-rows"),
     path("pools/<int:pk>/claim/", views.pool_claim, name="pool-claim"),

@@ -6,11 +6,12 @@ import secrets
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 
-from tests.browser_fixtures import sign_in
+from tests.browser_fixtures import canvas_shows_something, echo_to_serial, sign_in
 from vdi.images.tiny import READY_MARKER
 from vdi.models import Desktop
+from vdi.roles import HELPDESK
 from vdi.services.desktops import request_action
 from vdi.testing.processes import wait_for
 
@@ -20,19 +21,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.vm, pytest.mark.django_db(transac
 def serial_log(desktop: Desktop) -> str:
     path = Path(desktop.serial_log_path)
     return path.read_text(errors="replace") if path.exists() else ""
-
-
-def canvas_shows_something(page) -> bool:
-    """True when the noVNC canvas has non-black pixels (the guest's text console)."""
-    return bool(page.evaluate("""() => {
-        const canvas = document.querySelector('#screen canvas');
-        if (!canvas || canvas.width < 100) return false;
-        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-        for (let i = 0; i < data.length; i += 4 * 97) {
-            if (data[i] > 40 || data[i + 1] > 40 || data[i + 2] > 40) return true;
-        }
-        return false;
-    }"""))
 
 
 def test_user_types_into_the_desktop_from_the_browser(
@@ -68,11 +56,44 @@ def test_user_types_into_the_desktop_from_the_browser(
     wait_for(lambda: second in serial_log(desktop), 30, "the keysym-typed command's output")
 
     page.screenshot(path=str(artifacts / "console.png"))
+    helpdesk_watches_with_consent(browser, portal, page, desktop)
 
     request_action(desktop.owner, desktop, "stop")  # closes the console, and the page says so
     problem = page.wait_for_selector("#console-problem:not([hidden])", timeout=60_000)
     assert "stopped or deleted" in problem.inner_text()
     assert page.is_visible("#btn-reconnect")
+    page.close()
+
+
+def helpdesk_watches_with_consent(browser, portal, users_page, desktop: Desktop) -> None:
+    """The pool asks for consent: the user allows the helpdesk on their page and sees the
+    notice; the watcher's keys reach nothing; the user ends the watching."""
+    desktop.pool.watch_consent = True
+    desktop.pool.save()
+    helper = User.objects.create_user("helper", password="helper-password-123", is_staff=True)
+    helper.groups.add(Group.objects.get(name=HELPDESK))
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    sign_in(page, portal, "helper", "helper-password-123")
+    page.goto(f"{portal.origin}/desktops/{desktop.pk}/console/")
+    page.wait_for_selector("#console-state:has-text('Waiting for the user')", timeout=30_000)
+    users_page.wait_for_selector("#consent-text:has-text('helper (helpdesk) asks to watch')")
+    users_page.click("#btn-consent-allow")
+    page.wait_for_selector("#console-state:has-text('Connected')", timeout=30_000)
+    users_page.wait_for_selector("#watchers-text:has-text('helper (helpdesk) is watching')")
+
+    marker = f"watcher{secrets.token_hex(4)}"
+    page.evaluate("window.vdiConsole.rfb.viewOnly = false")  # a page that ignores view-only
+    page.click("#screen canvas")
+    echo_to_serial(page, marker)
+    users_page.click("#screen canvas")
+    echo_to_serial(users_page, "fence")  # the user's own line comes out: the watcher's did not
+    wait_for(lambda: "fence" in serial_log(desktop), 30, "the user's typing")
+    assert marker not in serial_log(desktop), "a watcher's keys reach nothing"
+
+    users_page.click("#btn-end-watching")
+    problem = page.wait_for_selector("#console-problem:not([hidden])", timeout=30_000)
+    assert "ended the watching" in problem.inner_text()
+    users_page.wait_for_selector("#console-watchers", state="hidden")
     page.close()
 
 

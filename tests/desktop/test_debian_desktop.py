@@ -8,6 +8,7 @@ through the console."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -21,7 +22,7 @@ from PIL import Image
 from tests.browser_fixtures import sign_in
 from tests.support import wait_for, wait_gone, wait_status
 from tests.vm_fixtures import hvhost, hvhost_base, remove_test_domains
-from vdi.choices import DesktopStatus
+from vdi.choices import ClipboardPolicy, DesktopStatus, KeyboardLayout
 from vdi.hypervisor import get_driver
 from vdi.hypervisor.network_xml import pool_network
 from vdi.images.desktop import build as desktop_build
@@ -29,6 +30,7 @@ from vdi.images.registry import VersionFiles, register_version
 from vdi.models import Desktop, Host, ImageVersion, Operation, Pool
 from vdi.services.claims import claim_desktop
 from vdi.services.desktops import perform, request_action
+from vdi.services.preferences import set_keyboard_layout
 from vdi.testing.processes import ROOT, WorkerProcess
 from vdi.worker.reconcile import reconcile
 from vdi.worker.specs import hostname
@@ -122,6 +124,10 @@ def test_a_debian_desktop_on_a_host_with_a_network(
         desktop.refresh_from_db()
         check_the_agent_and_the_network(desktop, pool)
         check_the_graphical_session(desktop, browser, portal, owner, artifacts)
+        check_the_clipboard(desktop, pool, browser, portal, owner)
+        check_the_resolution_follows_the_window(desktop, browser, portal, owner)
+        check_keyboard_layouts(desktop, browser, portal, owner)
+        check_phones_and_tablets(desktop, browser, portal, owner)
         check_freeze_and_thaw(desktop)
         check_a_stop_through_the_agent(desktop, owner)
         perform(desktop, "delete", None)
@@ -171,6 +177,246 @@ def check_the_graphical_session(desktop, browser, portal, owner, artifacts) -> N
     taskbar = picture.crop((0, int(height * 0.93), width, height))
     assert len(set(taskbar.get_flattened_data())) > 10, "IceWM's taskbar along the bottom"
     page.close()
+
+
+def in_session(desktop: Desktop, script: str, *args: str) -> str:
+    """Run a shell script in the desktop user's X session, through the guest agent."""
+    agent = get_driver(desktop.host.libvirt_uri).agent
+    result = agent.run(desktop.domain_name, "/usr/sbin/runuser", [
+        "-u", "user", "--", "env", "DISPLAY=:0", "XAUTHORITY=/home/user/.Xauthority",
+        "sh", "-c", script, "sh", *args])
+    assert result.exitcode == 0, result.stderr
+    return result.stdout
+
+
+def copy_in_guest(desktop: Desktop, text: str) -> None:
+    in_session(desktop, 'printf %s "$1" | xclip -selection clipboard -i >/dev/null 2>&1', text)
+
+
+def guest_clipboard(desktop: Desktop) -> str:
+    return in_session(desktop, "xclip -selection clipboard -o 2>/dev/null || true")
+
+
+def wait_until(condition, seconds: float) -> bool:
+    """``condition`` within ``seconds``, or False (no error: the caller tries again)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def open_console(page, portal, desktop: Desktop) -> None:
+    page.goto(f"{portal.origin}/desktops/{desktop.pk}/console/")
+    page.wait_for_selector("#console[data-state=ok]", timeout=60_000)
+
+
+def check_the_clipboard(desktop, pool, browser, portal, owner) -> None:
+    """Both ways through QEMU's vdagent clipboard and spice-vdagent, Unicode included; then
+    each refusing policy, against a page that ignores it (the proxy holds it)."""
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    sign_in(page, portal, owner.username, "owner-password")
+    open_console(page, portal, desktop)
+    browser_clipboard = lambda: page.evaluate("navigator.clipboard.readText()")  # noqa: E731
+
+    in_session(desktop, "until pgrep -u user -x spice-vdagent >/dev/null; do sleep 1; done")
+    copied = "Grüße aus dem Gast: 5 € ✓"
+
+    def copied_out() -> bool:  # each try owns the selection anew (the agents may be starting)
+        copy_in_guest(desktop, copied)
+        return bool(wait_until(lambda: browser_clipboard() == copied, 5))
+
+    wait_for(copied_out, 90, "the guest's copy in the browser", every=0)
+    assert page.input_value("#clipboard-text") == copied
+
+    tries: list[str] = []
+
+    def pasted_in() -> bool:  # a new text each try: the page sends a text once
+        tries.append(f"Bonjour, ça marche — 日本語 {len(tries)}")
+        page.evaluate("text => navigator.clipboard.writeText(text)", tries[-1])
+        page.focus("#btn-cad")
+        page.focus("#screen canvas")  # back to the console: the browser's clipboard goes in
+        return bool(wait_until(lambda: guest_clipboard(desktop) == tries[-1], 5))
+
+    wait_for(pasted_in, 60, "the browser's copy in the guest", every=0)
+    pasted = tries[-1]
+
+    pool.clipboard = ClipboardPolicy.TO_GUEST
+    pool.save()
+    open_console(page, portal, desktop)
+    copy_in_guest(desktop, "kept inside")
+    page.wait_for_selector("#console-clipboard:has-text('copying out of this desktop is "
+                           "turned off')", timeout=60_000)
+    assert browser_clipboard() == pasted
+
+    pool.clipboard = ClipboardPolicy.FROM_GUEST
+    pool.save()
+    open_console(page, portal, desktop)
+    page.evaluate("window.vdiConsole.rfb.clipboardPasteFrom('smuggled in')")
+    page.wait_for_selector("#console-clipboard:has-text('pasting into this desktop is turned "
+                           "off')", timeout=30_000)
+    assert guest_clipboard(desktop) == "kept inside"
+
+    pool.clipboard = ClipboardPolicy.OFF
+    pool.save()
+    open_console(page, portal, desktop)
+    assert page.locator("#btn-clip-send").count() == 0
+    page.evaluate("window.vdiConsole.rfb.clipboardPasteFrom('smuggled again')")
+    page.wait_for_selector("#console-clipboard:has-text('pasting into this desktop')",
+                           timeout=30_000)
+    copy_in_guest(desktop, "still inside")
+    page.wait_for_selector("#console-clipboard:has-text('copying out of this desktop')",
+                           timeout=60_000)
+    assert browser_clipboard() == pasted
+    assert guest_clipboard(desktop) == "still inside"
+    context.close()
+
+
+def guest_resolution(desktop: Desktop) -> tuple[int, int]:
+    current = re.search(r"current (\d+) x (\d+)", in_session(desktop, "xrandr -q | head -n 1"))
+    assert current is not None
+    return int(current.group(1)), int(current.group(2))
+
+
+def check_the_resolution_follows_the_window(desktop, browser, portal, owner) -> None:
+    """noVNC asks QEMU for the console's size, virtio-gpu offers it to the guest as its
+    preferred mode and the session's hook applies it; on a high-DPI screen too (the size
+    is in CSS pixels). Modes are whole character cells: within 8 pixels."""
+    for scale in (1, 2):
+        context = browser.new_context(viewport={"width": 1100, "height": 800},
+                                      device_scale_factor=scale)
+        page = context.new_page()
+        sign_in(page, portal, owner.username, "owner-password")
+        open_console(page, portal, desktop)
+        for width, height in ((1100, 800), (860, 620)):
+            page.set_viewport_size({"width": width, "height": height})
+            wanted = page.evaluate(
+                "() => { const s = document.getElementById('screen');"
+                " return [s.clientWidth, s.clientHeight]; }")
+
+            def follows(wanted: list[int] = wanted) -> bool:
+                got = guest_resolution(desktop)
+                return all(abs(g - w) < 8 for g, w in zip(got, wanted, strict=True))
+
+            wait_for(follows, 90, f"the guest's resolution to become {wanted} (scale {scale})")
+            box = page.locator("#screen canvas").bounding_box()
+            assert box is not None and box["width"] <= wanted[0] + 1, "no scroll bars"
+        context.close()
+
+
+LAYOUT_KEYS = {  # physical keys pressed -> what the layout prints (dead keys last)
+    KeyboardLayout.DE: (["KeyZ", "KeyY", "BracketLeft", "Semicolon", "Quote", "Minus",
+                         "Equal", "KeyE"], "yzüöäßé"),
+    KeyboardLayout.FR: (["KeyQ", "KeyA", "KeyW", "Semicolon", "Digit2", "Digit7",
+                         "BracketLeft", "KeyE"], "aqzméèê"),
+}
+
+
+def check_keyboard_layouts(desktop, browser, portal, owner) -> None:
+    """The user's layout reaches the session (the worker runs setxkbmap through the agent);
+    the browser sends physical keys, so a German or French keyboard prints its own
+    characters, dead keys included, in a terminal of the session."""
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    sign_in(page, portal, owner.username, "owner-password")
+    for layout, (keys, expected) in LAYOUT_KEYS.items():
+        set_keyboard_layout(owner, layout)
+        wanted = f"layout:     {layout.value}"
+        wait_for(lambda: wanted in in_session(desktop, "setxkbmap -query"), 60,  # noqa: B023
+                 f"the session's layout to become {layout}")
+        open_console(page, portal, desktop)
+        in_session(desktop, "rm -f /tmp/typed; LANG=C.UTF-8 xterm -geometry 60x5+0+0 "
+                            "-e sh -c 'cat > /tmp/typed' >/dev/null 2>&1 &")
+        page.focus("#screen canvas")
+
+        def lines() -> list[str]:
+            return in_session(desktop, "cat /tmp/typed 2>/dev/null || true").splitlines()
+
+        def terminal_ready() -> bool:  # its window is up and has the focus
+            page.keyboard.press("Enter")
+            return bool(lines())
+
+        wait_for(terminal_ready, 90, "the terminal to take the keyboard", every=2)
+        for key in keys:
+            page.keyboard.press(key)
+        page.keyboard.press("Enter")
+        wait_for(lambda: expected in lines(), 30, f"{expected!r} typed on {layout.label}")  # noqa: B023
+        in_session(desktop, "pkill -x xterm || true")
+    set_keyboard_layout(owner, KeyboardLayout.US)
+    page.close()
+
+
+MOUSE_REPORTER = ("rm -f /tmp/touched; xterm -geometry 40x10+0+0 -e sh -c "
+                  "'printf \"\\033[?1000h\"; stty -icanon -echo; exec cat -v > /tmp/touched' "
+                  ">/dev/null 2>&1 &")
+LEFT_CLICK, RIGHT_CLICK, WHEEL = "^[[M ", '^[[M"', ("^[[M`", "^[[Ma")
+
+
+def check_phones_and_tablets(desktop, browser, portal, owner) -> None:
+    """Chromium's phone emulation, portrait then landscape: the console fits the screen; a
+    tap clicks, a two-finger tap right-clicks, a two-finger drag scrolls and the device's
+    keyboard types (a terminal in the session reports the mouse: xterm's mode 1000)."""
+    context = browser.new_context(viewport={"width": 412, "height": 860},
+                                  device_scale_factor=2.6, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    sign_in(page, portal, owner.username, "owner-password")
+    open_console(page, portal, desktop)
+    fits_the_screen(page)
+    in_session(desktop, MOUSE_REPORTER)
+    cdp = context.new_cdp_session(page)
+    screen = page.locator("#screen canvas").bounding_box()
+    assert screen is not None
+    x, y = screen["x"] + 60, screen["y"] + 60  # inside the terminal, top left
+
+    def reported() -> str:
+        return in_session(desktop, "cat /tmp/touched 2>/dev/null || true")
+
+    def touch(kind: str, *points: tuple[float, float]) -> None:
+        cdp.send("Input.dispatchTouchEvent", {
+            "type": kind, "touchPoints": [{"x": px, "y": py, "id": n}
+                                          for n, (px, py) in enumerate(points)]})
+
+    def tapped() -> bool:
+        page.touchscreen.tap(x, y)
+        return LEFT_CLICK in reported()
+
+    wait_for(lambda: "up" in in_session(desktop, "test -e /tmp/touched && echo up || true"),
+             60, "the terminal to start")
+    try:
+        wait_for(tapped, 90, "a tap to click in the terminal", every=2)
+    except AssertionError:
+        page.screenshot(path="test-artifacts/touch-failed.png")
+        raise AssertionError(f"no click reported: {reported()!r}; windows: "
+                             f"{in_session(desktop, 'ps -eo args | grep -c xterm')}") from None
+    touch("touchStart", (x, y), (x + 40, y))
+    touch("touchEnd")
+    wait_for(lambda: RIGHT_CLICK in reported(), 30, "a two-finger tap to right-click")
+    touch("touchStart", (x, y), (x + 40, y))
+    for step in range(1, 8):
+        touch("touchMove", (x, y + 15 * step), (x + 40, y + 15 * step))
+    touch("touchEnd")
+    wait_for(lambda: any(w in reported() for w in WHEEL), 30, "a two-finger drag to scroll")
+
+    page.tap("#btn-keyboard")
+    page.keyboard.type("hi there")
+    page.keyboard.press("Backspace")
+    wait_for(lambda: "hi there^?" in reported(), 30, "the device's keyboard to type")
+    in_session(desktop, "pkill -x xterm || true")
+
+    page.set_viewport_size({"width": 860, "height": 412})  # landscape
+    fits_the_screen(page)
+    context.close()
+
+
+def fits_the_screen(page) -> None:
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), \
+        "nothing sticks out sideways"
+    box = page.locator("#screen").bounding_box()
+    viewport = page.viewport_size
+    assert box is not None and viewport is not None
+    assert box["y"] + box["height"] <= viewport["height"] + 1, "the screen fits the height"
+    assert box["height"] > viewport["height"] * 0.6, "and takes most of it"
 
 
 def check_freeze_and_thaw(desktop: Desktop) -> None:

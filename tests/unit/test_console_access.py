@@ -17,8 +17,10 @@ from django.test import Client
 from tests.console_helpers import (
     GREETING,
     FakeVnc,
+    arrives,
     communicator,
     expect_close,
+    opened,
     run,
     session_cookie,
     ticket_for,
@@ -31,8 +33,11 @@ from vdi.roles import HELPDESK
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-HANDSHAKE = b"RFB 003.008\n" + b"\x01" + b"\x01"  # version, security None, ClientInit: shared
 UPDATE_REQUEST = struct.pack("!BBHHHH", 3, 0, 0, 0, 640, 400)
+
+
+async def ticket(user: Any, session: str, desktop: Desktop) -> str:
+    return await asyncio.to_thread(ticket_for, user, session, desktop)
 
 
 def key(keysym: int, down: bool = True) -> bytes:
@@ -42,29 +47,6 @@ def key(keysym: int, down: bool = True) -> bytes:
 POINTER = struct.pack("!BBHH", 5, 1, 10, 20)
 CLIPBOARD = struct.pack("!BxxxI", 6, 5) + b"hello"
 QEMU_KEY = struct.pack("!BBHII", 255, 0, 1, 0x61, 30)
-
-
-async def ticket(user: Any, session: str, desktop: Desktop) -> str:
-    return await asyncio.to_thread(ticket_for, user, session, desktop)
-
-
-async def opened(user: Any, session: str, desktop: Desktop) -> Any:
-    """A console through its handshake; the notices that came first are in ``ws.notices``."""
-    ws = communicator(desktop.pk, session, await ticket(user, session, desktop))
-    assert (await ws.connect())[0]
-    ws.notices = []
-    while (frame := await ws.receive_from(timeout=5)) != GREETING:
-        ws.notices.append(json.loads(frame))
-    await ws.send_to(bytes_data=HANDSHAKE)
-    return ws
-
-
-async def arrives(vnc: FakeVnc, data: bytes) -> None:
-    for _ in range(100):
-        if data in vnc.received:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{data!r} never reached the VNC server")
 
 
 def deactivate(owner, desktop) -> None:
@@ -390,3 +372,26 @@ class NoneOnlyVnc(FakeVnc):
         await writer.drain()
         self.received.extend(await reader.read(65536))
         self.closed_by_peer.set()
+
+
+def test_an_account_deleted_while_its_console_opens_is_closed(owner, running_desktop,
+                                                              monkeypatch):
+    from vdi.console import consumer
+    from vdi.services.console import session_opened
+
+    def deleted_meanwhile(*args: Any) -> int | None:
+        owner.delete()
+        return session_opened(*args)
+
+    monkeypatch.setattr(consumer, "session_opened", deleted_meanwhile)
+    session = session_cookie(owner)
+
+    async def body(vnc: FakeVnc) -> None:
+        ws = communicator(running_desktop.pk, session,
+                          await ticket(owner, session, running_desktop))
+        assert (await ws.connect())[0]
+        while (message := await ws.receive_output(timeout=5))["type"] != "websocket.close":
+            pass
+        assert message["code"] == CloseCode.ACCOUNT_CLOSED
+
+    run(with_vnc, running_desktop, body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 from django.test import Client
@@ -73,14 +74,28 @@ def test_stopped_desktop_gets_no_ticket_and_a_reason(owner, running_desktop):
     assert response.json()["error"] == "The desktop is not running (it is stopped)."
 
 
-def test_console_page_loads_novnc_from_static(owner, running_desktop):
+def test_console_page_loads_one_bundle_with_a_hashed_name_cached_for_good(owner, running_desktop):
     url = reverse("desktop-console", args=[running_desktop.pk])
     page = signed_in(owner).get(url).content.decode()
-    assert 'src="/static/vdi/console.js"' in page and 'type="module"' in page
+    bundle = re.search(r'<script type="module" src="(/static/vdi/console\.[0-9a-f]{12}\.js)"', page)
+    assert bundle is not None, "noVNC and the page in one file, named by its content"
+    assert f'<link rel="modulepreload" href="{bundle.group(1)}">' in page
     assert "Ctrl-Alt-Del" in page and "Fullscreen" in page and "Clipboard" in page
     assert "close-explanations" in page
-    static = Client().get("/static/novnc/core/rfb.js")
-    assert static.status_code == 200, "noVNC is served as static files"
+    static = Client().get(bundle.group(1), HTTP_ACCEPT_ENCODING="gzip")
+    assert static.status_code == 200 and static["Content-Encoding"] == "gzip"
+    assert "immutable" in static["Cache-Control"] and "max-age=315360000" in static["Cache-Control"]
+
+
+def test_the_ticket_is_asked_for_by_the_page_itself_under_its_nonce(owner, running_desktop):
+    client = signed_in(owner)
+    response = client.get(reverse("desktop-console", args=[running_desktop.pk]))
+    nonce = re.search(r"'nonce-([^']+)'", response["Content-Security-Policy"])
+    assert nonce is not None
+    page = response.content.decode()
+    ticket_url = reverse("desktop-console-ticket", args=[running_desktop.pk])
+    inline = re.search(rf'<script nonce="{re.escape(nonce.group(1))}">(.*?)</script>', page, re.S)
+    assert inline is not None and f'fetch("{ticket_url}"' in inline.group(1)
 
 
 def test_diagnosis_says_why(owner, running_desktop):

@@ -55,7 +55,9 @@ class PoolAdmin(PoolScopedAdmin, AuditedAdmin):
         (None, {"fields": ("name", "description", "image", "vcpus", "memory_mib", "enabled")}),
         ("Kind", {"fields": ("assignment", "persistence", "data_disk_gib")}),
         ("Size", {"fields": ("min_ready", "max_size", "max_per_user", "draining")}),
-        ("Policies", {"fields": ("idle_minutes", "max_session_minutes")}),
+        ("Network", {"fields": ("network_mode", "network_name")}),
+        ("Policies", {"fields": ("idle_minutes", "max_session_minutes", "clipboard",
+                                  "watch_consent", "record_sessions")}),
         ("Who may use it", {"fields": ("users", "groups")}),
         ("Who manages it (pool operators)", {"fields": ("operators", "operator_groups")}),
     )

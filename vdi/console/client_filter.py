@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import struct
 
+from vdi.console.clipboard import ClipboardRules, Refused
+
 # client message type -> (name, whether it is input: keys, pointer, clipboard, power, size)
 MESSAGES: dict[int, tuple[str, bool]] = {
     0: ("SetPixelFormat", False),
@@ -65,15 +67,19 @@ def _qemu_length(data: bytes | bytearray) -> int | None:
 
 
 class ClientStream:
-    """Cuts the browser's bytes into whole messages; in view-only mode drops the input ones."""
+    """Cuts the browser's bytes into whole messages; in view-only mode drops the input ones,
+    and always the clipboard messages the pool's policy refuses (listed in ``refusals``)."""
 
     def __init__(self, view_only: bool, handshake: int = 1,
-                 max_message: int = 1024 * 1024) -> None:
+                 max_message: int = 1024 * 1024,
+                 clipboard: ClipboardRules | None = None) -> None:
         self.view_only = view_only
         self.handshake = handshake  # bytes of handshake still to pass through as they are
         self.max_message = max_message
+        self.clipboard = clipboard or ClipboardRules()
         self.buffer = bytearray()
         self.dropped = 0
+        self.refusals: list[Refused] = []
 
     def feed(self, data: bytes) -> bytes:
         """Bytes from the browser in; the bytes to send on to the VNC server out."""
@@ -94,6 +100,12 @@ class ClientStream:
             if self.view_only and self.is_input(message):
                 self.dropped += 1
                 continue
+            if message[0] == 6:
+                passed = self.clipboard.passed(message)
+                if isinstance(passed, Refused):
+                    self.refusals.append(passed)
+                    continue
+                message = passed
             out += message
         return bytes(out)
 

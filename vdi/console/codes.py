@@ -24,6 +24,8 @@ class CloseCode(enum.IntEnum):
     TOO_MANY_CONSOLES = 4430
     DESKTOP_BUSY = 4431
     HANDSHAKE_TIMEOUT = 4432
+    WATCH_REFUSED = 4433
+    WATCH_ENDED = 4434
     VNC_UNREACHABLE = 4502
 
 
@@ -47,5 +49,8 @@ EXPLANATIONS: dict[CloseCode, str] = {
     CloseCode.TOO_MANY_CONSOLES: "You have as many consoles open as you may: close one first.",
     CloseCode.DESKTOP_BUSY: "This desktop has as many consoles open as it may.",
     CloseCode.HANDSHAKE_TIMEOUT: "The browser did not finish the console handshake in time.",
+    CloseCode.WATCH_REFUSED: "The user did not allow watching their desktop (refused, did not "
+                             "answer in time, or has no console open to ask).",
+    CloseCode.WATCH_ENDED: "The user ended the watching.",
     CloseCode.VNC_UNREACHABLE: "The desktop's display (VNC) could not be reached.",
 }

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -25,12 +26,15 @@ from django.conf import settings
 
 from vdi.console import guards
 from vdi.console.client_filter import ClientStream, ProtocolError
+from vdi.console.clipboard import ClipboardRules
 from vdi.console.codes import CloseCode
 from vdi.console.flow import Flow, from_server
 from vdi.console.notify import NOTICES, WATCH, desktop_group, user_group
+from vdi.console.recorder import Recorder
 from vdi.console.relay import Counters, VncConnection, connect_vnc, pump_to_browser
 from vdi.console.vnc_auth import BrowserGreeter, VncAuthError, sign_in
-from vdi.services import audit
+from vdi.console.watching import WatchingMixin
+from vdi.services import audit, recordings
 from vdi.services.console import (
     SUBPROTOCOL,
     ConsoleTarget,
@@ -43,18 +47,21 @@ from vdi.services.console import (
     still_allowed,
     ticket_from_subprotocols,
 )
+from vdi.services.preferences import keyboard_for_console
 
 log = logging.getLogger(__name__)
 HANDSHAKE_WITHOUT_GREETER = 12 + 1 + 1  # version, security type, ClientInit
 
 
-class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[misc]
     target: ConsoleTarget | None = None
     vnc: VncConnection | None = None
     greeter: BrowserGreeter | None = None
     client: ClientStream | None = None
     session_id: int | None = None
     counters: Counters | None = None
+    recorder: Recorder | None = None
+    recording_id: int | None = None
     closing = False  # no more bytes either way (set first thing when a console must end)
     ended = False
 
@@ -73,6 +80,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.flow: Flow = self.scope.get("vdi.flow") or Flow()
         self.tasks: list[asyncio.Task[None]] = []
         self.timers: list[asyncio.TimerHandle] = []
+        self.asks: dict[str, str] = {}
         user = self.scope.get("user")
         signed_in = user is not None and user.is_authenticated and user.is_active
         if not await guards.allow_connect(self.client_address(), user.pk if signed_in else None):
@@ -90,6 +98,9 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if isinstance(result, Refusal):
             await self.refuse(result)
             return
+        if result.needs_consent:
+            await self.ask_consent(result)
+            return
         await self.start_relay(result)
 
     async def start_relay(self, target: ConsoleTarget) -> None:
@@ -106,14 +117,17 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.target = target
         await self.channel_layer.group_add(desktop_group(target.desktop_id), self.channel_name)
         await self.channel_layer.group_add(user_group(self.scope["user"].pk), self.channel_name)
-        await self.accept(self.subprotocol())
+        await self.accept_once()
         protocol = self.scope.get("vdi.protocol")
         if protocol is not None:
             self.flow.attach(protocol)
         self.counters = Counters()
         self.client = ClientStream(
             target.view_only, handshake=1 if target.password else HANDSHAKE_WITHOUT_GREETER,
-            max_message=settings.CONSOLE_MAX_MESSAGE)
+            max_message=settings.CONSOLE_MAX_MESSAGE,
+            clipboard=ClipboardRules(target.clipboard, settings.CLIPBOARD_MAX_BYTES))
+        if target.record:
+            await self.start_recording(target)
         if target.password:  # the browser gets a handshake that needs no password
             self.greeter = BrowserGreeter()
             await self.send_bytes(self.greeter.opening())
@@ -126,6 +140,10 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.audit("console.open", view_only=target.view_only)
         self.session_id = await database_sync_to_async(session_opened)(
             target.desktop_id, self.scope.get("user"), target.view_only, self.client_address())
+        if self.session_id is None:  # the account or the desktop went away as it opened
+            await self.recheck()
+            await self.revoke(CloseCode.DESKTOP_STOPPED, "the desktop went away")
+            return
         assert self.vnc is not None
         self.tasks += [asyncio.create_task(self.beat(self.session_id)),
                        asyncio.create_task(self.watch_access()),
@@ -137,6 +155,9 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             loop.call_later(settings.CONSOLE_HANDSHAKE_TIMEOUT,
                             lambda: asyncio.ensure_future(self.check_handshake())),
         ]
+        if target.as_owner and not target.view_only:
+            await database_sync_to_async(keyboard_for_console)(target.desktop_id,
+                                                               self.scope.get("user"))
         if target.view_only:
             await self.send(text_data=json.dumps({"notice": "view_only"}))
             await self.channel_layer.group_send(desktop_group(target.desktop_id), {
@@ -167,7 +188,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 CloseCode.RATE_LIMITED, CloseCode.NOT_SIGNED_IN):
             await database_sync_to_async(record_console_error)(self.desktop_id, user,
                                                                refusal.reason)
-        await self.accept(self.subprotocol())
+        await self.accept_once()
         await self.close(code=int(refusal.code))
 
     # --- relaying -----------------------------------------------------------------------------
@@ -179,12 +200,33 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def send_bytes(self, data: bytes) -> None:
         if not self.closing:
+            if self.recorder is not None:
+                self.recorder.write(data)
             await self.send(bytes_data=data)
 
+    async def start_recording(self, target: ConsoleTarget) -> None:
+        """The pool records its sessions: the page says so before the first frame."""
+        recording = await database_sync_to_async(recordings.start)(
+            target.desktop_id, self.scope["user"])
+        self.recording_id = recording.pk
+        self.recorder = Recorder(Path(recording.path), settings.RECORDING_MAX_BYTES)
+        await self.send(text_data=json.dumps({"notice": "recorded"}))
+
+    async def finish_recording(self) -> None:
+        recorder, self.recorder = self.recorder, None
+        if recorder is None or self.recording_id is None:
+            return
+        recorder.close()
+        await database_sync_to_async(recordings.finish)(
+            self.recording_id, recorder.size, recorder.last_ms, recorder.truncated)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """Frames that did not take the fast path (none while relaying under the middleware)."""
+        """Frames that did not take the fast path: the page's text frames (its answers about
+        watching), and binary ones before the relay starts or without the middleware."""
         if bytes_data:
             await self.forward_to_vnc(bytes_data)
+        elif text_data:
+            await self.page_says(text_data)
 
     async def forward_to_vnc(self, bytes_data: bytes) -> None:
         if self.vnc is None or self.closing or self.client is None:
@@ -202,6 +244,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             log.warning("console of desktop %s: %s", self.desktop_id, exc)
             await self.end(CloseCode.PROTOCOL_ERROR)
             return
+        await self.tell_refusals(self.client)
         if not bytes_data:
             return
         if self.counters is not None:
@@ -210,6 +253,14 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.vnc.write(bytes_data)
         except (ConnectionError, OSError):
             await self.end(CloseCode.NORMAL)
+
+    async def tell_refusals(self, client: ClientStream) -> None:
+        """The page says why a copy did not cross (the pool's clipboard policy or size)."""
+        for refused in client.refusals:
+            await self.send(text_data=json.dumps({
+                "notice": "clipboard_refused", "direction": refused.direction,
+                "reason": refused.reason}))
+        client.refusals.clear()
 
     async def beat(self, session_id: int) -> None:
         while True:
@@ -294,6 +345,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             protocol = self.scope.get("vdi.protocol")
             if protocol is not None:
                 self.flow.detach(protocol)
+        await self.finish_recording()
         if self.target is not None:
             await self.leave(self.target)
 

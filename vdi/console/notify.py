@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 END = "vdi.end"  # {"code": int, "reason": str}: close now
 RECHECK = "vdi.recheck"  # check access again now (a grant, role, session or password changed)
 WATCH = "vdi.watch"  # {"watcher": name, "joined": bool}: someone started or stopped watching
-NOTICES = frozenset({END, RECHECK, WATCH})
+CONSENT_REQUEST = "vdi.consent_request"  # {"watcher", "reply_to"}: ask the user's consoles
+CONSENT = "vdi.consent"  # {"allow": bool, "by": name}: the user's answer, to the watcher
+END_WATCHING = "vdi.end_watching"  # the user ended the watching: watchers close
+NOTICES = frozenset({END, RECHECK, WATCH, CONSENT_REQUEST, CONSENT, END_WATCHING})
 
 
 def desktop_group(desktop_id: int) -> str:

@@ -8,10 +8,12 @@ from vdi.models.images import GoldenImage, ImageVersion
 from vdi.models.media import InstallMedia
 from vdi.models.operations import Operation
 from vdi.models.pools import Pool, UserQuota
+from vdi.models.preferences import Preferences
 from vdi.models.reconcile import ReconcileRun, Stray
+from vdi.models.recordings import Recording
 
 __all__ = [
     "AuditEvent", "ConsoleSession", "ConsoleTicket", "DeletedDesktop", "Desktop", "GoldenImage",
-    "Host", "ImageVersion", "InstallMedia", "Operation", "Pool", "ReconcileRun", "Stray",
-    "UserQuota",
+    "Host", "ImageVersion", "InstallMedia", "Operation", "Pool", "Preferences", "ReconcileRun",
+    "Recording", "Stray", "UserQuota",
 ]

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from vdi.choices import Assignment, NetworkMode, Persistence
+from vdi.choices import Assignment, ClipboardPolicy, NetworkMode, Persistence
 from vdi.models.images import GoldenImage
 
 NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -59,6 +59,16 @@ class Pool(models.Model):
         max_length=64, blank=True,
         help_text="NAT: the libvirt network (empty: 'default'); bridge: the bridge's name on "
                   "each host. Isolated networks are made per pool (vdi-pool-<id>).")
+    clipboard = models.CharField(
+        max_length=10, choices=ClipboardPolicy.choices, default=ClipboardPolicy.BOTH,
+        help_text="Which way copied text may cross between the user's browser and the desktop; "
+                  "the console's proxy enforces it.")
+    watch_consent = models.BooleanField(
+        default=False, help_text="The helpdesk may watch a desktop only once its user allows "
+        "it, on their open console (the user can end the watching on any pool).")
+    record_sessions = models.BooleanField(
+        default=False, help_text="Record what its users' consoles show (they are told); "
+        "administrators replay recordings for VDI_RECORDING_DAYS.")
     users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="vdi_pools",
                                    help_text="Users entitled to this pool.")
     groups = models.ManyToManyField(Group, blank=True, related_name="vdi_pools",

@@ -18,10 +18,11 @@ from importlib import import_module
 
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-from vdi.choices import DesktopStatus
+from vdi.choices import ClipboardPolicy, DesktopStatus
 from vdi.console.codes import CloseCode
 from vdi.models import ConsoleSession, ConsoleTicket, Desktop
 from vdi.services import access
@@ -53,6 +54,9 @@ class ConsoleTarget:
     view_only: bool = False
     as_owner: bool = True  # opened by its owner (else by someone holding a permission)
     socket: str = ""  # VNC on a unix socket instead of host:port
+    clipboard: ClipboardPolicy = ClipboardPolicy.BOTH  # the pool's (install desktops: both)
+    needs_consent: bool = False  # a watcher waits for the user's yes before any VNC byte
+    record: bool = False  # the pool records its users' sessions
 
     @property
     def where(self) -> str:
@@ -143,9 +147,30 @@ def open_console(
     if (over := _over_limits(user, desktop)) is not None:
         return over
     view_only = ticket.view_only or mode is ConsoleMode.VIEW_ONLY
+    as_owner = desktop.owner_id == user.pk
+    needs_consent = bool(view_only and not as_owner and desktop.pool
+                         and desktop.pool.watch_consent)
+    if needs_consent and not _owner_connected(desktop):
+        return Refusal(CloseCode.WATCH_REFUSED, "its user has no console open to ask")
     return ConsoleTarget(desktop.pk, str(desktop), desktop.vnc_host or "127.0.0.1",
                          desktop.vnc_port or 0, desktop.vnc_password, view_only=view_only,
-                         as_owner=desktop.owner_id == user.pk, socket=desktop.vnc_socket)
+                         as_owner=as_owner, socket=desktop.vnc_socket,
+                         clipboard=clipboard_policy(desktop), needs_consent=needs_consent,
+                         record=bool(desktop.pool and desktop.pool.record_sessions
+                                     and not view_only))
+
+
+def _owner_connected(desktop: Desktop) -> bool:
+    if desktop.owner_id is None:
+        return False
+    fresh = timezone.now() - timedelta(seconds=settings.CONSOLE_STALE)
+    return ConsoleSession.objects.filter(
+        desktop=desktop, user_id=desktop.owner_id, view_only=False, closed_at__isnull=True,
+        last_seen_at__gte=fresh).exists()
+
+
+def clipboard_policy(desktop: Desktop) -> ClipboardPolicy:
+    return ClipboardPolicy(desktop.pool.clipboard) if desktop.pool else ClipboardPolicy.BOTH
 
 
 def _session_refusal(user_id: int, session_key: str | None) -> Refusal | None:
@@ -196,10 +221,15 @@ def purge_expired_tickets() -> int:
 
 
 def session_opened(desktop_id: int, user: User, view_only: bool,
-                   client_address: str | None) -> int:
-    session = ConsoleSession.objects.create(
-        desktop_id=desktop_id, user=user if isinstance(user, Account) else None,
-        view_only=view_only, client_address=client_address)
+                   client_address: str | None) -> int | None:
+    """The open console's row; None when its desktop or account went away meanwhile."""
+    try:
+        with transaction.atomic():
+            session = ConsoleSession.objects.create(
+                desktop_id=desktop_id, user=user if isinstance(user, Account) else None,
+                view_only=view_only, client_address=client_address)
+    except IntegrityError:
+        return None
     return session.pk
 
 

@@ -17,10 +17,12 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from vdi.choices import DesktopStatus, Readiness
+from vdi.choices import DesktopStatus, KeyboardLayout, Readiness
 from vdi.hypervisor import HypervisorError
 from vdi.images.tiny import READY_MARKER
 from vdi.models import Desktop
+from vdi.services.preferences import has_session_agent, keyboard_layout
+from vdi.worker import session
 from vdi.worker.hosts import driver_for
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ def _session_runs(desktop: Desktop) -> bool:
 
 def check(desktop_id: int) -> str:
     """'ready', 'waiting' (ask again), 'timeout' or 'gone' (not running any more)."""
-    desktop = (Desktop.objects.select_related("host", "image_version")
+    desktop = (Desktop.objects.select_related("host", "image_version", "owner")
                .filter(pk=desktop_id).first())
     if desktop is None or desktop.status != DesktopStatus.RUNNING:
         return "gone"
@@ -66,6 +68,7 @@ def check(desktop_id: int) -> str:
     if ready:
         Desktop.objects.filter(pk=desktop.pk, status=DesktopStatus.RUNNING).update(
             guest_ready_at=now, guest_facts=facts)
+        _owners_keyboard(desktop)
         return "ready"
     if facts:
         Desktop.objects.filter(pk=desktop.pk).update(guest_facts=facts)
@@ -73,6 +76,16 @@ def check(desktop_id: int) -> str:
         log.warning("guest of %s not ready after %s s", desktop, settings.GUEST_READY_TIMEOUT)
         return "timeout"
     return "waiting"
+
+
+def _owners_keyboard(desktop: Desktop) -> None:
+    """A desktop that is ready for its owner types with the owner's layout (the image's
+    own is US English)."""
+    if desktop.owner is None or not has_session_agent(desktop):
+        return
+    layout = keyboard_layout(desktop.owner)
+    if layout != KeyboardLayout.US:
+        session.apply_keyboard_layout(desktop.pk, layout)
 
 
 def refresh_facts(desktop: Desktop) -> None:

@@ -41,7 +41,7 @@ PACKAGES = (
     "xserver-xorg-video-qxl", "xserver-xorg-input-libinput", "xinit", "x11-xserver-utils",
     "x11-xkb-utils", "xfonts-base", "fonts-dejavu-core", "qemu-guest-agent", "spice-vdagent",
     "systemd-resolved", "icewm", "pcmanfm", "xterm", "adwaita-icon-theme", "librsvg2-common",
-    "dosfstools",
+    "dosfstools", "xclip",
 )
 STEPS = (  # mmdebstrap's progress lines -> percent done
     ("running apt-get update", 5), ("downloading packages", 10), ("extracting archives", 30),

@@ -49,7 +49,7 @@ cat > "$R/usr/local/bin/vdi-session" <<'EOT'
 export XENVIRONMENT="$HOME/.Xresources"
 xset s off -dpms &            # never blank a virtual machine's screen
 /usr/local/bin/vdi-autoresize &
-spice-vdagent &
+(while :; do spice-vdagent -x; sleep 2; done) &  # again if it ends (its daemon was not up)
 pcmanfm --desktop &
 exec icewm-session
 EOT

@@ -1,0 +1,175 @@
+"""The console page in Chromium: time to the first frame, requests and bytes, empty and warm
+cache.
+
+The VNC server is a real QEMU (SeaBIOS on a standard VGA, no disk) already running, as a
+desktop would be. Two pages open it, each measured in the same run:
+
+- the portal's console page (signed in, under daphne): one minified bundle with a hashed
+  name, gzip, a year's caching, and the ticket asked for while the code loads;
+- the peer: noVNC as published on npm, its ES modules loaded one by one (as the portal's page
+  did before the bundle), through websockify serving the same files (``--web``).
+
+"First frame": from the navigation's start until the screen's canvas holds an opaque pixel.
+The empty-cache run uses a new browser context; the warm run loads the page again in it.
+The numbers from the issue (measured before the bundle) are printed beside.
+
+Usage: .venv/bin/python bench/console_page.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.setup_django import configure  # noqa: E402
+
+configure()
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop shares this thread
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+from bench.console_proxy import portal_desktop, start_websockify  # noqa: E402
+from tests.browser_fixtures import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from vdi.testing.processes import ServerProcess, wait_for  # noqa: E402
+
+BEFORE = "before the bundle (the issue's numbers): 0.85 s empty, 0.33-0.42 s warm, " \
+         "53 JavaScript requests, 600 KB uncompressed"
+FIRST_FRAME = """() => {
+  const canvas = document.querySelector("canvas");
+  if (!canvas || !canvas.width) { return false; }
+  const pixel = canvas.getContext("2d").getImageData(0, 0, 1, 1).data;
+  return pixel[3] === 255 ? performance.now() : false;
+}"""
+TRAFFIC = """() => {
+  const entries = performance.getEntriesByType("resource");
+  const nav = performance.getEntriesByType("navigation")[0];
+  const all = [nav, ...entries];
+  return {
+    requests: all.length,
+    scripts: entries.filter((e) => e.initiatorType === "script" || e.name.endsWith(".js")).length,
+    transferred: all.reduce((n, e) => n + (e.transferSize || 0), 0),
+    decoded: all.reduce((n, e) => n + (e.decodedBodySize || 0), 0),
+  };
+}"""
+PEER_PAGE = """<!doctype html><meta charset="utf-8"><title>noVNC</title>
+<div id="screen"></div>
+<script type="module">
+import RFB from "./core/rfb.js";
+new RFB(document.getElementById("screen"), `ws://${location.host}/websockify`, {shared: true});
+</script>
+"""
+
+
+def start_qemu() -> tuple[subprocess.Popen[bytes], int]:
+    """A running QEMU with a VNC server and a screen (SeaBIOS's), no disk, no network."""
+    port = free_port_from(5900)
+    process = subprocess.Popen(
+        ["qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "64", "-nodefaults",
+         "-vga", "std", "-display", "none", "-vnc", f"127.0.0.1:{port - 5900}",
+         "-net", "none"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_for(lambda: _listening(port), 20, "QEMU's VNC server")
+    return process, port
+
+
+def free_port_from(start: int) -> int:
+    return next(port for port in range(start, start + 100) if not _listening(port))
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def load(page: Page, url: str) -> dict[str, Any]:
+    page.goto(url, wait_until="commit")
+    first_frame = page.wait_for_function(FIRST_FRAME, polling="raf", timeout=30_000)
+    result: dict[str, Any] = page.evaluate(TRAFFIC)
+    result["first frame s"] = first_frame.json_value() / 1000
+    return result
+
+
+def measure(browser: Any, url: str, runs: int, cookies: list[dict[str, Any]]
+            ) -> dict[str, list[dict[str, Any]]]:
+    results: dict[str, list[dict[str, Any]]] = {"empty": [], "warm": []}
+    for _ in range(runs):
+        context = browser.new_context()
+        context.add_cookies(cookies)
+        page = context.new_page()
+        results["empty"].append(load(page, url))
+        results["warm"].append(load(page, url))
+        context.close()
+    return results
+
+
+def report(results: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
+    peer = results["noVNC unbundled + websockify"]
+    print("\nconsole page benchmark (peer = noVNC 1.7 from npm, unbundled, served by "
+          "websockify --web; same QEMU, same run; medians)")
+    print("| page | cache | first frame s | x peer | requests | scripts | transferred KB | "
+          "decoded KB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, by_cache in results.items():
+        for cache, runs in by_cache.items():
+            median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+            peer_median = statistics.median(run["first frame s"] for run in peer[cache])
+            print(f"| {name} | {cache} | {median['first frame s']:.3f} | "
+                  f"{median['first frame s'] / peer_median:.2f} | {median['requests']:.0f} | "
+                  f"{median['scripts']:.0f} | {median['transferred'] / 1024:.0f} | "
+                  f"{median['decoded'] / 1024:.0f} |")
+    print(BEFORE)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    call_command("collectstatic", interactive=False, verbosity=0)
+    qemu, vnc_port = start_qemu()
+    _user, desktop, session = portal_desktop(vnc_port)
+    web = Path(tempfile.mkdtemp(prefix="bench-novnc-"))
+    novnc = settings.BASE_DIR / "frontend" / "node_modules" / "@novnc" / "novnc"
+    for part in ("core", "vendor"):
+        (web / part).symlink_to(novnc / part)
+    (web / "index.html").write_text(PEER_PAGE)
+    websockify, ws_port = start_websockify(vnc_port, web=web)
+    server = ServerProcess(Path("/tmp/bench-console-page.log"))
+    server.start()
+    results = {}
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            host = server.origin.split("://", 1)[1].split(":")[0]
+            cookie = [{"name": "sessionid", "value": session, "domain": host, "path": "/"}]
+            results["portal console page"] = measure(
+                browser, f"{server.origin}/desktops/{desktop.pk}/console/", args.runs, cookie)
+            results["noVNC unbundled + websockify"] = measure(
+                browser, f"http://127.0.0.1:{ws_port}/index.html", args.runs, [])
+            browser.close()
+    finally:
+        server.stop()
+        os.killpg(websockify.pid, signal.SIGTERM)
+        os.killpg(qemu.pid, signal.SIGTERM)
+        desktop.delete()
+    report(results)
+
+
+if __name__ == "__main__":
+    main()
