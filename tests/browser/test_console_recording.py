@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser_fixtures import canvas_shows_something, screen_thumbnail, sign_in
 from vdi.images.tiny import READY_MARKER
@@ -66,8 +67,15 @@ def test_a_recording_replays_the_screen_the_user_saw(browser, portal, worker, ti
     admin = browser.new_page(viewport={"width": 1024, "height": 768})
     sign_in(admin, portal, admin_user.username, "boss-password")
     admin.goto(f"{portal.origin}/admin/vdi/recording/")
-    admin.click("text=Replay")
-    admin.wait_for_selector("#replay[data-state=playing]", timeout=30_000)
+    errors: list[str] = []
+    admin.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    admin.on("pageerror", lambda e: errors.append(str(e)))
+    admin.click("a:text-is('Replay')")
+    try:
+        admin.wait_for_selector("#replay[data-state=playing]", timeout=30_000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"{admin.url}: {admin.inner_text('body')[:500]!r}: {errors}"
+                             ) from None
     admin.select_option("#replay-speed", "32")
     admin.evaluate("window.vdiReplay.seekTo(window.vdiReplay.duration)")
     admin.wait_for_selector("#replay[data-state=finished]", timeout=30_000)
