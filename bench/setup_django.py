@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import os
 
+_configured = False
+
 
 def configure() -> None:
+    """Once per process (a benchmark may import another's helpers, which configure too)."""
+    global _configured
+    if _configured:
+        return
     import django
 
     main_data = os.environ.get("VDI_DATA_DIR", "/var/lib/vdi-portal")
@@ -15,3 +21,4 @@ def configure() -> None:
     os.environ["VDI_HOST_NAME"] = "bench"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     django.setup()
+    _configured = True

@@ -137,6 +137,11 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
         await self.opened(target)
 
     async def opened(self, target: ConsoleTarget) -> None:
+        """Relay at once (the first frame waits for nothing), then the bookkeeping."""
+        assert self.vnc is not None
+        if target.view_only:
+            await self.send(text_data=json.dumps({"notice": "view_only"}))
+        self.tasks.append(asyncio.create_task(self.relay_from_vnc(self.vnc)))
         await self.audit("console.open", view_only=target.view_only)
         self.session_id = await database_sync_to_async(session_opened)(
             target.desktop_id, self.scope.get("user"), target.view_only, self.client_address())
@@ -144,10 +149,8 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
             await self.recheck()
             await self.revoke(CloseCode.DESKTOP_STOPPED, "the desktop went away")
             return
-        assert self.vnc is not None
         self.tasks += [asyncio.create_task(self.beat(self.session_id)),
-                       asyncio.create_task(self.watch_access()),
-                       asyncio.create_task(self.relay_from_vnc(self.vnc))]
+                       asyncio.create_task(self.watch_access())]
         loop = asyncio.get_running_loop()
         self.timers += [
             loop.call_later(settings.CONSOLE_MAX_SECONDS,
@@ -159,7 +162,6 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
             await database_sync_to_async(keyboard_for_console)(target.desktop_id,
                                                                self.scope.get("user"))
         if target.view_only:
-            await self.send(text_data=json.dumps({"notice": "view_only"}))
             await self.channel_layer.group_send(desktop_group(target.desktop_id), {
                 "type": WATCH, "watcher": self.scope["user"].get_username(), "joined": True})
 
