@@ -1,7 +1,9 @@
 """Console proxy speed: direct TCP, websockify, the portal's consumer under daphne and uvicorn.
 
-One local TCP source plays the VNC server: sent b"S", it streams bytes as fast as it can; sent
-b"E", it echoes. Each path is measured in the same run: throughput source -> browser, 16-byte
+One local TCP source plays the VNC server: after an RFB client handshake, a
+FramebufferUpdateRequest makes it stream bytes as fast as it can, and 16-byte ClientCutText
+messages are echoed (the portal's proxy passes only well-formed RFB client messages). Each
+path is measured in the same run: throughput source -> browser, 16-byte
 round-trip latency (p50, p99), proxy CPU seconds per GB, and the proxy's memory growth while a
 browser reads nothing and the source pours. Ratios are against websockify.
 
@@ -17,6 +19,7 @@ import os
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -47,12 +50,20 @@ CHUNK = 64 * 1024
 
 # --- the source (a separate process, so it does not share the client's CPU) -----------------
 
+HANDSHAKE = b"RFB 003.008\n" + b"\x01" + b"\x01"  # version, security None, ClientInit
+START = struct.pack("!BBHHHH", 3, 0, 0, 0, 640, 480)  # FramebufferUpdateRequest: pour
+PING = struct.pack("!BxxxI", 6, 8) + b"01234567"  # a 16-byte ClientCutText: echoed
+
+
 async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, total: int) -> None:
+    """Speaks just enough RFB for the portal's client filter to pass the client's bytes: after
+    the handshake, a FramebufferUpdateRequest starts the pour, a cut text is echoed."""
     try:
-        mode = await reader.readexactly(1)
+        await reader.readexactly(len(HANDSHAKE))
+        kind = await reader.readexactly(1)
     except asyncio.IncompleteReadError:
         return  # a readiness probe
-    if mode == b"S":
+    if kind == START[:1]:
         block, sent = b"\x42" * CHUNK, 0
         try:
             while sent < total:
@@ -62,9 +73,14 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tot
         except ConnectionError:
             pass
     else:
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
+        message = kind + await reader.readexactly(len(PING) - 1)
+        try:
+            while True:
+                writer.write(message)
+                await writer.drain()
+                message = await reader.readexactly(len(PING))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
     writer.close()
 
 
@@ -114,7 +130,7 @@ async def ws_channel(url: str, protocols: list[str], headers: dict[str, str]) ->
 
 async def throughput(open_channel: Callable[[], Awaitable[Channel]], total: int) -> float:
     channel = await open_channel()
-    await channel.send(b"S")
+    await channel.send(HANDSHAKE + START)
     received, start = 0, time.perf_counter()
     while received < total:
         try:
@@ -131,13 +147,13 @@ async def throughput(open_channel: Callable[[], Awaitable[Channel]], total: int)
 
 async def latency(open_channel: Callable[[], Awaitable[Channel]], pings: int) -> list[float]:
     channel = await open_channel()
-    await channel.send(b"E")
-    samples, payload = [], b"0123456789abcdef"
+    await channel.send(HANDSHAKE)
+    samples = []
     for _ in range(pings):
         start = time.perf_counter()
-        await channel.send(payload)
+        await channel.send(PING)
         got = b""
-        while len(got) < len(payload):
+        while len(got) < len(PING):
             got += await channel.recv()
         samples.append((time.perf_counter() - start) * 1e6)
     await channel.close()
@@ -150,7 +166,7 @@ async def stalled(
     """Peak growth (MiB) of the proxy's memory while the browser reads nothing."""
     base = tree_rss_kib(pid)
     channel = await open_channel()
-    await channel.send(b"S")
+    await channel.send(HANDSHAKE + START)
     peak, deadline = base, time.monotonic() + seconds
     while time.monotonic() < deadline:
         peak = max(peak, tree_rss_kib(pid))
