@@ -40,7 +40,7 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
-from bench.console_proxy import portal_desktop, start_websockify  # noqa: E402
+from bench.console_proxy import _listening, portal_desktop, start_websockify  # noqa: E402
 from tests.browser_fixtures import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from vdi.testing.processes import ServerProcess, wait_for  # noqa: E402
 
@@ -86,16 +86,6 @@ def start_qemu() -> tuple[subprocess.Popen[bytes], int]:
 
 def free_port_from(start: int) -> int:
     return next(port for port in range(start, start + 100) if not _listening(port))
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 def load(page: Page, url: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ An ISO upload whose declared length passes its limit is refused before its body 
 from __future__ import annotations
 
 import os
+import re
 
 from django.core.asgi import get_asgi_application
 
@@ -24,7 +25,7 @@ from channels.security.websocket import (  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
-from portal.limits import BodyLimitMiddleware  # noqa: E402
+from portal.limits import BodyLimit, BodyLimitMiddleware  # noqa: E402
 from portal.proxy import TrustedProxyMiddleware  # noqa: E402
 from vdi.console.flow import FlowControlMiddleware  # noqa: E402
 from vdi.console.routing import websocket_urlpatterns  # noqa: E402
@@ -36,10 +37,13 @@ websocket_app = FlowControlMiddleware(
         )
     )
 )
-http_app = BodyLimitMiddleware(
-    django_asgi_app,
-    {reverse("admin:vdi_installmedia_upload"): settings.MEDIA_UPLOAD_MAX_BYTES},
-)
+http_app = BodyLimitMiddleware(django_asgi_app, [
+    BodyLimit(re.escape(reverse("admin:vdi_installmedia_upload")),
+              settings.MEDIA_UPLOAD_MAX_BYTES, "VDI_MEDIA_UPLOAD_MAX_BYTES",
+              "add a bigger ISO by its path instead"),
+    BodyLimit(r"/desktops/\d+/files/upload/", settings.FILE_TRANSFER_MAX_BYTES,
+              "VDI_FILE_TRANSFER_MAX_BYTES"),
+])
 application = TrustedProxyMiddleware(
     ProtocolTypeRouter({"http": http_app, "websocket": websocket_app}),
     settings.TRUSTED_PROXY_COUNT,

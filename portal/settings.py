@@ -28,6 +28,7 @@ LOG_DIR = env.path("VDI_LOG_DIR", DATA_DIR / "logs")
 KERNEL_DIR = env.path("VDI_KERNEL_DIR", DATA_DIR / "kernel")
 IMAGE_CACHE_DIR = env.path("VDI_IMAGE_CACHE_DIR", DATA_DIR / "cache")  # built images, by key
 MEDIA_DIR = env.path("VDI_MEDIA_DIR", DATA_DIR / "media")  # uploaded installer ISOs
+SPOOL_DIR = env.path("VDI_SPOOL_DIR", DATA_DIR / "spool")  # files on their way to/from desktops
 RECORDING_DIR = env.path("VDI_RECORDING_DIR", DATA_DIR / "recordings")  # console recordings
 MEDIA_UPLOAD_MAX_BYTES = env.number("VDI_MEDIA_UPLOAD_MAX_BYTES", 8 * 1024**3, minimum=1)
 INSTALL_DISK_MAX_GIB = env.number("VDI_INSTALL_DISK_MAX_GIB", 200, minimum=1)
@@ -285,6 +286,8 @@ CONSOLE_MAX_MESSAGE = env.number("VDI_CONSOLE_MAX_MESSAGE", 1024 * 1024, minimum
 CONSOLE_CONSENT_TIMEOUT = env.number("VDI_CONSOLE_CONSENT_TIMEOUT", 60, minimum=5)
 RECORDING_MAX_BYTES = env.number("VDI_RECORDING_MAX_BYTES", 256 * 1024**2, minimum=1024**2)
 RECORDING_DAYS = env.number("VDI_RECORDING_DAYS", 30, minimum=1)
+FILE_TRANSFER_MAX_BYTES = env.number("VDI_FILE_TRANSFER_MAX_BYTES", 64 * 1024**2,
+                                     minimum=1024)
 CLIPBOARD_MAX_BYTES = env.number("VDI_CLIPBOARD_MAX_BYTES", 256 * 1024, minimum=1024)
 CONSOLE_HANDSHAKE_TIMEOUT = env.number("VDI_CONSOLE_HANDSHAKE_TIMEOUT", 10, minimum=1)
 REFUSAL_AUDIT_INTERVAL = env.number("VDI_REFUSAL_AUDIT_INTERVAL", 60, minimum=5)

@@ -54,6 +54,16 @@ def admin_user(db: None) -> AbstractUser:
 
 
 @pytest.fixture
+def helpdesk(db: None) -> AbstractUser:
+    """A member of the Helpdesk role (watches consoles, view only)."""
+    from vdi.roles import HELPDESK
+
+    person = _user("helper", is_staff=True)
+    person.groups.add(Group.objects.get(name=HELPDESK))
+    return person
+
+
+@pytest.fixture
 def disabled_user(db: None) -> AbstractUser:
     return _user("gone", is_active=False)
 

@@ -57,6 +57,7 @@ def console_page(request: HttpRequest, pk: int) -> HttpResponse:
                          and mode is not access.ConsoleMode.VIEW_ONLY),
         "keyboard": keyboard_layout(request.user),
         "clipboard_max": settings.CLIPBOARD_MAX_BYTES,
+        "file_max": settings.FILE_TRANSFER_MAX_BYTES,
     }
     return render(request, "vdi/console.html", context)
 

@@ -21,7 +21,7 @@ from vdi.hypervisor import HypervisorError
 from vdi.models import Host, Pool
 from vdi.services import capacity, history, policies
 from vdi.services.console import purge_expired_tickets
-from vdi.worker import guests, image_jobs, jobs, session
+from vdi.worker import guests, image_jobs, jobs, session, transfers
 from vdi.worker.files import remove_version_files
 from vdi.worker.reconcile import reconcile
 
@@ -52,6 +52,24 @@ def watch_guest(self: Task[Any, Any], desktop_id: int) -> str:
 def apply_keyboard_layout(desktop_id: int, layout: str) -> str:
     """Set the user's keyboard layout in the desktop's session."""
     return session.apply_keyboard_layout(desktop_id, layout)
+
+
+@shared_task(name=task_names.PUSH_FILE)
+def push_file(transfer_id: int) -> str:
+    """An uploaded file into the desktop's Downloads folder."""
+    return transfers.push_file(transfer_id)
+
+
+@shared_task(name=task_names.PULL_FILE)
+def pull_file(transfer_id: int) -> str:
+    """A file of the desktop's Shared folder into the spool, for its user to download."""
+    return transfers.pull_file(transfer_id)
+
+
+@shared_task(name=task_names.LIST_SHARED)
+def list_shared(desktop_id: int) -> str:
+    """Look at the desktop's Shared folder again."""
+    return transfers.list_shared(desktop_id)
 
 
 @shared_task(name=task_names.BUILD_IMAGE)

@@ -1,11 +1,16 @@
 from django.urls import path
 
-from vdi import console_views, preference_views, recording_views, views
+from vdi import console_views, file_views, preference_views, recording_views, views
 
 urlpatterns = [
     path("", views.desktop_list, name="desktop-list"),
     path("settings/", preference_views.preferences_page, name="preferences"),
     path("recordings/<int:pk>/", recording_views.recording_replay, name="recording-replay"),
+    path("desktops/<int:pk>/files/", file_views.files_status, name="desktop-files"),
+    path("desktops/<int:pk>/files/upload/", file_views.files_upload, name="desktop-files-upload"),
+    path("desktops/<int:pk>/files/list/", file_views.files_list, name="desktop-files-list"),
+    path("desktops/<int:pk>/files/fetch/", file_views.files_fetch, name="desktop-files-fetch"),
+    path("files/<int:transfer_id>/", file_views.file_download, name="file-download"),
     path("recordings/<int:pk>/file/", recording_views.recording_file, name="recording-file"),
     path("desktops/new/", views.desktop_create, name="desktop-create"),
     path("desktops/rows/", views.desktop_rows, name="desktop-rows"),

@@ -1,5 +1,6 @@
 // The console page: get a ticket, open the websocket, hand it to noVNC, explain failures.
 import RFB from "@novnc/novnc";
+import { setUpFiles } from "./files.js";
 
 const root = document.getElementById("console");
 const screen = document.getElementById("screen");
@@ -289,6 +290,7 @@ touchInput.addEventListener("input", (event) => {
 document.getElementById("btn-consent-allow").addEventListener("click", () => answerConsent(true));
 document.getElementById("btn-consent-refuse").addEventListener("click", () => answerConsent(false));
 document.getElementById("btn-end-watching").addEventListener("click", () => tellPortal({ end_watching: true }));
+setUpFiles(root, screen, csrfToken);
 reconnectButton.addEventListener("click", connect);
 document.getElementById("btn-cad").addEventListener("click", () => rfb && rfb.sendCtrlAltDel());
 document.getElementById("btn-fullscreen").addEventListener("click", () => {

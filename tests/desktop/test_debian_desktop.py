@@ -8,7 +8,9 @@ through the console."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser_fixtures import sign_in
 from tests.support import wait_for, wait_gone, wait_status
@@ -128,6 +131,7 @@ def test_a_debian_desktop_on_a_host_with_a_network(
         check_the_resolution_follows_the_window(desktop, browser, portal, owner)
         check_keyboard_layouts(desktop, browser, portal, owner)
         check_phones_and_tablets(desktop, browser, portal, owner)
+        check_files_both_ways(desktop, browser, portal, owner, tmp_path)
         check_freeze_and_thaw(desktop)
         check_a_stop_through_the_agent(desktop, owner)
         perform(desktop, "delete", None)
@@ -365,9 +369,13 @@ def check_phones_and_tablets(desktop, browser, portal, owner) -> None:
     fits_the_screen(page)
     in_session(desktop, MOUSE_REPORTER)
     cdp = context.new_cdp_session(page)
-    screen = page.locator("#screen canvas").bounding_box()
-    assert screen is not None
-    x, y = screen["x"] + 60, screen["y"] + 60  # inside the terminal, top left
+
+    def terminal_spot() -> tuple[float, float]:
+        """Inside the terminal (top left of the guest's screen), wherever the canvas is now:
+        it moves while the guest's resolution follows the phone's."""
+        canvas = page.locator("#screen canvas").bounding_box()
+        assert canvas is not None
+        return canvas["x"] + 60, canvas["y"] + 60
 
     def reported() -> str:
         return in_session(desktop, "cat /tmp/touched 2>/dev/null || true")
@@ -378,7 +386,7 @@ def check_phones_and_tablets(desktop, browser, portal, owner) -> None:
                                           for n, (px, py) in enumerate(points)]})
 
     def tapped() -> bool:
-        page.touchscreen.tap(x, y)
+        page.touchscreen.tap(*terminal_spot())
         return LEFT_CLICK in reported()
 
     wait_for(lambda: "up" in in_session(desktop, "test -e /tmp/touched && echo up || true"),
@@ -389,6 +397,7 @@ def check_phones_and_tablets(desktop, browser, portal, owner) -> None:
         page.screenshot(path="test-artifacts/touch-failed.png")
         raise AssertionError(f"no click reported: {reported()!r}; windows: "
                              f"{in_session(desktop, 'ps -eo args | grep -c xterm')}") from None
+    x, y = terminal_spot()
     touch("touchStart", (x, y), (x + 40, y))
     touch("touchEnd")
     wait_for(lambda: RIGHT_CLICK in reported(), 30, "a two-finger tap to right-click")
@@ -417,6 +426,52 @@ def fits_the_screen(page) -> None:
     assert box is not None and viewport is not None
     assert box["y"] + box["height"] <= viewport["height"] + 1, "the screen fits the height"
     assert box["height"] > viewport["height"] * 0.6, "and takes most of it"
+
+
+DROP = """([name, bytes]) => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([new Uint8Array(bytes)], name));
+    document.getElementById("screen").dispatchEvent(
+        new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+}"""
+
+
+def transfer_done(page, what: str) -> None:
+    try:
+        page.wait_for_selector(f"#files-transfers li:has-text('{what}: done')", timeout=60_000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"{what} not done: {page.inner_text('#files-panel')!r}") from None
+
+
+def check_files_both_ways(desktop, browser, portal, owner, tmp_path) -> None:
+    """A chosen file and a file dropped on the screen land in the desktop's Downloads (read
+    back through the agent); a file the desktop puts in Shared is downloaded in the page."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, portal, owner.username, "owner-password")
+    open_console(page, portal, desktop)
+    page.click("#btn-files")
+    chosen, dropped = "notes été.txt", "data.bin"
+    chosen_bytes, dropped_bytes = "Grüße\n".encode() * 1000, secrets.token_bytes(300_000)
+    page.set_input_files("#files-choose", files=[
+        {"name": chosen, "mimeType": "text/plain", "buffer": chosen_bytes}])
+    transfer_done(page, f"{chosen} to Downloads")
+    page.evaluate(DROP, [dropped, list(dropped_bytes)])
+    transfer_done(page, f"{dropped} to Downloads")
+    for name, data in ((chosen, chosen_bytes), (dropped, dropped_bytes)):
+        digest = in_session(desktop, 'sha256sum < "$HOME/Downloads/$1"', name).split()[0]
+        assert digest == hashlib.sha256(data).hexdigest(), f"{name} arrived whole"
+
+    made = in_session(desktop, 'mkdir -p "$HOME/Shared"; head -c 200000 /dev/urandom '
+                               '> "$HOME/Shared/report.bin"; sha256sum < "$HOME/Shared/report.bin"')
+    page.click("#btn-files-refresh")
+    page.click("#files-shared button[data-name='report.bin']", timeout=60_000)
+    save = page.wait_for_selector("#files-transfers a[data-name='report.bin']", timeout=60_000)
+    with page.expect_download() as download:
+        save.click()
+    saved = tmp_path / "report.bin"
+    download.value.save_as(saved)
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == made.split()[0]
+    page.close()
 
 
 def check_freeze_and_thaw(desktop: Desktop) -> None:

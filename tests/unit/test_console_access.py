@@ -11,7 +11,6 @@ import struct
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
 from django.test import Client
 
 from tests.console_helpers import (
@@ -29,7 +28,6 @@ from tests.console_helpers import (
 from vdi.console import guards
 from vdi.console.codes import CloseCode
 from vdi.models import AuditEvent, Desktop
-from vdi.roles import HELPDESK
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -168,15 +166,6 @@ def test_the_periodic_check_closes_a_console_whose_session_vanished(owner, runni
 
 
 # --- helpdesk ----------------------------------------------------------------------------------
-
-@pytest.fixture
-def helpdesk(db):
-    from django.contrib.auth import get_user_model
-
-    person = get_user_model().objects.create_user("helper", password="x", is_staff=True)
-    person.groups.add(Group.objects.get(name=HELPDESK))
-    return person
-
 
 def test_helpdesk_watches_without_typing_and_the_user_is_told(owner, helpdesk, running_desktop):
     owner_session, helper_session = session_cookie(owner), session_cookie(helpdesk)

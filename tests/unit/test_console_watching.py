@@ -10,7 +10,6 @@ import json
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
 
 from tests.console_helpers import (
     GREETING,
@@ -25,18 +24,8 @@ from tests.console_helpers import (
 )
 from vdi.console.codes import CloseCode
 from vdi.models import AuditEvent
-from vdi.roles import HELPDESK
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def helpdesk(db):
-    from django.contrib.auth import get_user_model
-
-    person = get_user_model().objects.create_user("helper", password="x", is_staff=True)
-    person.groups.add(Group.objects.get(name=HELPDESK))
-    return person
 
 
 @pytest.fixture

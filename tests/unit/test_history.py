@@ -52,7 +52,7 @@ def test_purge_forgets_what_is_older_than_the_retention(settings, host):
     done = history.purge(NOW)
 
     assert done == {"deleted_desktops": 1, "operations": 1, "reconcile_runs": 1,
-                    "recordings": 0}
+                    "recordings": 0, "file_transfers": 0}
     assert set(DeletedDesktop.objects.values_list("pk", flat=True)) == {recent.pk}
     assert set(Operation.objects.values_list("pk", flat=True)) == {recent_op.pk, running.pk}
     assert set(ReconcileRun.objects.values_list("pk", flat=True)) == {telling.pk}

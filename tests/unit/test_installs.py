@@ -135,7 +135,7 @@ def test_an_upload_over_the_limit_or_not_an_iso_leaves_nothing(admin_user, iso, 
 
 
 def test_the_upload_page_refuses_a_declared_length_over_the_limit_before_reading():
-    from portal.limits import BodyLimitMiddleware
+    from portal.limits import BodyLimit, BodyLimitMiddleware
 
     reached: list[str] = []
 
@@ -150,7 +150,8 @@ def test_the_upload_page_refuses_a_declared_length_over_the_limit_before_reading
     async def receive():
         raise AssertionError("the body was read")
 
-    limited = BodyLimitMiddleware(app, {"/upload/": 100})
+    limited = BodyLimitMiddleware(app, [BodyLimit("/upload/", 100, "VDI_X"),
+                                        BodyLimit(r"/desktops/\d+/files/", 10, "VDI_Y")])
 
     def call(path: str, headers: list[tuple[bytes, bytes]]) -> int | None:
         sent.clear()
@@ -159,11 +160,13 @@ def test_the_upload_page_refuses_a_declared_length_over_the_limit_before_reading
         return sent[0]["status"] if sent else None
 
     assert call("/upload/", [(b"content-length", b"101")]) == 413
-    assert b"at most 100 bytes" in sent[1]["body"]
+    assert b"at most 100 bytes (VDI_X)" in sent[1]["body"]
+    assert call("/desktops/7/files/", [(b"content-length", b"11")]) == 413
+    assert call("/desktops/x/files/", [(b"content-length", b"11")]) is None
     assert call("/upload/", []) == 411
     assert call("/upload/", [(b"content-length", b"100")]) is None
     assert call("/elsewhere/", [(b"content-length", b"999")]) is None
-    assert reached == ["/upload/", "/elsewhere/"]
+    assert reached == ["/desktops/x/files/", "/upload/", "/elsewhere/"]
 
 
 # --- install desktops -------------------------------------------------------------------------

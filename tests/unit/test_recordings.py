@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
@@ -17,7 +17,6 @@ from tests.console_helpers import GREETING, FakeVnc, opened, run, session_cookie
 from tests.support import signed_in
 from vdi.console.recorder import MAGIC, Recorder, read_frames
 from vdi.models import Recording
-from vdi.roles import HELPDESK
 from vdi.services import history
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,13 +60,11 @@ def test_the_proxy_records_what_the_browser_gets_and_tells_the_page(owner, recor
     assert recording.size_bytes == Path(recording.path).stat().st_size
 
 
-def test_watchers_are_not_recorded(recorded_desktop, django_user_model):
-    helper = django_user_model.objects.create_user("helper", password="x", is_staff=True)
-    helper.groups.add(Group.objects.get(name=HELPDESK))
-    session = session_cookie(helper)
+def test_watchers_are_not_recorded(recorded_desktop, helpdesk):
+    session = session_cookie(helpdesk)
 
     async def body(vnc: FakeVnc) -> None:
-        ws = await opened(helper, session, recorded_desktop)
+        ws = await opened(helpdesk, session, recorded_desktop)
         assert {"notice": "view_only"} in ws.notices
         assert {"notice": "recorded"} not in ws.notices
         await ws.disconnect()

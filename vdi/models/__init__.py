@@ -11,9 +11,11 @@ from vdi.models.pools import Pool, UserQuota
 from vdi.models.preferences import Preferences
 from vdi.models.reconcile import ReconcileRun, Stray
 from vdi.models.recordings import Recording
+from vdi.models.transfers import FileTransfer
 
 __all__ = [
-    "AuditEvent", "ConsoleSession", "ConsoleTicket", "DeletedDesktop", "Desktop", "GoldenImage",
+    "AuditEvent", "ConsoleSession", "ConsoleTicket", "DeletedDesktop", "Desktop", "FileTransfer",
+    "GoldenImage",
     "Host", "ImageVersion", "InstallMedia", "Operation", "Pool", "Preferences", "ReconcileRun",
     "Recording", "Stray", "UserQuota",
 ]

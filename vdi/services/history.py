@@ -2,8 +2,9 @@
 
 Deleted desktops (``DeletedDesktop``), finished operations and reconciler runs that found
 nothing are forgotten after ``VDI_HISTORY_DAYS`` (quiet reconciler runs after a day); the audit
-log is kept. Console recordings go after ``VDI_RECORDING_DAYS``. Retired image versions that
-no desktop uses are deleted, rows and files.
+log is kept. Console recordings go after ``VDI_RECORDING_DAYS``; spooled files of finished
+transfers after a day. Retired image versions that no desktop uses are deleted, rows and
+files.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from django.conf import settings
 
 from vdi.choices import ImageStatus, OperationStatus
 from vdi.models import DeletedDesktop, ImageVersion, Operation, ReconcileRun
-from vdi.services import recordings, records
+from vdi.services import recordings, records, transfers
 
 QUIET_RUNS_KEPT = timedelta(days=1)
 
@@ -31,6 +32,7 @@ def purge(now: datetime) -> dict[str, int]:
     done["reconcile_runs"] += ReconcileRun.objects.filter(
         started_at__lt=now - QUIET_RUNS_KEPT, findings=[], error="").delete()[0]
     done["recordings"] = recordings.purge(now)
+    done["file_transfers"] = transfers.purge(now)
     return done
 
 

@@ -32,6 +32,7 @@ from vdi.services.access import Account, User
 from vdi.services.desktops import enqueue_operation, new_operation, perform
 from vdi.services.errors import AccessDenied, ServiceError
 from vdi.services.placement import choose_host
+from vdi.services.uploads import write_capped
 
 INSTALL = "vdi.install_from_media"
 ISO_MAGIC_OFFSET = 0x8001  # "CD001" of the primary volume descriptor (sector 16)
@@ -123,15 +124,7 @@ def upload_media(actor: User, name: str, chunks: Iterator[bytes], length: int | 
 
 
 def _write(path: Path, chunks: Iterator[bytes], limit: int) -> None:
-    written = 0
-    with path.open("xb") as f:
-        for chunk in chunks:
-            written += len(chunk)
-            if written > limit:
-                raise ServiceError(f"the upload passed {limit} bytes "
-                                   "(VDI_MEDIA_UPLOAD_MAX_BYTES); it was not kept")
-            f.write(chunk)
-    if written == 0:
+    if write_capped(path, chunks, limit, "VDI_MEDIA_UPLOAD_MAX_BYTES") == 0:
         raise ServiceError("the upload was empty")
 
 
