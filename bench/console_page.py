@@ -41,7 +41,7 @@ from django.core.management import call_command  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from bench.console_proxy import _listening, portal_desktop, start_websockify  # noqa: E402
-from tests.browser_fixtures import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from vdi.testing.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from vdi.testing.processes import ServerProcess, wait_for  # noqa: E402
 
 BEFORE = "before the bundle (the issue's numbers): 0.85 s empty, 0.33-0.42 s warm, " \
