@@ -12,7 +12,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,9 +29,9 @@ from django.test import Client  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 from websockets.typing import Subprotocol  # noqa: E402
 
+from bench.peers import define_with_virsh  # noqa: E402
 from vdi.choices import DesktopStatus  # noqa: E402
 from vdi.hypervisor import get_driver  # noqa: E402
-from vdi.hypervisor.domain_xml import build_domain_xml  # noqa: E402
 from vdi.images.tiny import READY_MARKER  # noqa: E402
 from vdi.models import Desktop, GoldenImage, Pool  # noqa: E402
 from vdi.services.capacity import maintain  # noqa: E402
@@ -41,7 +40,6 @@ from vdi.services.console import issue_ticket  # noqa: E402
 from vdi.services.hosts import ensure_local_host  # noqa: E402
 from vdi.testing.processes import ServerProcess, WorkerProcess, wait_for  # noqa: E402
 from vdi.testing.rfb import Stream, first_update, handshake  # noqa: E402
-from vdi.worker.specs import domain_spec  # noqa: E402
 
 
 def pools() -> tuple[Pool, Pool, User, str]:
@@ -56,7 +54,9 @@ def pools() -> tuple[Pool, Pool, User, str]:
     cold, _ = Pool.objects.update_or_create(
         name="Claim bench cold", defaults={"image": image, "assignment": "automatic",
                                            "min_ready": 0, "max_size": 5, "enabled": True})
-    user, _ = User.objects.get_or_create(username="bench-claim", defaults={"is_staff": True})
+    user, _ = User.objects.get_or_create(username="bench-claim")
+    for pool in (warm, cold):  # a grant, as any user needs (staff gives nothing since #9)
+        pool.users.add(user)
     client = Client()
     client.force_login(user)
     return warm, cold, user, str(client.cookies["sessionid"].value)
@@ -117,15 +117,7 @@ def virsh_start_to_screen(pool: Pool, user: User) -> float:
     assert version is not None
     desktop = Desktop(pool=pool, host=ensure_local_host(), image_version=version,
                       domain_name=f"vdibench-peer-{time.time_ns()}", vcpus=1, memory_mib=256)
-    desktop.disk_path = str(settings.DISK_DIR / f"{desktop.domain_name}.qcow2")
-    desktop.serial_log_path = str(settings.LOG_DIR / f"{desktop.domain_name}.log")
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-                    desktop.image_version.disk_path, desktop.disk_path], check=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".xml") as xml:
-        xml.write(build_domain_xml(domain_spec(desktop)))
-        xml.flush()
-        subprocess.run(["virsh", "-c", settings.LIBVIRT_URI, "define", xml.name], check=True,
-                       capture_output=True)
+    define_with_virsh(desktop)
     start = time.perf_counter()
     subprocess.run(["virsh", "-c", settings.LIBVIRT_URI, "start", desktop.domain_name],
                    check=True, capture_output=True)

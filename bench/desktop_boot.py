@@ -35,9 +35,9 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
+from bench.peers import define_with_virsh  # noqa: E402
 from vdi.choices import DesktopStatus  # noqa: E402
 from vdi.hypervisor import get_driver  # noqa: E402
-from vdi.hypervisor.domain_xml import build_domain_xml  # noqa: E402
 from vdi.hypervisor.files import LocalFiles  # noqa: E402
 from vdi.images import builds  # noqa: E402
 from vdi.images.desktop import build as recipe  # noqa: E402
@@ -46,7 +46,6 @@ from vdi.services.claims import claim_desktop  # noqa: E402
 from vdi.services.hosts import ensure_local_host  # noqa: E402
 from vdi.testing.processes import WorkerProcess, wait_for  # noqa: E402
 from vdi.worker.specs import (  # noqa: E402
-    domain_spec,
     hostname,
     seed_path,
 )
@@ -125,18 +124,13 @@ def virsh_start(pool: Pool) -> float:
     assert version is not None
     desktop = Desktop(pool=pool, host=ensure_local_host(), image_version=version, pk=0,
                       domain_name=f"vdibench-peer-{time.time_ns()}", vcpus=2, memory_mib=1024)
-    desktop.disk_path = str(settings.DISK_DIR / f"{desktop.domain_name}.qcow2")
-    desktop.serial_log_path = str(settings.LOG_DIR / f"{desktop.domain_name}.log")
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-                    version.disk_path, desktop.disk_path], check=True)
-    files = LocalFiles()
-    files.create_seed(seed_path(desktop), hostname(desktop), desktop.domain_name)
-    files.prepare_log(Path(desktop.serial_log_path))
-    with tempfile.NamedTemporaryFile("w", suffix=".xml") as xml:
-        xml.write(build_domain_xml(domain_spec(desktop)))
-        xml.flush()
-        subprocess.run(["virsh", "-c", settings.LIBVIRT_URI, "define", xml.name], check=True,
-                       capture_output=True)
+
+    def seed_and_log() -> None:
+        files = LocalFiles()
+        files.create_seed(seed_path(desktop), hostname(desktop), desktop.domain_name)
+        files.prepare_log(Path(desktop.serial_log_path))
+
+    define_with_virsh(desktop, seed_and_log)
     start = time.perf_counter()
     subprocess.run(["virsh", "-c", settings.LIBVIRT_URI, "start", desktop.domain_name],
                    check=True, capture_output=True)
