@@ -49,7 +49,8 @@ class Env:
             return False
         raise ImproperlyConfigured(f"{name}: expected true or false, got {value!r}")
 
-    def number(self, name: str, default: int, minimum: int | None = None) -> int:
+    def number(self, name: str, default: int, minimum: int | None = None,
+               maximum: int | None = None) -> int:
         value = self._raw(name)
         if value is None or value == "":
             return default
@@ -59,6 +60,8 @@ class Env:
             raise ImproperlyConfigured(f"{name}: expected an integer, got {value!r}") from None
         if minimum is not None and number < minimum:
             raise ImproperlyConfigured(f"{name}: must be at least {minimum}, got {number}")
+        if maximum is not None and number > maximum:
+            raise ImproperlyConfigured(f"{name}: must be at most {maximum}, got {number}")
         return number
 
     def choice(self, name: str, default: str, choices: Sequence[str]) -> str:

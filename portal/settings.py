@@ -290,6 +290,14 @@ FILE_TRANSFER_MAX_BYTES = env.number("VDI_FILE_TRANSFER_MAX_BYTES", 64 * 1024**2
                                      minimum=1024)
 CLIPBOARD_MAX_BYTES = env.number("VDI_CLIPBOARD_MAX_BYTES", 256 * 1024, minimum=1024)
 CONSOLE_HANDSHAKE_TIMEOUT = env.number("VDI_CONSOLE_HANDSHAKE_TIMEOUT", 10, minimum=1)
+# SPICE: a console's channels (display, inputs, cursor, sound) join its main channel within
+# JOIN s; a .vv file's ticket expires within a minute. The gateway answers native clients'
+# HTTP CONNECT (a .vv's proxy= key, VDI_SPICE_PROXY_URL, or this site's host name and
+# the gateway's port when empty).
+SPICE_JOIN_SECONDS = env.number("VDI_SPICE_JOIN_SECONDS", 15, minimum=1, maximum=300)
+SPICE_VV_TICKET_SECONDS = env.number("VDI_SPICE_VV_TICKET_SECONDS", 50, minimum=5, maximum=60)
+SPICE_GATEWAY_LISTEN = env.text("VDI_SPICE_GATEWAY_LISTEN", "127.0.0.1:8001")
+SPICE_PROXY_URL = env.text("VDI_SPICE_PROXY_URL", "")
 REFUSAL_AUDIT_INTERVAL = env.number("VDI_REFUSAL_AUDIT_INTERVAL", 60, minimum=5)
 
 

@@ -96,7 +96,7 @@ def session_cookie(user: Any) -> str:
 def communicator(
     desktop_id: int, session: str | None, ticket: str | None, origin: str | None = "http://localhost",
     host: str = "localhost", application: Any = None,
-    client: tuple[str, int] = ("192.0.2.10", 40000),
+    client: tuple[str, int] = ("192.0.2.10", 40000), kind: str = "console",
 ) -> WebsocketCommunicator:
     """A browser's websocket to the console, from ``client`` (the address the server sees)."""
     app = application or websocket_app
@@ -112,7 +112,7 @@ def communicator(
         headers.append((b"cookie", cookie.output(header="", sep=";").strip().encode()))
     protocols = ["binary"] + ([f"vdi-ticket.{ticket}"] if ticket else [])
     return WebsocketCommunicator(
-        from_client, f"/ws/desktops/{desktop_id}/console/", headers=headers,
+        from_client, f"/ws/desktops/{desktop_id}/{kind}/", headers=headers,
         subprotocols=protocols,
     )
 

@@ -86,6 +86,13 @@ class NetworkMode(models.TextChoices):
     BRIDGE = "bridge", "an existing bridge on each host (the site's LAN)"
 
 
+class DisplayProtocol(models.TextChoices):
+    """How a desktop's screen reaches the browser (or a native client)."""
+
+    VNC = "vnc", "VNC (noVNC)"
+    SPICE = "spice", "SPICE (spice-html5, audio, remote-viewer)"
+
+
 class ClipboardPolicy(models.TextChoices):
     """Which way text may cross between the browser's clipboard and the guest's."""
 

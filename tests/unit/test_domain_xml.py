@@ -8,7 +8,16 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from vdi.hypervisor import DiskSpec, DomainSpec, DomainType, KernelBoot, MachineProfile, NicSpec
+from vdi.hypervisor import (
+    DiskSpec,
+    Display,
+    DomainSpec,
+    DomainType,
+    KernelBoot,
+    MachineProfile,
+    NicSpec,
+    VncEndpoint,
+)
 from vdi.hypervisor.domain_xml import (
     build_domain_xml,
     parse_disk_paths,
@@ -103,8 +112,12 @@ INSTALL = dict(profile=MachineProfile.LINUX_DESKTOP, kernel_boot=None, boot=("cd
     DESKTOP, {**DESKTOP, "vnc_socket": Path("/h/vnc/a.sock"), "vnc_password": "pw"},
     {**DESKTOP, "nics": (NicSpec("52:54:00:00:00:01", network="default"),)},
     WINDOWS, {**WINDOWS, "domain_type": DomainType.KVM}, INSTALL,
+    {**DESKTOP, "display": Display.SPICE, "vnc_password": "pw"},
+    {**DESKTOP, "display": Display.SPICE, "vnc_socket": Path("/h/vnc/a.sock"),
+     "clipboard": False},
+    {"display": Display.SPICE},
 ], ids=["linux-desktop", "desktop-vnc-socket", "desktop-nat", "windows-tcg", "windows-kvm",
-        "install-from-iso"])
+        "install-from-iso", "desktop-spice", "desktop-spice-socket", "tiny-spice"])
 def test_every_profile_validates_against_libvirt_schema(relaxng, variant):
     document = etree.fromstring(build_domain_xml(spec(**variant)).encode())
     assert relaxng.validate(document), relaxng.error_log
@@ -162,6 +175,32 @@ def test_vnc_on_a_unix_socket_is_read_back():
     assert etree.fromstring(xml.encode()).find("devices/graphics").get("autoport") is None
     endpoint = parse_vnc_endpoint(xml)
     assert endpoint is not None and endpoint.socket == Path("/h/vnc/a.sock")
+
+
+def test_a_spice_desktop_has_sound_its_agent_and_the_pools_clipboard():
+    root = etree.fromstring(build_domain_xml(spec(
+        **DESKTOP, display=Display.SPICE, vnc_password="pw", clipboard=False)).encode())
+    graphics = root.find("devices/graphics")
+    assert (graphics.get("type"), graphics.get("passwd"), graphics.get("listen")) == (
+        "spice", "pw", "127.0.0.1")
+    assert graphics.find("clipboard").get("copypaste") == "no"
+    assert graphics.find("filetransfer").get("enable") == "no", "files go through the portal"
+    assert root.find("devices/channel[@type='spicevmc']/target").get("name") == \
+        "com.redhat.spice.0", "spice-vdagent talks to the SPICE client"
+    assert root.find("devices/channel[@type='qemu-vdagent']") is None
+    assert root.find("devices/sound/audio").get("id") == \
+        root.find("devices/audio[@type='spice']").get("id"), "sound plays through SPICE"
+
+
+def test_a_spice_endpoint_is_read_back_from_live_xml():
+    xml = build_domain_xml(spec(display=Display.SPICE, vnc_password="pw"))
+    live = xml.replace("autoport=", 'port="5912" autoport=')
+    endpoint = parse_vnc_endpoint(live)
+    assert endpoint == VncEndpoint("127.0.0.1", 5912, "pw", display=Display.SPICE)
+    socket = build_domain_xml(spec(display=Display.SPICE, vnc_socket=Path("/h/s.sock")))
+    endpoint = parse_vnc_endpoint(socket)
+    assert endpoint is not None and endpoint.socket == Path("/h/s.sock")
+    assert endpoint.display == Display.SPICE
 
 
 NETWORK_SCHEMA = Path("/usr/share/libvirt/schemas/network.rng")

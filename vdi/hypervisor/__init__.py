@@ -12,6 +12,7 @@ from vdi.hypervisor.errors import HypervisorError
 from vdi.hypervisor.specs import (
     DiskInfo,
     DiskSpec,
+    Display,
     DomainInfo,
     DomainSpec,
     DomainType,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DiskInfo",
     "DiskSpec",
+    "Display",
     "DomainInfo",
     "DomainSpec",
     "DomainType",

@@ -22,6 +22,7 @@ from lxml import etree
 
 from vdi.hypervisor.specs import (
     DiskSpec,
+    Display,
     DomainSpec,
     DomainType,
     MachineProfile,
@@ -127,6 +128,9 @@ def _nic(devices: etree._Element, nic: NicSpec) -> None:
 
 
 def _graphics(devices: etree._Element, spec: DomainSpec) -> None:
+    if spec.display == Display.SPICE:
+        _spice(devices, spec)
+        return
     if spec.vnc_socket is not None:
         attrs = {"type": "vnc", "socket": str(spec.vnc_socket)}
         if spec.vnc_password:
@@ -140,14 +144,40 @@ def _graphics(devices: etree._Element, spec: DomainSpec) -> None:
     _sub(graphics, "listen", type="address", address=spec.vnc_listen)
 
 
-def _channels(devices: etree._Element) -> None:
+def _spice(devices: etree._Element, spec: DomainSpec) -> None:
+    """SPICE on loopback (or a unix socket) behind the console proxy: no TLS, its password
+    known only to the proxy, the clipboard as the pool says, file transfer and USB
+    redirection off (files go through the portal), sound through SPICE's playback channel."""
+    attrs = {"type": "spice"}
+    if spec.vnc_socket is None:
+        attrs.update(autoport="yes", listen=spec.vnc_listen)
+    if spec.vnc_password:
+        attrs["passwd"] = spec.vnc_password
+    graphics = _sub(devices, "graphics", **attrs)
+    if spec.vnc_socket is not None:
+        _sub(graphics, "listen", type="socket", socket=str(spec.vnc_socket))
+    else:
+        _sub(graphics, "listen", type="address", address=spec.vnc_listen)
+    _sub(graphics, "image", compression="auto_glz")
+    _sub(graphics, "clipboard", copypaste="yes" if spec.clipboard else "no")
+    _sub(graphics, "filetransfer", enable="no")
+    sound = _sub(devices, "sound", model="ich9" if spec.profile != MachineProfile.TINY
+                 else "ich6")
+    _sub(sound, "audio", id="1")
+    _sub(devices, "audio", id="1", type="spice")
+
+
+def _channels(devices: etree._Element, spec: DomainSpec) -> None:
     agent = _sub(devices, "channel", type="unix")
     _sub(agent, "source", mode="bind")
     _sub(agent, "target", type="virtio", name=AGENT_CHANNEL)
-    vdagent = _sub(devices, "channel", type="qemu-vdagent")
-    source = _sub(vdagent, "source")
-    _sub(source, "clipboard", copypaste="yes")
-    _sub(source, "mouse", mode="client")
+    if spec.display == Display.SPICE:  # spice-vdagent talks to the SPICE client
+        vdagent = _sub(devices, "channel", type="spicevmc")
+    else:  # QEMU's own vdagent: the VNC clipboard
+        vdagent = _sub(devices, "channel", type="qemu-vdagent")
+        source = _sub(vdagent, "source")
+        _sub(source, "clipboard", copypaste="yes")
+        _sub(source, "mouse", mode="client")
     _sub(vdagent, "target", type="virtio", name=VDAGENT_CHANNEL)
 
 
@@ -164,7 +194,7 @@ def _devices(domain: etree._Element, spec: DomainSpec) -> None:
     _sub(serial, "source", path=str(spec.serial_log), append="on")
     _sub(serial, "target", port="0")
     if desktop:
-        _channels(devices)
+        _channels(devices, spec)
     _sub(devices, "input", type="tablet", bus="virtio" if desktop else "usb")
     _graphics(devices, spec)
     video = _sub(devices, "video")
@@ -217,18 +247,24 @@ def _parse(xml: str) -> etree._Element:
 
 
 def parse_vnc_endpoint(xml: str) -> VncEndpoint | None:
-    """The VNC endpoint of a running domain's live XML, or None when it has none yet."""
-    graphics = _parse(xml).find("devices/graphics[@type='vnc']")
-    if graphics is None:
+    """The display (VNC or SPICE) endpoint of a running domain's live XML, or None when it
+    has none yet."""
+    graphics = _parse(xml).find("devices/graphics")
+    kind = graphics.get("type", "") if graphics is not None else ""
+    if graphics is None or kind not in (Display.VNC, Display.SPICE):
         return None
-    socket = graphics.get("socket")
+    display = Display(kind)
+    password = graphics.get("passwd")
+    listen = graphics.find("listen[@type='socket']")
+    socket = graphics.get("socket") or (listen.get("socket", "") if listen is not None else "")
     if socket:
-        return VncEndpoint(host="", port=0, password=graphics.get("passwd"), socket=Path(socket))
+        return VncEndpoint(host="", port=0, password=password, socket=Path(socket),
+                           display=display)
     port = int(graphics.get("port", "-1"))
     if port <= 0:
         return None
     host = graphics.get("listen") or "127.0.0.1"
-    return VncEndpoint(host=host, port=port, password=graphics.get("passwd"))
+    return VncEndpoint(host=host, port=port, password=password, display=display)
 
 
 def parse_disk_paths(xml: str) -> tuple[Path, ...]:

@@ -12,6 +12,13 @@ class DomainType(enum.StrEnum):
     QEMU = "qemu"
 
 
+class Display(enum.StrEnum):
+    """The guest's remote display: VNC, or SPICE (with sound)."""
+
+    VNC = "vnc"
+    SPICE = "spice"
+
+
 class MachineProfile(enum.StrEnum):
     """The virtual hardware a guest gets (``vdi.hypervisor.domain_xml`` builds each)."""
 
@@ -85,6 +92,8 @@ class DomainSpec:
     vnc_listen: str = "127.0.0.1"
     vnc_password: str | None = None
     vnc_socket: Path | None = None  # VNC on a unix socket (a host in its own namespaces)
+    display: Display = Display.VNC  # the vnc_* settings above then apply to SPICE's server
+    clipboard: bool = True  # SPICE: copy and paste between client and guest
     metadata: dict[str, str] = field(default_factory=dict)
     profile: MachineProfile = MachineProfile.TINY
     nics: tuple[NicSpec, ...] = ()
@@ -97,6 +106,7 @@ class VncEndpoint:
     port: int
     password: str | None = None
     socket: Path | None = None  # set instead of host and port for VNC on a unix socket
+    display: Display = Display.VNC
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,15 @@ class ConsoleTicket(models.Model):
     expires_at = models.DateTimeField(db_index=True)
     used_at = models.DateTimeField(null=True, blank=True)
     view_only = models.BooleanField(default=False, help_text="Watching: input is dropped.")
+    native = models.BooleanField(
+        default=False, help_text="For a native SPICE client (.vv file): bound to the address "
+        "its first channel came from, not to a browser session.")
+    joins_until = models.DateTimeField(
+        null=True, blank=True, help_text="SPICE: until when the session's other channels may "
+        "join (set when its main channel opens).")
+    ended_at = models.DateTimeField(null=True, blank=True,
+                                    help_text="SPICE: when the session's main channel closed.")
+    client_address = models.GenericIPAddressField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 
 from vdi.actions import custom_permissions
-from vdi.choices import TRANSITIONAL_STATUSES, DesktopStatus, Profile
+from vdi.choices import TRANSITIONAL_STATUSES, DesktopStatus, DisplayProtocol, Profile
 from vdi.models.hosts import Host
 from vdi.models.images import ImageVersion
 from vdi.models.media import InstallMedia
@@ -78,6 +78,9 @@ class Desktop(models.Model):
                                   help_text="Why the last action failed, in words for the user.")
     error_detail = models.TextField(blank=True, editable=False,
                                     help_text="The raw cause of the last failure, for operators.")
+    display_protocol = models.CharField(
+        max_length=5, choices=DisplayProtocol.choices, default=DisplayProtocol.VNC,
+        editable=False, help_text="What its running guest's display speaks (set at boot).")
     vnc_host = models.CharField(
         max_length=100, blank=True, editable=False,
         help_text="Where the guest's VNC server listens, set by the worker.",

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from vdi.choices import Assignment, ClipboardPolicy, NetworkMode, Persistence
+from vdi.choices import Assignment, ClipboardPolicy, DisplayProtocol, NetworkMode, Persistence
 from vdi.models.images import GoldenImage
 
 NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -59,6 +59,10 @@ class Pool(models.Model):
         max_length=64, blank=True,
         help_text="NAT: the libvirt network (empty: 'default'); bridge: the bridge's name on "
                   "each host. Isolated networks are made per pool (vdi-pool-<id>).")
+    display_protocol = models.CharField(
+        max_length=5, choices=DisplayProtocol.choices, default=DisplayProtocol.VNC,
+        help_text="VNC, or SPICE (sound, and a native remote-viewer client besides the "
+                  "browser). Applies from each desktop's next boot.")
     clipboard = models.CharField(
         max_length=10, choices=ClipboardPolicy.choices, default=ClipboardPolicy.BOTH,
         help_text="Which way copied text may cross between the user's browser and the desktop; "
@@ -114,8 +118,26 @@ class Pool(models.Model):
             errors["network_name"] = "Name the bridge the desktops join on each host."
         if self.network_name and not NETWORK_NAME.fullmatch(self.network_name):
             errors["network_name"] = "Use letters, digits, dots, dashes and underscores."
+        errors.update(self._spice_errors())
         if errors:
             raise ValidationError(errors)
+
+    def _spice_errors(self) -> dict[str, str]:
+        """SPICE's server takes the clipboard both ways or not at all, has one viewer per
+        channel, and the recorder reads VNC."""
+        if self.display_protocol != DisplayProtocol.SPICE:
+            return {}
+        errors = {}
+        if self.clipboard not in (ClipboardPolicy.BOTH, ClipboardPolicy.OFF):
+            errors["clipboard"] = ("SPICE desktops have the clipboard both ways or off; "
+                                   "one-way policies need VNC.")
+        if self.record_sessions:
+            errors["record_sessions"] = ("Recording is for VNC pools; SPICE sessions can't be "
+                                         "recorded.")
+        if self.watch_consent:
+            errors["watch_consent"] = ("SPICE shows a desktop to one viewer at a time, so the "
+                                       "helpdesk can't watch it; use VNC for watched pools.")
+        return errors
 
 
 class UserQuota(models.Model):

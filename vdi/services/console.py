@@ -116,7 +116,7 @@ def _redeem(raw: str, user: User, session_key: str | None,
     return ticket
 
 
-def _over_limits(user: User, desktop: Desktop) -> Refusal | None:
+def over_limits(user: User, desktop: Desktop) -> Refusal | None:
     fresh = ConsoleSession.objects.filter(
         closed_at__isnull=True,
         last_seen_at__gte=timezone.now() - timedelta(seconds=settings.CONSOLE_STALE))
@@ -144,7 +144,7 @@ def open_console(
         return Refusal(CloseCode.NOT_RUNNING, f"desktop is {desktop.status}")
     if not desktop.vnc_port and not desktop.vnc_socket:
         return Refusal(CloseCode.VNC_UNREACHABLE, "the worker recorded no VNC endpoint")
-    if (over := _over_limits(user, desktop)) is not None:
+    if (over := over_limits(user, desktop)) is not None:
         return over
     view_only = ticket.view_only or mode is ConsoleMode.VIEW_ONLY
     as_owner = desktop.owner_id == user.pk

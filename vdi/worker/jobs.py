@@ -17,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 from vdi import actions, state, task_names
-from vdi.choices import Readiness
+from vdi.choices import DisplayProtocol, Readiness
 from vdi.hypervisor import HypervisorError, Shutdown, VncEndpoint
 from vdi.models import Desktop
 from vdi.models.desktops import new_vnc_password
@@ -144,6 +144,7 @@ def record_endpoint(desktop_id: int, endpoint: VncEndpoint | None) -> None:
         vnc_host=endpoint.host if endpoint and not endpoint.socket else "",
         vnc_port=endpoint.port if endpoint and not endpoint.socket else None,
         vnc_socket=str(endpoint.socket) if endpoint and endpoint.socket else "",
+        display_protocol=endpoint.display.value if endpoint else DisplayProtocol.VNC,
         guest_ready_at=None)
 
 

@@ -7,8 +7,15 @@ from pathlib import Path
 
 from django.utils.text import slugify
 
-from vdi.choices import NetworkMode, Profile
-from vdi.hypervisor import DiskSpec, DomainSpec, KernelBoot, MachineProfile, NicSpec
+from vdi.choices import ClipboardPolicy, NetworkMode, Profile
+from vdi.hypervisor import (
+    DiskSpec,
+    Display,
+    DomainSpec,
+    KernelBoot,
+    MachineProfile,
+    NicSpec,
+)
 from vdi.hypervisor.network_xml import NetworkSpec, pool_network
 from vdi.models import Desktop, Pool
 from vdi.worker.hosts import domain_type_for
@@ -91,6 +98,8 @@ def domain_spec(desktop: Desktop) -> DomainSpec:
         kernel_boot=kernel_boot,
         vnc_password=desktop.vnc_password or None,
         vnc_socket=vnc_socket(desktop),
+        display=Display(desktop.pool.display_protocol if desktop.pool else Display.VNC),
+        clipboard=not desktop.pool or desktop.pool.clipboard != ClipboardPolicy.OFF,
         metadata={"desktop": str(desktop.pk), "pool": str(desktop.pool_id or "")},
         profile=MachineProfile(desktop.profile),
         nics=nics_of(desktop),
