@@ -126,6 +126,7 @@ CONTENT_SECURITY_POLICY = {
         "script-src": ["'self'", NONCE],  # the console page's inline ticket request
         "style-src": ["'self'"],
         "img-src": ["'self'", "data:", "blob:"],
+        "media-src": ["'self'", "blob:"],  # SPICE's sound and video streams
         "connect-src": ["'self'"],
         "font-src": ["'self'"],
         "object-src": ["'none'"],

@@ -13,17 +13,21 @@ from django.http.request import validate_host
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
-from vdi.choices import DesktopStatus
+from vdi.choices import DesktopStatus, DisplayProtocol
 from vdi.console import guards
 from vdi.console.codes import EXPLANATIONS
+from vdi.console.spice_gateway import parse_listen
 from vdi.models import Desktop
 from vdi.services import access
 from vdi.services.console import SUBPROTOCOL, TICKET_PREFIX, clipboard_policy, issue_ticket
 from vdi.services.errors import AccessDenied, ServiceError
 from vdi.services.preferences import has_session_agent, keyboard_layout
+from vdi.services.spice import issue_native_ticket
+
+WEBSOCKET: dict[str, str] = {DisplayProtocol.VNC: "console", DisplayProtocol.SPICE: "spice"}
 
 
-def _console_desktop(request: HttpRequest, pk: int) -> tuple[Desktop, access.ConsoleMode]:
+def console_desktop(request: HttpRequest, pk: int) -> tuple[Desktop, access.ConsoleMode]:
     """The desktop, if this user may open (or watch) its console; else 404."""
     desktop = get_object_or_404(Desktop.objects.select_related("pool", "host", "owner"), pk=pk)
     mode = access.console_mode(request.user, desktop)
@@ -35,17 +39,12 @@ def _console_desktop(request: HttpRequest, pk: int) -> tuple[Desktop, access.Con
 @require_GET
 @login_required
 def console_page(request: HttpRequest, pk: int) -> HttpResponse:
-    desktop, mode = _console_desktop(request, pk)
+    desktop, mode = console_desktop(request, pk)
+    if desktop.display_protocol == DisplayProtocol.SPICE:
+        return _spice_console_page(request, desktop)
     pool = desktop.pool
-    session_end = None
-    if pool is not None and pool.max_session_minutes and desktop.assigned_at:
-        session_end = desktop.assigned_at + timedelta(minutes=pool.max_session_minutes)
     context = {
-        "desktop": desktop,
-        "session_end": session_end,
-        "idle_minutes": pool.idle_minutes if pool is not None and desktop.owner_id else 0,
-        "after_idle": "stopped" if pool is None or pool.is_persistent
-        else "given back to the pool",
+        **_policies(desktop),
         "explanations": {int(code): text for code, text in EXPLANATIONS.items()},
         "subprotocol": SUBPROTOCOL,
         "ticket_prefix": TICKET_PREFIX,
@@ -62,10 +61,72 @@ def console_page(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "vdi/console.html", context)
 
 
+def _policies(desktop: Desktop) -> dict[str, object]:
+    """What the console page says about the session's length and what happens after it."""
+    pool = desktop.pool
+    session_end = None
+    if pool is not None and pool.max_session_minutes and desktop.assigned_at:
+        session_end = desktop.assigned_at + timedelta(minutes=pool.max_session_minutes)
+    return {
+        "desktop": desktop,
+        "session_end": session_end,
+        "idle_minutes": pool.idle_minutes if pool is not None and desktop.owner_id else 0,
+        "after_idle": "stopped" if pool is None or pool.is_persistent
+        else "given back to the pool",
+    }
+
+
+def _spice_console_page(request: HttpRequest, desktop: Desktop) -> HttpResponse:
+    return render(request, "vdi/spice_console.html", {
+        **_policies(desktop), "clipboard": clipboard_policy(desktop),
+        "vv_seconds": settings.SPICE_VV_TICKET_SECONDS})
+
+
+@require_POST
+@login_required
+def console_vv(request: HttpRequest, pk: int) -> HttpResponse:
+    """A ``.vv`` file for remote-viewer: through the portal's SPICE gateway, with a
+    single-use ticket as its password; nothing in it names the hypervisor."""
+    desktop, _mode = console_desktop(request, pk)
+    if not guards.allow_ticket(request.META.get("REMOTE_ADDR"), request.user.pk):
+        return HttpResponse("Too many console tickets in a short time: wait a minute.",
+                            status=429, content_type="text/plain")
+    try:
+        issued = issue_native_ticket(request.user, request.session.session_key, desktop)
+    except AccessDenied as exc:
+        return HttpResponse(str(exc), status=403, content_type="text/plain")
+    except ServiceError as exc:
+        return HttpResponse(str(exc), status=409, content_type="text/plain")
+    response = HttpResponse(vv_file(desktop, issued.ticket, gateway_url(request)),
+                            content_type="application/x-virt-viewer")
+    response["Content-Disposition"] = f'attachment; filename="desktop-{desktop.pk}.vv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def gateway_url(request: HttpRequest) -> str:
+    """Where native clients find the SPICE gateway (VDI_SPICE_PROXY_URL, else this site's
+    host name and the gateway's port)."""
+    if settings.SPICE_PROXY_URL:
+        return str(settings.SPICE_PROXY_URL)
+    _host, port = parse_listen(settings.SPICE_GATEWAY_LISTEN)
+    return f"http://{request.get_host().rsplit(':', 1)[0]}:{port}"
+
+
+def vv_file(desktop: Desktop, ticket: str, proxy: str) -> str:
+    lines = {
+        "type": "spice", "host": f"desktop-{desktop.pk}.spice", "port": "5900",
+        "password": ticket, "proxy": proxy, "title": f"{desktop} - %d",
+        "delete-this-file": "1", "fullscreen": "0", "toggle-fullscreen": "shift+f11",
+        "release-cursor": "shift+f12", "secure-attention": "ctrl+alt+end",
+    }
+    return "[virt-viewer]\n" + "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
 @require_POST
 @login_required
 def console_ticket(request: HttpRequest, pk: int) -> JsonResponse:
-    desktop, _mode = _console_desktop(request, pk)
+    desktop, _mode = console_desktop(request, pk)
     if not guards.allow_ticket(request.META.get("REMOTE_ADDR"), request.user.pk):
         return JsonResponse({"error": "Too many console tickets in a short time: wait a "
                              "minute."}, status=429)
@@ -79,7 +140,8 @@ def console_ticket(request: HttpRequest, pk: int) -> JsonResponse:
         "ticket": issued.ticket,
         "expires_in": issued.expires_in,
         "view_only": issued.view_only,
-        "path": f"/ws/desktops/{desktop.pk}/console/",
+        "protocol": desktop.display_protocol,
+        "path": f"/ws/desktops/{desktop.pk}/{WEBSOCKET[desktop.display_protocol]}/",
     })
     response["Cache-Control"] = "no-store"
     return response
@@ -102,7 +164,7 @@ def origin_problem(origin: str) -> str | None:
 @login_required
 def console_diagnose(request: HttpRequest, pk: int) -> JsonResponse:
     """What stands between this user and the console, in words."""
-    desktop, _mode = _console_desktop(request, pk)
+    desktop, _mode = console_desktop(request, pk)
     problems = []
     if desktop.status != DesktopStatus.RUNNING:
         problems.append(f"The desktop is not running (it is {desktop.get_status_display()}).")

@@ -18,6 +18,8 @@ urlpatterns = [
     path("desktops/<int:pk>/console/", console_views.console_page, name="desktop-console"),
     path("desktops/<int:pk>/console/ticket/", console_views.console_ticket,
          name="desktop-console-ticket"),
+    path("desktops/<int:pk>/console/remote-viewer.vv", console_views.console_vv,
+         name="desktop-console-vv"),
     path("desktops/<int:pk>/console/diagnose/", console_views.console_diagnose,
          name="desktop-console-diagnose"),
     path("desktops/<int:pk>/<str:action>/", views.desktop_action, name="desktop-action"),

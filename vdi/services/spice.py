@@ -187,3 +187,19 @@ def end_session(ticket_id: int) -> None:
     ConsoleTicket.objects.filter(pk=ticket_id, ended_at__isnull=True).update(
         ended_at=timezone.now())
 
+
+
+def still_allowed_native(joined: Joined) -> Refusal | None:
+    """Why a native client's channel must end now (it has no browser session to follow)."""
+    user = Account.objects.filter(pk=joined.user_id, is_active=True).first()
+    if user is None:
+        return Refusal(CloseCode.ACCOUNT_CLOSED, "the account was disabled or deleted")
+    desktop = Desktop.objects.select_related("pool").filter(pk=joined.target.desktop_id).first()
+    if desktop is None or desktop.status != DesktopStatus.RUNNING:
+        return Refusal(CloseCode.DESKTOP_STOPPED, "the desktop stopped")
+    if joined.target.as_owner and (desktop.owner_id != user.pk
+                                   or not access.owner_may_keep(user, desktop)):
+        return Refusal(CloseCode.HANDED_OVER, "the desktop changed hands or its grant went")
+    if access.console_mode(user, desktop) is not ConsoleMode.INTERACTIVE:
+        return Refusal(CloseCode.ACCESS_REVOKED, "the role that allowed it was taken away")
+    return None

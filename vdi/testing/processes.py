@@ -100,7 +100,8 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """The portal's ASGI app under a real server process (daphne, or uvicorn for comparison)."""
+    """The portal's ASGI app under a real server process (daphne, or uvicorn for comparison),
+    or the SPICE gateway for native clients (``spice_gateway``)."""
 
     def __init__(self, log: Path, server: str = "daphne") -> None:
         self.log = log
@@ -113,6 +114,9 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
+        if self.server == "spice_gateway":
+            return [sys.executable, "manage.py", "spice_gateway", "--listen",
+                    f"127.0.0.1:{self.port}"]
         if self.server == "daphne":
             return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
                     "--access-log", "-", "portal.asgi:application"]
