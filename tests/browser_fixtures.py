@@ -50,17 +50,17 @@ def sign_in(page: Any, portal: ServerProcess, username: str, password: str) -> N
     page.wait_for_url(f"{portal.origin}/")
 
 
-def canvas_shows_something(page) -> bool:
-    """True when the noVNC canvas has non-black pixels (the guest's text console)."""
-    return bool(page.evaluate("""() => {
-        const canvas = document.querySelector('#screen canvas');
+def canvas_shows_something(page, selector: str = "#screen canvas") -> bool:
+    """True when the console's canvas has non-black pixels (the guest's text console)."""
+    return bool(page.evaluate("""(selector) => {
+        const canvas = document.querySelector(selector);
         if (!canvas || canvas.width < 100) return false;
         const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
         for (let i = 0; i < data.length; i += 4 * 97) {
             if (data[i] > 40 || data[i + 1] > 40 || data[i + 2] > 40) return true;
         }
         return false;
-    }"""))
+    }""", selector))
 
 
 def echo_to_serial(page, word: str) -> None:

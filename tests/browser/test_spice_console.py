@@ -1,0 +1,85 @@
+"""A SPICE pool in Chromium: spice-html5 links its channels through the portal with the
+console ticket, types into the guest, opens the sound channel, and never sees the SPICE
+password (every frame the page sent or received is checked)."""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from tests.browser_fixtures import canvas_shows_something, echo_to_serial, sign_in
+from vdi.choices import DisplayProtocol
+from vdi.console.spice_link import Channel
+from vdi.images.tiny import READY_MARKER
+from vdi.models import Desktop
+from vdi.testing.processes import wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.vm, pytest.mark.django_db(transaction=True)]
+LINK_OK = b"\0\0\0\0"
+
+
+class Frames:
+    """Every websocket frame of the page, per socket, both ways."""
+
+    def __init__(self, page) -> None:
+        self.sent: dict[str, list[bytes]] = defaultdict(list)
+        self.received: dict[str, list[bytes]] = defaultdict(list)
+        page.on("websocket", self.watch)
+
+    def watch(self, ws) -> None:
+        ws.on("framesent", lambda frame: self.sent[ws.url + str(id(ws))].append(_bytes(frame)))
+        ws.on("framereceived",
+              lambda frame: self.received[ws.url + str(id(ws))].append(_bytes(frame)))
+
+    def linked(self, channel: Channel) -> bool:
+        """A socket linked this channel and QEMU accepted its password (through the proxy)."""
+        for key, sent in self.sent.items():
+            if sent and len(sent[0]) > 20 and sent[0][20] == channel:
+                if LINK_OK in self.received[key][1:3]:
+                    return True
+        return False
+
+    def everything(self) -> bytes:
+        return b"".join(b"".join(frames) for frames in (*self.sent.values(),
+                                                         *self.received.values()))
+
+
+def _bytes(frame) -> bytes:
+    return frame if isinstance(frame, bytes) else frame.encode()
+
+
+def test_a_spice_console_types_plays_sound_and_never_holds_the_password(
+        browser, portal, worker, tiny_pool, artifacts):
+    tiny_pool.display_protocol = DisplayProtocol.SPICE
+    tiny_pool.save()
+    tiny_pool.users.add(User.objects.create_user("demo", password="demo-password-123"))
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    frames = Frames(page)
+    sign_in(page, portal, "demo", "demo-password-123")
+    page.click("text=Get a desktop")
+    desktop = wait_for(lambda: Desktop.objects.filter(owner__username="demo").first(), 10,
+                       "the desktop row")
+    serial = Path(desktop.serial_log_path)
+    wait_for(lambda: serial.exists() and READY_MARKER in serial.read_text(errors="replace"),
+             120, "the guest to boot")
+    page.goto(f"{portal.origin}/desktops/{desktop.pk}/console/")
+    page.wait_for_selector("#console-state:has-text('Connected')", timeout=30_000)
+    wait_for(lambda: canvas_shows_something(page, "#spice-screen canvas"), 30,
+             "the guest's screen")
+    marker = f"spice{secrets.token_hex(4)}"
+    page.click("#spice-screen canvas")
+    echo_to_serial(page, marker)
+    wait_for(lambda: marker in serial.read_text(errors="replace"), 30,
+             "the typed command's output")
+    wait_for(lambda: frames.linked(Channel.PLAYBACK), 15, "the sound channel")
+    for channel in (Channel.MAIN, Channel.DISPLAY, Channel.INPUTS):
+        assert frames.linked(channel), channel
+    page.screenshot(path=str(artifacts / "spice-console.png"))
+    desktop.refresh_from_db()
+    assert desktop.display_protocol == DisplayProtocol.SPICE and len(desktop.vnc_password) >= 8
+    assert desktop.vnc_password.encode() not in frames.everything()
+    page.close()
