@@ -1,4 +1,5 @@
-"""Console proxy speed: direct TCP, websockify, the portal's consumer under daphne and uvicorn.
+"""Console proxy speed: direct TCP, websockify, the portal's consumer under daphne and uvicorn;
+then SPICE against QEMU's real SPICE server (bench/spice_paths.py).
 
 One local TCP source plays the VNC server: after an RFB client handshake, a
 FramebufferUpdateRequest makes it stream bytes as fast as it can, and 16-byte ClientCutText
@@ -8,6 +9,7 @@ round-trip latency (p50, p99), proxy CPU seconds per GB, and the proxy's memory 
 browser reads nothing and the source pours. Ratios are against websockify.
 
 Usage: .venv/bin/python bench/console_proxy.py [--megabytes 256] [--pings 2000]
+       [--spice-sessions 10] [--skip-spice]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.setup_django import configure  # noqa: E402
 
+os.environ.setdefault("VDI_CONSOLE_RATE_LIMIT", "10000/m/ip,10000/m/user")  # many connects
 configure()
 
 import websockets  # noqa: E402
@@ -39,11 +42,20 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from vdi.choices import DesktopStatus  # noqa: E402
+from bench.spice_paths import (  # noqa: E402
+    SpicePath,
+    Stream,
+    measure_spice,
+    report_spice,
+    tcp_stream,
+)
+from vdi.choices import DesktopStatus, DisplayProtocol  # noqa: E402
 from vdi.models import Desktop, GoldenImage, Pool  # noqa: E402
 from vdi.services.console import issue_ticket  # noqa: E402
 from vdi.services.hosts import ensure_local_host  # noqa: E402
+from vdi.services.spice import issue_native_ticket  # noqa: E402
 from vdi.testing.processes import ServerProcess, free_port, wait_for  # noqa: E402
+from vdi.testing.spice_server import SpiceServer, spice_server  # noqa: E402
 
 CHUNK = 64 * 1024
 
@@ -222,21 +234,22 @@ class Path_:
     open: Callable[[], Awaitable[Channel]]
 
 
-def portal_desktop(source_port: int) -> tuple[User, Desktop, str]:
+def portal_desktop(source_port: int, name: str = "vdibench-console", password: str = "",
+                   protocol: str = DisplayProtocol.VNC) -> tuple[User, Desktop, str]:
     call_command("migrate", verbosity=0)
     call_command("build_tiny_image", "--if-missing", verbosity=0)
     host = ensure_local_host()
     image = GoldenImage.objects.get(name="tiny")
     pool, _ = Pool.objects.get_or_create(name="Bench", defaults={"image": image})
     user, _ = User.objects.get_or_create(username="bench-console")
-    Desktop.objects.filter(domain_name="vdibench-console").delete()
+    Desktop.objects.filter(domain_name=name).delete()
     version = image.latest_ready_version()
     assert version is not None
     desktop = Desktop.objects.create(
         owner=user, pool=pool, host=host, image_version=version,
-        domain_name="vdibench-console", disk_path="/nonexistent", serial_log_path="/nonexistent",
+        domain_name=name, disk_path="/nonexistent", serial_log_path="/nonexistent",
         vcpus=1, memory_mib=256, status=DesktopStatus.RUNNING, vnc_host="127.0.0.1",
-        vnc_port=source_port,
+        vnc_port=source_port, vnc_password=password, display_protocol=protocol,
     )
     client = Client()
     client.force_login(user)
@@ -309,11 +322,71 @@ def report(results: dict[str, dict[str, float]]) -> None:
               f"{r['cpu s/GB']:8.2f} | {ratio('cpu s/GB')} | {r['stall MiB']:9.1f} |")
 
 
+def spice_paths(qemu: SpiceServer, daphne: ServerProcess, gateway: ServerProcess,
+                websockify_port: int) -> list[SpicePath]:
+    user, desktop, session = portal_desktop(qemu.port, "vdibench-spice", qemu.password,
+                                            DisplayProtocol.SPICE)
+
+    async def real_password() -> str:
+        return qemu.password
+
+    async def browser_ticket() -> str:
+        return await asyncio.to_thread(lambda: issue_ticket(user, session, desktop).ticket)
+
+    async def vv_ticket() -> str:
+        return await asyncio.to_thread(
+            lambda: issue_native_ticket(user, session, desktop).ticket)
+
+    async def over_ws(url: str, headers: dict[str, str]) -> Stream:
+        channel = await ws_channel(url, ["binary"], headers)
+        return Stream(channel.send, channel.recv, channel.close)
+
+    portal_url = f"ws://127.0.0.1:{daphne.port}/ws/desktops/{desktop.pk}/spice/"
+    portal_headers = {"Origin": daphne.origin, "Cookie": f"sessionid={session}"}
+    return [
+        SpicePath("direct TCP", None, lambda: tcp_stream("127.0.0.1", qemu.port),
+                  real_password),
+        SpicePath("websockify", None, lambda: over_ws(f"ws://127.0.0.1:{websockify_port}/", {}),
+                  real_password),
+        SpicePath("portal on daphne", None, lambda: over_ws(portal_url, portal_headers),
+                  browser_ticket),
+        SpicePath("portal gateway (.vv)", None, lambda: tcp_stream(
+            "127.0.0.1", gateway.port, f"desktop-{desktop.pk}.spice:5900"), vv_ticket),
+    ]
+
+
+def bench_spice(sessions: int, pings: int) -> None:
+    with spice_server() as qemu:
+        websockify, ws_port = start_websockify(qemu.port)
+        daphne = ServerProcess(Path("/tmp/bench-spice-daphne.log"))
+        gateway = ServerProcess(Path("/tmp/bench-spice-gateway.log"), server="spice_gateway")
+        daphne.start()
+        gateway.start()
+        try:
+            results = {path.name: asyncio.run(measure_spice(path, sessions, pings))
+                       for path in spice_paths(qemu, daphne, gateway, ws_port)}
+        finally:
+            os.killpg(websockify.pid, signal.SIGTERM)
+            daphne.stop()
+            gateway.stop()
+    report_spice(results)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--megabytes", type=int, default=256)
     parser.add_argument("--pings", type=int, default=2000)
+    parser.add_argument("--spice-sessions", type=int, default=10)
+    parser.add_argument("--skip-spice", action="store_true")
+    parser.add_argument("--only-spice", action="store_true")
     args = parser.parse_args()
+    if not args.only_spice:
+        bench_vnc(args)
+    if not args.skip_spice:
+        bench_spice(args.spice_sessions, args.pings)
+
+
+def bench_vnc(args: argparse.Namespace) -> None:
     source_port = free_port()
     source = multiprocessing.Process(target=source_main,
                                      args=(source_port, args.megabytes * 1024 * 1024 * 4),

@@ -56,6 +56,7 @@ class PoolAdmin(PoolScopedAdmin, AuditedAdmin):
         ("Kind", {"fields": ("assignment", "persistence", "data_disk_gib")}),
         ("Size", {"fields": ("min_ready", "max_size", "max_per_user", "draining")}),
         ("Network", {"fields": ("network_mode", "network_name")}),
+        ("Console", {"fields": ("display_protocol",)}),
         ("Policies", {"fields": ("idle_minutes", "max_session_minutes", "clipboard",
                                   "watch_consent", "record_sessions")}),
         ("Who may use it", {"fields": ("users", "groups")}),
