@@ -57,7 +57,7 @@ def test_admin_changes_and_actions_are_audited(owner, admin_user, pool, host):
             "description": "", "enabled": "on", "assignment": "dedicated",
             "persistence": "non_persistent", "data_disk_gib": 1, "min_ready": 0, "max_size": 5,
             "max_per_user": 3, "idle_minutes": 0, "max_session_minutes": 0,
-            "network_mode": "none", "clipboard": "to_guest",
+            "network_mode": "none", "clipboard": "to_guest", "display_protocol": "vnc",
             "users": [owner.pk], "desktops-TOTAL_FORMS": 0, "desktops-INITIAL_FORMS": 0}
     assert client.post(change, form).status_code == 302
     event = AuditEvent.objects.get(action="pool.change")
