@@ -127,6 +127,8 @@ MATRIX: dict[str, dict[str, str]] = {
     "GET console": only("owner", "helpdesk", "operator", "administrator"),
     "POST ticket": only("owner", "helpdesk", "operator", "administrator"),
     "GET diagnose": only("owner", "helpdesk", "operator", "administrator"),
+    # a native client's ticket: interactive consoles only (a VNC desktop then answers 409)
+    "POST vv": only("owner", "operator", "administrator") | {"helpdesk": DENIED},
     "GET /admin/": admin_page(*STAFF),
     "GET /admin/vdi/desktop/": admin_page("helpdesk", "operator", "other_operator",
                                           "administrator"),
@@ -154,6 +156,7 @@ def send(client: Client, what: str, desktop: Desktop):
         "console": f"/desktops/{desktop.pk}/console/",
         "ticket": f"/desktops/{desktop.pk}/console/ticket/",
         "diagnose": f"/desktops/{desktop.pk}/console/diagnose/",
+        "vv": f"/desktops/{desktop.pk}/console/remote-viewer.vv",
         "admin desktop": f"/admin/vdi/desktop/{desktop.pk}/change/",
     }
     path = paths.get(target, target)
