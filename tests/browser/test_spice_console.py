@@ -37,11 +37,10 @@ class Frames:
 
     def linked(self, channel: Channel) -> bool:
         """A socket linked this channel and QEMU accepted its password (through the proxy)."""
-        for key, sent in self.sent.items():
-            if sent and len(sent[0]) > 20 and sent[0][20] == channel:
-                if LINK_OK in self.received[key][1:3]:
-                    return True
-        return False
+        return any(
+            sent and len(sent[0]) > 20 and sent[0][20] == channel
+            and LINK_OK in self.received[key][1:3]
+            for key, sent in self.sent.items())
 
     def everything(self) -> bytes:
         return b"".join(b"".join(frames) for frames in (*self.sent.values(),

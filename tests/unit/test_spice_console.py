@@ -37,8 +37,8 @@ def spice_desktop(running_desktop: Desktop, qemu_spice: SpiceServer) -> Desktop:
     return running_desktop
 
 
-def channel(desktop: Desktop, session: str | None, **kwargs: object) -> SpiceChannel:
-    return SpiceChannel(communicator(desktop.pk, session, None, kind="spice", **kwargs))
+def channel(desktop: Desktop, session: str | None) -> SpiceChannel:
+    return SpiceChannel(communicator(desktop.pk, session, None, kind="spice"))
 
 
 async def open_session(desktop: Desktop, session: str, ticket: str) -> tuple[SpiceChannel, int]:
