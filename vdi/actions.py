@@ -64,6 +64,13 @@ def _from_an_image(desktop: DesktopLike) -> str | None:
     return None
 
 
+def _persistent_only(desktop: DesktopLike) -> str | None:
+    if not _persistent(desktop):
+        return ("Only persistent desktops have snapshots: a non-persistent one goes back to "
+                "its image anyway.")
+    return None
+
+
 def _installs_only(desktop: DesktopLike) -> str | None:
     if not desktop.is_install:
         return "Only an install desktop is published as an image."
@@ -86,6 +93,10 @@ class DesktopAction:
     rules: tuple[Rule, ...] = ()  # hold for everyone
     owner_rules: tuple[Rule, ...] = ()  # hold when an owner asks without the permission
     fails_to: S = S.ERROR  # where a failure leaves the desktop
+    # Back to the state it was claimed from, done or failed (snapshots of a running or of a
+    # stopped desktop); the service keeps that state in the operation's params ("origin").
+    returns: bool = False
+    ends_as_step_says: bool = False  # the worker's step says where it ends (a revert)
 
     @property
     def codename(self) -> str:
@@ -149,9 +160,25 @@ PUBLISH = DesktopAction(
     "publish", "Publish", frozenset({S.RUNNING, S.STOPPED}), S.PUBLISHING, S.STOPPED,
     ends_consoles=True, permission="vdi.publish_desktop", self_service=False,
     rules=(_installs_only,), fails_to=S.STOPPED)  # it works on a copy: the desktop is intact
+_LIVE_OR_STOPPED = frozenset({S.RUNNING, S.STOPPED})
+# Snapshots name what they act on, so they are asked for through vdi.services.snapshots (no
+# admin_label: they are not the desktop list's buttons).
+SNAPSHOT = DesktopAction(
+    "snapshot", "Take a snapshot", _LIVE_OR_STOPPED, S.SNAPSHOTTING, S.RUNNING,
+    ends_consoles=False, permission="vdi.snapshot_desktop", rules=(_persistent_only,),
+    returns=True)
+DELETE_SNAPSHOT = DesktopAction(
+    "unsnapshot", "Delete a snapshot", _LIVE_OR_STOPPED, S.SNAPSHOTTING, S.RUNNING,
+    ends_consoles=False, permission="vdi.snapshot_desktop", rules=(_persistent_only,),
+    returns=True)
+REVERT = DesktopAction(
+    "revert", "Revert to a snapshot", _ANY_SETTLED, S.REVERTING, S.RUNNING, ends_consoles=True,
+    permission="vdi.snapshot_desktop", rules=(_persistent_only,), ends_as_step_says=True,
+    confirm="Go back to this snapshot? Everything since it (on the disks it covers) is lost.")
 
 ACTIONS: dict[str, DesktopAction] = {
-    a.name: a for a in (PROVISION, START, STOP, RESTART, DELETE, RESET, RELEASE, PUBLISH)
+    a.name: a for a in (PROVISION, START, STOP, RESTART, DELETE, RESET, RELEASE, PUBLISH,
+                        SNAPSHOT, DELETE_SNAPSHOT, REVERT)
 }
 # What people can ask for (provisioning is the system's own, through a claim or a pool).
 REQUESTABLE: tuple[DesktopAction, ...] = tuple(a for a in ACTIONS.values() if a.admin_label)
@@ -181,5 +208,9 @@ OTHER_PERMISSIONS = (
 def custom_permissions() -> tuple[tuple[str, str], ...]:
     """Permissions Django does not make by itself (add and delete are its own)."""
     builtin = {"add_desktop", "change_desktop", "delete_desktop", "view_desktop"}
-    return tuple((a.codename, f"Can {a.name} desktops") for a in ACTIONS.values()
-                 if a.codename not in builtin) + OTHER_PERMISSIONS
+    named: dict[str, str] = {}
+    for action in ACTIONS.values():
+        if action.codename not in builtin:
+            named.setdefault(action.codename, f"Can {action.name} desktops")
+    named["snapshot_desktop"] = "Can take, revert and delete snapshots of desktops"
+    return tuple(named.items()) + OTHER_PERMISSIONS

@@ -26,6 +26,8 @@ class DesktopStatus(models.TextChoices):
     RESETTING = "resetting", "resetting to the golden image"
     DELETING = "deleting", "deleting"
     PUBLISHING = "publishing", "publishing as an image"
+    SNAPSHOTTING = "snapshotting", "working on a snapshot"
+    REVERTING = "reverting", "reverting to a snapshot"
     ERROR = "error", "error"
 
 
@@ -38,6 +40,8 @@ TRANSITIONAL_STATUSES = frozenset(
         DesktopStatus.RESETTING,
         DesktopStatus.DELETING,
         DesktopStatus.PUBLISHING,
+        DesktopStatus.SNAPSHOTTING,
+        DesktopStatus.REVERTING,
     }
 )
 
@@ -137,3 +141,18 @@ class ImageOperation(models.TextChoices):
 
     BUILD = "build_image", "build an image"
     IMPORT = "import_image", "import an image"
+
+
+class SnapshotKind(models.TextChoices):
+    """Live: taken while running, by libvirt, memory and every disk (a revert resumes the
+    session). Offline: taken while stopped, by ``qemu-img`` on the system disk and, if asked,
+    the data disk (works with UEFI firmware too)."""
+
+    LIVE = "live", "live (memory and all disks)"
+    OFFLINE = "offline", "offline (disks of a stopped desktop)"
+
+
+class SnapshotStatus(models.TextChoices):
+    CREATING = "creating", "being taken"
+    READY = "ready", "ready"
+    DELETING = "deleting", "being deleted"

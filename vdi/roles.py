@@ -30,7 +30,8 @@ HELPDESK_PERMISSIONS = frozenset({
     actions.SHADOW,
 })
 OPERATOR_PERMISSIONS = frozenset({
-    *(a.permission for a in actions.REQUESTABLE), actions.CONSOLE, actions.SHADOW,
+    *(a.permission for a in actions.REQUESTABLE), actions.SNAPSHOT.permission,
+    actions.CONSOLE, actions.SHADOW,
     actions.HANDOVER, "vdi.view_desktop", "vdi.view_pool", "vdi.change_pool",
     "vdi.view_consolesession", "vdi.view_operation",
 })

@@ -42,10 +42,12 @@ def compare_and_set(desktop_id: int, old: set[S] | frozenset[S], new: S, error: 
     return changed == 1
 
 
-def claim(desktop: Desktop, action: str) -> None:
-    """Move ``desktop`` into the transitional state of ``action`` or raise TransitionRefused."""
+def claim(desktop: Desktop, action: str, only_from: str | None = None) -> None:
+    """Move ``desktop`` into the transitional state of ``action`` or raise TransitionRefused;
+    ``only_from`` narrows the states it may come from to that one."""
     spec = actions.get(action)
-    if not compare_and_set(desktop.pk, spec.allowed_from, spec.claims):
+    allowed = spec.allowed_from & {S(only_from)} if only_from is not None else spec.allowed_from
+    if not compare_and_set(desktop.pk, allowed, spec.claims):
         desktop.refresh_from_db(fields=["status"])
         raise TransitionRefused(desktop, action)
     desktop.refresh_from_db(fields=["status", "last_error", "error_detail", "status_changed_at",
@@ -57,8 +59,12 @@ def allowed_actions(status: str) -> list[str]:
     return [a.name for a in actions.REQUESTABLE if status in a.allowed_from]
 
 
-def succeed(desktop_id: int, action: str) -> bool:
+def succeed(desktop_id: int, action: str, to: S | None = None) -> bool:
+    """The action's end state, or ``to`` for actions that end where they began or where
+    their step says (``returns``, ``ends_as_step_says``)."""
     spec = actions.get(action)
+    if to is not None and (spec.returns or spec.ends_as_step_says):
+        return compare_and_set(desktop_id, {spec.claims}, to)
     if spec.succeeds_to is None:
         return archive(desktop_id, spec.claims)
     return compare_and_set(desktop_id, {spec.claims}, spec.succeeds_to)
@@ -85,7 +91,10 @@ def archive(desktop_id: int, status: S) -> bool:
     return True
 
 
-def fail(desktop_id: int, action: str, error: str, detail: str = "") -> bool:
+def fail(desktop_id: int, action: str, error: str, detail: str = "",
+         origin: S | None = None) -> bool:
+    """The action's failure state (the state it began in, for actions that return)."""
     spec = actions.get(action)
-    return compare_and_set(desktop_id, {spec.claims}, spec.fails_to, error=error[:4000],
+    to = origin if spec.returns and origin is not None else spec.fails_to
+    return compare_and_set(desktop_id, {spec.claims}, to, error=error[:4000],
                            detail=detail[:4000])

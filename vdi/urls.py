@@ -1,11 +1,23 @@
 from django.urls import path
 
-from vdi import console_views, file_views, preference_views, recording_views, views
+from vdi import (
+    console_views,
+    file_views,
+    preference_views,
+    recording_views,
+    snapshot_views,
+    views,
+)
 
 urlpatterns = [
     path("", views.desktop_list, name="desktop-list"),
     path("settings/", preference_views.preferences_page, name="preferences"),
     path("recordings/<int:pk>/", recording_views.recording_replay, name="recording-replay"),
+    path("desktops/<int:pk>/snapshots/", snapshot_views.snapshot_page, name="desktop-snapshots"),
+    path("desktops/<int:pk>/snapshots/take/", snapshot_views.snapshot_take,
+         name="snapshot-take"),
+    path("snapshots/<int:pk>/revert/", snapshot_views.snapshot_revert, name="snapshot-revert"),
+    path("snapshots/<int:pk>/delete/", snapshot_views.snapshot_delete, name="snapshot-delete"),
     path("desktops/<int:pk>/files/", file_views.files_status, name="desktop-files"),
     path("desktops/<int:pk>/files/upload/", file_views.files_upload, name="desktop-files-upload"),
     path("desktops/<int:pk>/files/list/", file_views.files_list, name="desktop-files-list"),

@@ -47,6 +47,7 @@ def _desktop_rows(request: HttpRequest) -> list[dict[str, Any]]:
             "minutes_left": max(0, int((deadline.at - now).total_seconds() // 60))
             if deadline else None,
             "publish_url": _publish_url(request, desktop),
+            "snapshots_url": _snapshots_url(request, desktop),
         })
     return rows
 
@@ -56,6 +57,15 @@ def _publish_url(request: HttpRequest, desktop: Desktop) -> str:
     can = (desktop.is_install and desktop.status in actions.PUBLISH.allowed_from
            and access.holds(request.user, actions.PUBLISH.permission, desktop))
     return reverse("admin:vdi_desktop_publish", args=[desktop.pk]) if can else ""
+
+
+def _snapshots_url(request: HttpRequest, desktop: Desktop) -> str:
+    """A persistent desktop's snapshots page, for those who may take them."""
+    if actions.SNAPSHOT.refusal(desktop, as_owner=False) is not None:
+        return ""
+    if access.standing(request.user, actions.SNAPSHOT, desktop) is access.Standing.NONE:
+        return ""
+    return reverse("desktop-snapshots", args=[desktop.pk])
 
 
 def _pool_cards(request: HttpRequest, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

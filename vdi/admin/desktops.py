@@ -96,7 +96,8 @@ class DesktopAdmin(PoolScopedAdmin):
     list_filter = ("status", "pool", "host", ("owner", admin.EmptyFieldListFilter))
     search_fields = ("domain_name", "owner__username")
     readonly_fields = ("owner", "pool", "host", "image_version", "install_media",
-                       "install_profile", "install_disk_gib", "publish_link", "domain_name",
+                       "install_profile", "install_disk_gib", "publish_link", "snapshots_link",
+                       "domain_name",
                        "domain_uuid",
                        "disk_path", "data_disk_path", "assigned_at", "pristine",
                        "serial_log_path", "vcpus", "memory_mib", "status", "last_error",
@@ -117,6 +118,14 @@ class DesktopAdmin(PoolScopedAdmin):
             return "—"
         return format_html('<a href="{}">Publish as an image…</a>',
                            reverse("admin:vdi_desktop_publish", args=[obj.pk]))
+
+    @admin.display(description="snapshots")
+    def snapshots_link(self, obj: Desktop) -> str:
+        if desktop_actions.SNAPSHOT.refusal(obj, as_owner=False) is not None:
+            return "—"
+        count = obj.snapshots.count()  # type: ignore[attr-defined]
+        return format_html('<a href="{}">{} snapshot(s): take, revert, delete…</a>',
+                           reverse("desktop-snapshots", args=[obj.pk]), count)
 
     @admin.display(description="console")
     def console_link(self, obj: Desktop) -> str:

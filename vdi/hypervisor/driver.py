@@ -27,6 +27,7 @@ from vdi.hypervisor.domain_xml import (
 from vdi.hypervisor.errors import HypervisorError
 from vdi.hypervisor.files import LocalFiles
 from vdi.hypervisor.network_xml import NetworkSpec, build_network_xml
+from vdi.hypervisor.snapshots import Snapshots
 from vdi.hypervisor.specs import (
     DiskInfo,
     DomainInfo,
@@ -103,6 +104,7 @@ class Driver:
         self.poll_interval = poll_interval
         self.files = LocalFiles()  # the host's files: disks, logs, quarantine
         self.agent = GuestAgent(self)  # the guests' QEMU agents
+        self.snapshots = Snapshots(self)  # internal snapshots: live (libvirt) and offline
         self._conn: Any = None
         self._pid = 0
 

@@ -11,11 +11,12 @@ from vdi.models.pools import Pool, UserQuota
 from vdi.models.preferences import Preferences
 from vdi.models.reconcile import ReconcileRun, Stray
 from vdi.models.recordings import Recording
+from vdi.models.snapshots import Snapshot
 from vdi.models.transfers import FileTransfer
 
 __all__ = [
     "AuditEvent", "ConsoleSession", "ConsoleTicket", "DeletedDesktop", "Desktop", "FileTransfer",
     "GoldenImage",
     "Host", "ImageVersion", "InstallMedia", "Operation", "Pool", "Preferences", "ReconcileRun",
-    "Recording", "Stray", "UserQuota",
+    "Recording", "Snapshot", "Stray", "UserQuota",
 ]

@@ -73,6 +73,10 @@ class Pool(models.Model):
     record_sessions = models.BooleanField(
         default=False, help_text="Record what its users' consoles show (they are told); "
         "administrators replay recordings for VDI_RECORDING_DAYS.")
+    max_snapshots = models.PositiveIntegerField(
+        default=100, help_text="Snapshots of this pool's (persistent) desktops, all together.")
+    max_snapshot_gib = models.PositiveIntegerField(
+        default=200, help_text="Space this pool's snapshots may take (GiB).")
     users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="vdi_pools",
                                    help_text="Users entitled to this pool.")
     groups = models.ManyToManyField(Group, blank=True, related_name="vdi_pools",
@@ -148,6 +152,10 @@ class UserQuota(models.Model):
     max_desktops = models.PositiveSmallIntegerField(default=3)
     max_vcpus = models.PositiveSmallIntegerField(default=8)
     max_memory_mib = models.PositiveIntegerField(default=8192)
+    max_snapshots = models.PositiveSmallIntegerField(
+        default=10, help_text="Snapshots of this user's desktops, all together.")
+    max_snapshot_gib = models.PositiveIntegerField(
+        default=20, help_text="Space those snapshots may take (GiB).")
 
     def __str__(self) -> str:
         return f"quota of {self.user}"

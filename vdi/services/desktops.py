@@ -143,7 +143,12 @@ def _perform(
     if reason is not None:
         raise ServiceError(reason)
     with transaction.atomic():
-        state.claim(desktop, action.name)
+        if action.returns:  # it goes back to the state it is claimed from: remember which
+            desktop.refresh_from_db(fields=["status"])
+            params = {**(params or {}), "origin": desktop.status}
+            state.claim(desktop, action.name, only_from=desktop.status)
+        else:
+            state.claim(desktop, action.name)
         if action.gives_back:
             Desktop.objects.filter(pk=desktop.pk).update(owner=None, assigned_at=None)
         if action.ends_consoles:  # a ticket must not outlive the screen it was for
@@ -174,6 +179,18 @@ def request_action(
         raise AccessDenied(f"You may not {action.name} this desktop.")
     return _perform(desktop, action, user, source_address,
                     as_owner=footing is Standing.OWNER, **details)
+
+
+def request_named_action(user: User, desktop: Desktop, action: DesktopAction,
+                         params: dict[str, Any], source_address: str | None = None,
+                         **details: Any) -> Operation:
+    """An action that names what it acts on (a snapshot): the access rules of
+    ``request_action``, with ``params`` for the worker's step."""
+    footing = access.standing(user, action, desktop)
+    if footing is Standing.NONE:
+        raise AccessDenied(f"You may not {action.label.lower()} of this desktop.")
+    return _perform(desktop, action, user, source_address,
+                    as_owner=footing is Standing.OWNER, params=params, **details)
 
 
 def available_actions(user: User, desktop: Desktop) -> list[Offer]:

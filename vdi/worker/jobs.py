@@ -17,9 +17,9 @@ from pathlib import Path
 from django.conf import settings
 
 from vdi import actions, state, task_names
-from vdi.choices import DisplayProtocol, Readiness
+from vdi.choices import DesktopStatus, DisplayProtocol, Readiness
 from vdi.hypervisor import HypervisorError, Shutdown, VncEndpoint
-from vdi.models import Desktop
+from vdi.models import Desktop, Snapshot
 from vdi.models.desktops import new_vnc_password
 from vdi.services import dispatch
 from vdi.worker import operations
@@ -29,9 +29,12 @@ from vdi.worker.specs import domain_spec, has_seed, hostname, network_of, seed_p
 
 log = logging.getLogger(__name__)
 
-Step = Callable[[Desktop, int], None]
+# A step may say where its desktop ends (actions with ``ends_as_step_says``: a revert).
+Step = Callable[[Desktop, int], DesktopStatus | None]
 STEPS: dict[str, Step] = {}
 FRESH_FROM_THE_IMAGE = ("provision", "reset", "release")  # a new system disk from the image
+# What a failed step leaves to tidy (a half-taken snapshot's row), by action.
+FAILURE_CLEANUPS: dict[str, Callable[[Desktop, int], None]] = {}
 
 
 def step(*names: str) -> Callable[[Step], Step]:
@@ -146,6 +149,8 @@ def record_endpoint(desktop_id: int, endpoint: VncEndpoint | None) -> None:
         vnc_socket=str(endpoint.socket) if endpoint and endpoint.socket else "",
         display_protocol=endpoint.display.value if endpoint else DisplayProtocol.VNC,
         guest_ready_at=None)
+    if endpoint is not None and endpoint.password:  # a revert brings its own definition back
+        Desktop.objects.filter(pk=desktop_id).update(vnc_password=endpoint.password)
 
 
 def _forget_console(desktop: Desktop) -> None:
@@ -193,6 +198,7 @@ def _reset(desktop: Desktop, operation_id: int) -> None:
     crash_point("power-off")
     driver = driver_for(desktop.host)
     driver.undefine(desktop.domain_name, (Path(desktop.disk_path),))
+    _discard_snapshots(desktop)
     assert desktop.pool is not None  # install desktops are not reset (their action's rule)
     version = desktop.pool.image.latest_ready_version()
     if version is not None and version.pk != desktop.image_version_id:
@@ -201,6 +207,16 @@ def _reset(desktop: Desktop, operation_id: int) -> None:
     driver.files.remove(Path(desktop.serial_log_path))
     _give_password(desktop)  # a reset (and a release) may hand it to someone else
     _boot(desktop, operation_id)
+
+
+def _discard_snapshots(desktop: Desktop) -> None:
+    """A reset gives a new system disk, so the desktop's snapshots all go: their rows, and
+    their tags on the data disk (nothing would ever use them)."""
+    data = Path(desktop.data_disk_path) if desktop.data_disk_path else None
+    for snapshot in Snapshot.objects.filter(desktop=desktop):
+        if data is not None:
+            driver_for(desktop.host).snapshots.delete_offline((data,), snapshot.tag)
+        snapshot.delete()
 
 
 def _discard_provisioned(desktop: Desktop) -> None:
@@ -236,25 +252,26 @@ def execute(action: str, desktop_id: int, operation_id: int) -> str:
     if not operations.claim(operation_id):
         log.info("%s of %s skipped: another delivery of the same task is on it", action, desktop)
         return "skipped"
+    origin = operations.origin(operation_id)
     try:
-        STEPS[action](desktop, operation_id)
+        final = STEPS[action](desktop, operation_id)
     except StepRefused as exc:
-        return _failed(action, desktop, operation_id, exc.words, exc.detail)
+        return _failed(action, desktop, operation_id, exc.words, exc.detail, origin)
     except HypervisorError as exc:
         if exc.retryable and operations.may_retry(operation_id, exc.unreachable):
             operations.wait(operation_id, _waiting_words(desktop, exc), str(exc))
             raise
         return _failed(action, desktop, operation_id, _failure_words(spec, desktop, exc),
-                       str(exc))
+                       str(exc), origin)
     except Exception as exc:
         log.exception("%s of %s crashed", action, desktop)
         return _failed(action, desktop, operation_id,
                        f"The {spec.name} failed because of an internal error; an administrator "
-                       "can see the cause.", f"internal error: {exc!r}")
+                       "can see the cause.", f"internal error: {exc!r}", origin)
     if action in FRESH_FROM_THE_IMAGE and not desktop.data_disk_path:
         # nobody has used it since, if nobody holds it now (a data disk is always someone's)
         Desktop.objects.filter(pk=desktop.pk, owner__isnull=True).update(pristine=True)
-    state.succeed(desktop.pk, action)
+    state.succeed(desktop.pk, action, final if spec.ends_as_step_says else origin)
     operations.finish(operation_id)
     return "done"
 
@@ -276,14 +293,17 @@ def _failure_words(spec: actions.DesktopAction, desktop: Desktop, exc: Hyperviso
             "failing, an administrator can see the cause in the desktop's operations.")
 
 
-def _failed(action: str, desktop: Desktop, operation_id: int, words: str, detail: str) -> str:
+def _failed(action: str, desktop: Desktop, operation_id: int, words: str, detail: str,
+            origin: DesktopStatus | None = None) -> str:
     log.warning("%s of %s failed: %s", action, desktop, detail)
     if action == "provision":
         _discard_provisioned(desktop)
-    state.fail(desktop.pk, action, words, detail)
+    if action in FAILURE_CLEANUPS:
+        FAILURE_CLEANUPS[action](desktop, operation_id)
+    state.fail(desktop.pk, action, words, detail, origin)
     operations.finish(operation_id, error=words, detail=detail)
     return "failed"
 
 
 # Steps that live in modules of their own register themselves on import.
-from vdi.worker import publishing  # noqa: E402,F401
+from vdi.worker import publishing, snapshots  # noqa: E402,F401

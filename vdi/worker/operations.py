@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import DateTimeField, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from vdi.choices import OperationStatus
+from vdi.choices import DesktopStatus, OperationStatus
 from vdi.models import Operation
 
 
@@ -72,3 +73,15 @@ def finish(operation_id: int, error: str = "", step: str = "", detail: str = "")
     if detail:
         fields["detail"] = detail
     Operation.objects.filter(pk=operation_id).update(**fields)
+
+
+def origin(operation_id: int) -> DesktopStatus | None:
+    """The state its desktop was in when asked (actions that go back to it)."""
+    params = Operation.objects.filter(pk=operation_id).values_list("params", flat=True).first()
+    value = (params or {}).get("origin")
+    return DesktopStatus(value) if value in DesktopStatus.values else None
+
+
+def params(operation_id: int) -> dict[str, Any]:
+    found = Operation.objects.filter(pk=operation_id).values_list("params", flat=True).first()
+    return dict(found or {})

@@ -22,9 +22,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from vdi import state
-from vdi.choices import TRANSITIONAL_STATUSES, DesktopStatus
+from vdi.choices import TRANSITIONAL_STATUSES, DesktopStatus, SnapshotStatus
 from vdi.hypervisor import DomainInfo, HypervisorError, PowerState
-from vdi.models import Desktop, Host, ReconcileRun, Stray
+from vdi.models import Desktop, Host, ReconcileRun, Snapshot, Stray
+from vdi.worker import snapshots
 from vdi.worker.guests import refresh_facts
 from vdi.worker.hosts import driver_for
 from vdi.worker.jobs import record_endpoint
@@ -72,13 +73,25 @@ def _check_desktops(host: Host, domains: dict[str, DomainInfo], now: datetime) -
     for desktop in Desktop.objects.filter(host=host):
         if desktop.status in TRANSITIONAL_STATUSES:
             finding = _check_stuck(desktop, now)
+            if finding is not None:  # its worker died: what it left of a snapshot is settled
+                findings += [Finding("snapshot", str(desktop), what) for what in
+                             _settle_snapshots(desktop)]
         else:
             finding = _check_power(desktop, domains.get(desktop.domain_name))
             if finding is None and desktop.status == DesktopStatus.RUNNING:
                 refresh_facts(desktop)
+            findings += [Finding("snapshot", str(desktop), what) for what in
+                         _settle_snapshots(desktop)]
         if finding is not None:
             findings.append(finding)
     return findings
+
+
+def _settle_snapshots(desktop: Desktop) -> list[str]:
+    """Snapshot rows a crashed worker left half-way agree with the disks again."""
+    if not Snapshot.objects.filter(desktop=desktop).exclude(status=SnapshotStatus.READY).exists():
+        return []
+    return snapshots.settle(desktop)
 
 
 def _check_stuck(desktop: Desktop, now: datetime) -> Finding | None:

@@ -1,0 +1,93 @@
+"""A desktop's snapshots: the tree, and take, revert, delete (owners of persistent desktops,
+and whoever holds ``vdi.snapshot_desktop`` on it). No hypervisor calls here."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from vdi import actions
+from vdi.choices import DesktopStatus
+from vdi.models import Desktop, Snapshot
+from vdi.services import access, snapshots
+from vdi.services.access import Standing
+from vdi.services.errors import AccessDenied, ServiceError
+from vdi.state import TransitionRefused
+from vdi.views import client_address
+
+
+def _desktop(request: HttpRequest, pk: int) -> Desktop:
+    desktop = get_object_or_404(Desktop.objects.select_related("pool", "owner"), pk=pk)
+    if (not access.can_see_desktop(request.user, desktop)
+            or access.standing(request.user, actions.SNAPSHOT, desktop) is Standing.NONE):
+        raise Http404("No such desktop.")
+    return desktop
+
+
+@require_GET
+@login_required
+def snapshot_page(request: HttpRequest, pk: int) -> HttpResponse:
+    desktop = _desktop(request, pk)
+    user_limits, pool_limits = (snapshots.limits_of(desktop) if desktop.pool
+                                else (None, None))
+    return render(request, "vdi/snapshots.html", {
+        "desktop": desktop,
+        "nodes": snapshots.tree(desktop),
+        "why_not": actions.SNAPSHOT.refusal(desktop, as_owner=False),
+        "running": desktop.status == DesktopStatus.RUNNING,
+        "settled": desktop.status in actions.SNAPSHOT.allowed_from,
+        "user_limits": user_limits,
+        "pool_limits": pool_limits,
+        "revert_confirm": actions.REVERT.confirm,
+    })
+
+
+def _done(request: HttpRequest, desktop: Desktop, call: object, words: str
+          ) -> HttpResponseRedirect:
+    try:
+        call()  # type: ignore[operator]
+    except AccessDenied:
+        raise Http404("No such desktop.") from None
+    except (ServiceError, TransitionRefused) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, words)
+    return redirect("desktop-snapshots", pk=desktop.pk)
+
+
+@require_POST
+@login_required
+def snapshot_take(request: HttpRequest, pk: int) -> HttpResponseRedirect:
+    desktop = _desktop(request, pk)
+    name = request.POST.get("name", "")
+    return _done(request, desktop, lambda: snapshots.take(
+        request.user, desktop, name, request.POST.get("description", ""),
+        with_data_disk=request.POST.get("with_data_disk") == "on",
+        source_address=client_address(request)), f"Taking the snapshot {name.strip()}.")
+
+
+def _snapshot(request: HttpRequest, pk: int) -> Snapshot:
+    snapshot = get_object_or_404(Snapshot.objects.select_related("desktop"), pk=pk)
+    _desktop(request, snapshot.desktop_id)
+    return snapshot
+
+
+@require_POST
+@login_required
+def snapshot_revert(request: HttpRequest, pk: int) -> HttpResponseRedirect:
+    snapshot = _snapshot(request, pk)
+    return _done(request, snapshot.desktop, lambda: snapshots.revert(
+        request.user, snapshot, client_address(request)),
+        f"Going back to the snapshot {snapshot.name}.")
+
+
+@require_POST
+@login_required
+def snapshot_delete(request: HttpRequest, pk: int) -> HttpResponseRedirect:
+    snapshot = _snapshot(request, pk)
+    return _done(request, snapshot.desktop, lambda: snapshots.delete(
+        request.user, snapshot, client_address(request)),
+        f"Deleting the snapshot {snapshot.name}.")
