@@ -30,6 +30,7 @@ IMAGE_CACHE_DIR = env.path("VDI_IMAGE_CACHE_DIR", DATA_DIR / "cache")  # built i
 MEDIA_DIR = env.path("VDI_MEDIA_DIR", DATA_DIR / "media")  # uploaded installer ISOs
 SPOOL_DIR = env.path("VDI_SPOOL_DIR", DATA_DIR / "spool")  # files on their way to/from desktops
 RECORDING_DIR = env.path("VDI_RECORDING_DIR", DATA_DIR / "recordings")  # console recordings
+BACKUP_DIR = env.path("VDI_BACKUP_DIR", DATA_DIR / "backups")  # desktops' backups, per host
 MEDIA_UPLOAD_MAX_BYTES = env.number("VDI_MEDIA_UPLOAD_MAX_BYTES", 8 * 1024**3, minimum=1)
 INSTALL_DISK_MAX_GIB = env.number("VDI_INSTALL_DISK_MAX_GIB", 200, minimum=1)
 # libguestfs (virt-sysprep when publishing): a fixed appliance made by the set-up scripts,
@@ -333,6 +334,8 @@ HOST_RETRY_MAX_SECONDS = env.number("VDI_HOST_RETRY_MAX_SECONDS", 30, minimum=1)
 HISTORY_DAYS = env.number("VDI_HISTORY_DAYS", 90, minimum=1)
 HISTORY_INTERVAL = env.number("VDI_HISTORY_INTERVAL", 3600, minimum=5)
 TICKET_PURGE_INTERVAL = env.number("VDI_TICKET_PURGE_INTERVAL", 600, minimum=5)
+# How often beat looks for persistent desktops whose pool's backup interval has passed.
+BACKUP_SCHEDULE_INTERVAL = env.number("VDI_BACKUP_SCHEDULE_INTERVAL", 600, minimum=5)
 
 CELERY_BEAT_SCHEDULE = {
     "maintain-pools": {"task": "vdi.maintain_pools", "schedule": POLICY_INTERVAL},
@@ -341,6 +344,7 @@ CELERY_BEAT_SCHEDULE = {
                               "schedule": TICKET_PURGE_INTERVAL},
     "reconcile": {"task": "vdi.reconcile_hosts", "schedule": RECONCILE_INTERVAL},
     "purge-history": {"task": "vdi.purge_history", "schedule": HISTORY_INTERVAL},
+    "schedule-backups": {"task": "vdi.schedule_backups", "schedule": BACKUP_SCHEDULE_INTERVAL},
     "purge-retired-versions": {"task": "vdi.purge_retired_versions",
                                "schedule": HISTORY_INTERVAL},
     "flush-console-refusals": {"task": "vdi.flush_console_refusals",

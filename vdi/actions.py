@@ -175,10 +175,18 @@ REVERT = DesktopAction(
     "revert", "Revert to a snapshot", _ANY_SETTLED, S.REVERTING, S.RUNNING, ends_consoles=True,
     permission="vdi.snapshot_desktop", rules=(_persistent_only,), ends_as_step_says=True,
     confirm="Go back to this snapshot? Everything since it (on the disks it covers) is lost.")
+BACKUP = DesktopAction(
+    "backup", "Back up", _LIVE_OR_STOPPED, S.BACKING_UP, S.RUNNING, ends_consoles=False,
+    permission="vdi.backup_desktop", rules=(_persistent_only,), returns=True)
+RESTORE = DesktopAction(
+    "restore", "Restore a backup", _ANY_SETTLED, S.RESTORING, S.STOPPED, ends_consoles=True,
+    permission="vdi.backup_desktop", rules=(_persistent_only,),
+    confirm="Restore this backup in place? The desktop is powered off and its disks become "
+            "what they were at the backup: everything since, and its snapshots, are lost.")
 
 ACTIONS: dict[str, DesktopAction] = {
     a.name: a for a in (PROVISION, START, STOP, RESTART, DELETE, RESET, RELEASE, PUBLISH,
-                        SNAPSHOT, DELETE_SNAPSHOT, REVERT)
+                        SNAPSHOT, DELETE_SNAPSHOT, REVERT, BACKUP, RESTORE)
 }
 # What people can ask for (provisioning is the system's own, through a claim or a pool).
 REQUESTABLE: tuple[DesktopAction, ...] = tuple(a for a in ACTIONS.values() if a.admin_label)
@@ -213,4 +221,5 @@ def custom_permissions() -> tuple[tuple[str, str], ...]:
         if action.codename not in builtin:
             named.setdefault(action.codename, f"Can {action.name} desktops")
     named["snapshot_desktop"] = "Can take, revert and delete snapshots of desktops"
+    named["backup_desktop"] = "Can back up desktops and restore their backups"
     return tuple(named.items()) + OTHER_PERMISSIONS

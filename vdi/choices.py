@@ -28,6 +28,8 @@ class DesktopStatus(models.TextChoices):
     PUBLISHING = "publishing", "publishing as an image"
     SNAPSHOTTING = "snapshotting", "working on a snapshot"
     REVERTING = "reverting", "reverting to a snapshot"
+    BACKING_UP = "backing_up", "backing up"
+    RESTORING = "restoring", "restoring a backup"
     ERROR = "error", "error"
 
 
@@ -42,6 +44,8 @@ TRANSITIONAL_STATUSES = frozenset(
         DesktopStatus.PUBLISHING,
         DesktopStatus.SNAPSHOTTING,
         DesktopStatus.REVERTING,
+        DesktopStatus.BACKING_UP,
+        DesktopStatus.RESTORING,
     }
 )
 
@@ -156,3 +160,13 @@ class SnapshotStatus(models.TextChoices):
     CREATING = "creating", "being taken"
     READY = "ready", "ready"
     DELETING = "deleting", "being deleted"
+
+
+class BackupKind(models.TextChoices):
+    FULL = "full", "full"
+    INCREMENTAL = "incremental", "incremental (what changed since the one before)"
+
+
+class BackupStatus(models.TextChoices):
+    RUNNING = "running", "being made"
+    READY = "ready", "ready (verified)"

@@ -31,6 +31,7 @@ HELPDESK_PERMISSIONS = frozenset({
 })
 OPERATOR_PERMISSIONS = frozenset({
     *(a.permission for a in actions.REQUESTABLE), actions.SNAPSHOT.permission,
+    actions.BACKUP.permission,
     actions.CONSOLE, actions.SHADOW,
     actions.HANDOVER, "vdi.view_desktop", "vdi.view_pool", "vdi.change_pool",
     "vdi.view_consolesession", "vdi.view_operation",

@@ -19,7 +19,7 @@ from vdi import task_names
 from vdi.console import guards
 from vdi.hypervisor import HypervisorError
 from vdi.models import Host, Pool
-from vdi.services import capacity, history, policies
+from vdi.services import backups, capacity, history, policies
 from vdi.services.console import purge_expired_tickets
 from vdi.worker import guests, image_jobs, jobs, session, transfers
 from vdi.worker.files import remove_version_files
@@ -93,6 +93,12 @@ def maintain_pools() -> dict[str, str]:
 def enforce_policies() -> list[str]:
     """Beat: release or stop desktops past their idle or session deadline."""
     return policies.enforce(timezone.now())
+
+
+@shared_task(name=task_names.SCHEDULE_BACKUPS)
+def schedule_backups() -> list[str]:
+    """Beat: the persistent desktops whose pool's backup interval has passed are backed up."""
+    return backups.schedule(timezone.now())
 
 
 @shared_task(name=task_names.PURGE_CONSOLE_TICKETS)

@@ -123,7 +123,7 @@ class DesktopAdmin(PoolScopedAdmin):
     def snapshots_link(self, obj: Desktop) -> str:
         if desktop_actions.SNAPSHOT.refusal(obj, as_owner=False) is not None:
             return "—"
-        count = obj.snapshots.count()  # type: ignore[attr-defined]
+        count = obj.snapshots.count()
         return format_html('<a href="{}">{} snapshot(s): take, revert, delete…</a>',
                            reverse("desktop-snapshots", args=[obj.pk]), count)
 

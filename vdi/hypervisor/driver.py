@@ -18,6 +18,7 @@ import libvirt
 
 from vdi.hypervisor import disks
 from vdi.hypervisor.agent import GuestAgent
+from vdi.hypervisor.backups import Backups
 from vdi.hypervisor.domain_xml import (
     build_domain_xml,
     parse_disk_paths,
@@ -105,6 +106,7 @@ class Driver:
         self.files = LocalFiles()  # the host's files: disks, logs, quarantine
         self.agent = GuestAgent(self)  # the guests' QEMU agents
         self.snapshots = Snapshots(self)  # internal snapshots: live (libvirt) and offline
+        self.backups = Backups(self)  # backups with checkpoints (libvirt's backup API)
         self._conn: Any = None
         self._pid = 0
 
@@ -223,7 +225,8 @@ class Driver:
         if dom is not None:
             self.power_off(name)
             flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+                     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                     | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
             extra = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM  # UEFI guests' variables
                      | libvirt.VIR_DOMAIN_UNDEFINE_TPM)  # and their TPM state
             with _translate(f"undefine {name}"):

@@ -1,6 +1,7 @@
 """Models of the VDI domain, one module a noun."""
 
 from vdi.models.audit import AuditEvent
+from vdi.models.backups import Backup
 from vdi.models.console import ConsoleSession, ConsoleTicket
 from vdi.models.desktops import DeletedDesktop, Desktop
 from vdi.models.hosts import Host
@@ -15,8 +16,8 @@ from vdi.models.snapshots import Snapshot
 from vdi.models.transfers import FileTransfer
 
 __all__ = [
-    "AuditEvent", "ConsoleSession", "ConsoleTicket", "DeletedDesktop", "Desktop", "FileTransfer",
-    "GoldenImage",
+    "AuditEvent", "Backup", "ConsoleSession", "ConsoleTicket", "DeletedDesktop", "Desktop",
+    "FileTransfer", "GoldenImage",
     "Host", "ImageVersion", "InstallMedia", "Operation", "Pool", "Preferences", "ReconcileRun",
     "Recording", "Snapshot", "Stray", "UserQuota",
 ]

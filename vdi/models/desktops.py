@@ -101,6 +101,10 @@ class Desktop(models.Model):
     guest_facts = models.JSONField(
         default=dict, blank=True, editable=False,
         help_text="What the guest agent reports: OS, hostname, addresses, signed-in users.")
+    backup_chain_broken = models.BooleanField(
+        default=True, editable=False,
+        help_text="Its next backup is a full one (none yet, or a revert or restore changed the "
+                  "disks behind the checkpoints' back).")
     console_error = models.CharField(max_length=300, blank=True, editable=False,
                                      help_text="Why the last console connection failed.")
     console_error_at = models.DateTimeField(null=True, blank=True, editable=False)

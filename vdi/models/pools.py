@@ -77,6 +77,12 @@ class Pool(models.Model):
         default=100, help_text="Snapshots of this pool's (persistent) desktops, all together.")
     max_snapshot_gib = models.PositiveIntegerField(
         default=200, help_text="Space this pool's snapshots may take (GiB).")
+    backup_every_hours = models.PositiveIntegerField(
+        default=0, help_text="Back up its persistent desktops this often (0: only when asked).")
+    backup_keep_daily = models.PositiveSmallIntegerField(
+        default=7, help_text="Keep the newest backup of each of this many days.")
+    backup_keep_weekly = models.PositiveSmallIntegerField(
+        default=4, help_text="And of each of this many weeks.")
     users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="vdi_pools",
                                    help_text="Users entitled to this pool.")
     groups = models.ManyToManyField(Group, blank=True, related_name="vdi_pools",

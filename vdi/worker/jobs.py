@@ -114,7 +114,7 @@ def _give_password(desktop: Desktop) -> None:
     Desktop.objects.filter(pk=desktop.pk).update(vnc_password=desktop.vnc_password)
 
 
-def _prepare_host(desktop: Desktop) -> None:
+def prepare_host(desktop: Desktop) -> None:
     """What the guest needs on its host before it boots: its pool's network, its cloud-init
     seed (Linux desktops: the host name it takes), its serial log (created by the worker,
     so virtlogd appends to a file the worker can read)."""
@@ -130,7 +130,7 @@ def _prepare_host(desktop: Desktop) -> None:
 def _boot(desktop: Desktop, operation_id: int, new: bool = False) -> None:
     if not desktop.vnc_password:
         _give_password(desktop)
-    _prepare_host(desktop)
+    prepare_host(desktop)
     _ensure_domain(desktop, operation_id, new)
     operations.progress(operation_id, 80, "booting")
     driver = driver_for(desktop.host)
@@ -306,4 +306,4 @@ def _failed(action: str, desktop: Desktop, operation_id: int, words: str, detail
 
 
 # Steps that live in modules of their own register themselves on import.
-from vdi.worker import publishing, snapshots  # noqa: E402,F401
+from vdi.worker import backups, publishing, snapshots  # noqa: E402,F401

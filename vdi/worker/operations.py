@@ -85,3 +85,10 @@ def origin(operation_id: int) -> DesktopStatus | None:
 def params(operation_id: int) -> dict[str, Any]:
     found = Operation.objects.filter(pk=operation_id).values_list("params", flat=True).first()
     return dict(found or {})
+
+
+def params_update(operation_id: int, **values: Any) -> None:
+    """Note what the step made (a backup's row), for its failure cleanup."""
+    operation = Operation.objects.get(pk=operation_id)
+    operation.params = {**operation.params, **values}
+    operation.save(update_fields=["params"])

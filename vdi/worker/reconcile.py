@@ -22,10 +22,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from vdi import state
-from vdi.choices import TRANSITIONAL_STATUSES, DesktopStatus, SnapshotStatus
+from vdi.choices import TRANSITIONAL_STATUSES, BackupStatus, DesktopStatus, SnapshotStatus
 from vdi.hypervisor import DomainInfo, HypervisorError, PowerState
-from vdi.models import Desktop, Host, ReconcileRun, Snapshot, Stray
-from vdi.worker import snapshots
+from vdi.models import Backup, Desktop, Host, ReconcileRun, Snapshot, Stray
+from vdi.worker import backups, snapshots
 from vdi.worker.guests import refresh_facts
 from vdi.worker.hosts import driver_for
 from vdi.worker.jobs import record_endpoint
@@ -88,10 +88,14 @@ def _check_desktops(host: Host, domains: dict[str, DomainInfo], now: datetime) -
 
 
 def _settle_snapshots(desktop: Desktop) -> list[str]:
-    """Snapshot rows a crashed worker left half-way agree with the disks again."""
-    if not Snapshot.objects.filter(desktop=desktop).exclude(status=SnapshotStatus.READY).exists():
-        return []
-    return snapshots.settle(desktop)
+    """Snapshot rows a crashed worker left half-way agree with the disks again, and its
+    unfinished backups go."""
+    done = []
+    if Snapshot.objects.filter(desktop=desktop).exclude(status=SnapshotStatus.READY).exists():
+        done += snapshots.settle(desktop)
+    if Backup.objects.filter(desktop=desktop, status=BackupStatus.RUNNING).exists():
+        done += backups.settle(desktop)
+    return done
 
 
 def _check_stuck(desktop: Desktop, now: datetime) -> Finding | None:

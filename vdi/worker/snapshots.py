@@ -97,6 +97,9 @@ def _revert(desktop: Desktop, operation_id: int) -> DesktopStatus:
     record_endpoint(desktop.pk, None)
     operations.progress(operation_id, 30, f"going back to {snapshot.name}")
     crash_point("revert")
+    # QEMU won't go back with active dirty bitmaps; the next backup is then a full one
+    driver.backups.drop_checkpoints(desktop.domain_name, disks_of(desktop, True))
+    Desktop.objects.filter(pk=desktop.pk).update(backup_chain_broken=True)
     if snapshot.kind == SnapshotKind.LIVE:
         driver.snapshots.revert_live(desktop.domain_name, snapshot.tag)
         ends = DesktopStatus.RUNNING

@@ -1,0 +1,94 @@
+"""Backups of persistent desktops: asked for, scheduled, kept, restored.
+
+A pool with ``backup_every_hours`` has its persistent desktops backed up on that schedule
+(beat: ``due``); anyone holding ``vdi.backup_desktop`` on a desktop, and its owner, may back it
+up now or restore one of its backups in place. What is kept follows the pool's retention:
+the newest backup of each of the last ``backup_keep_daily`` days that have one and of each of
+the last ``backup_keep_weekly`` weeks, and every backup one of those builds on. The rest is
+removed by the worker after each backup (``expired``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db.models import Max
+
+from vdi import actions
+from vdi.choices import BackupStatus, Persistence
+from vdi.models import Backup, Desktop, Operation
+from vdi.services.access import User
+from vdi.services.desktops import perform, request_named_action
+from vdi.services.errors import ServiceError
+
+
+def back_up(user: User, desktop: Desktop, source_address: str | None = None) -> Operation:
+    return request_named_action(user, desktop, actions.BACKUP, {}, source_address)
+
+
+def restore(user: User, backup: Backup, source_address: str | None = None) -> Operation:
+    if backup.status != BackupStatus.READY or backup.desktop is None:
+        raise ServiceError("This backup can't be restored in place (it is not ready, or its "
+                           "desktop is gone).")
+    return request_named_action(user, backup.desktop, actions.RESTORE, {"backup": backup.pk},
+                                source_address, backup=backup.pk)
+
+
+def expired(backups: Iterable[Backup], keep_daily: int, keep_weekly: int) -> list[Backup]:
+    """Of one desktop's ready backups, those the retention lets go (none that a kept one
+    builds on)."""
+    ready = sorted((b for b in backups if b.status == BackupStatus.READY),
+                   key=lambda b: (b.created_at, b.pk), reverse=True)
+    kept: set[int] = set()
+    for bucket, count in ((_day, keep_daily), (_week, keep_weekly)):
+        seen: list[object] = []
+        for backup in ready:
+            key = bucket(backup.created_at)
+            if key not in seen and len(seen) < count:
+                seen.append(key)
+                kept.add(backup.pk)
+    by_pk = {b.pk: b for b in ready}
+    for pk in list(kept):  # what a kept backup builds on is kept too
+        parent = by_pk[pk].parent_id
+        while parent is not None and parent in by_pk:
+            kept.add(parent)
+            parent = by_pk[parent].parent_id
+    return [b for b in ready if b.pk not in kept]
+
+
+def _day(moment: datetime) -> object:
+    return moment.date()
+
+
+def _week(moment: datetime) -> object:
+    return tuple(moment.isocalendar()[:2])
+
+
+def due(now: datetime) -> list[Desktop]:
+    """Persistent desktops whose pool backs them up and whose last backup is older than the
+    pool's interval (or who have none)."""
+    candidates = (Desktop.objects
+                  .filter(pool__persistence=Persistence.PERSISTENT, pool__backup_every_hours__gt=0,
+                          status__in=actions.BACKUP.allowed_from)
+                  .select_related("pool")
+                  .annotate(last=Max("backups__created_at")))
+    return [d for d in candidates if d.pool is not None and (
+        d.last is None or d.last <= now - timedelta(hours=d.pool.backup_every_hours))]
+
+
+def schedule(now: datetime) -> list[str]:
+    """Beat: ask for the backups that are due (the system asks: no person, audited)."""
+    asked = []
+    for desktop in due(now):
+        if Operation.objects.filter(desktop=desktop, kind=actions.BACKUP.name,
+                                    finished_at__isnull=True).exists():
+            continue
+        try:
+            perform(desktop, actions.BACKUP.name, None, params={}, scheduled=True)
+        except ServiceError as exc:
+            asked.append(f"{desktop}: not backed up ({exc})")
+            continue
+        asked.append(str(desktop))
+    return asked
+

@@ -1,0 +1,203 @@
+"""The worker's backup and restore steps (``vdi.actions`` BACKUP, RESTORE).
+
+A backup goes into ``VDI_BACKUP_DIR/<domain>/<id>/``, one qcow2 file per disk, full or
+incremental from the desktop's last backup whose checkpoint libvirt still has. Each file is
+checked (``qemu-img check``) and its SHA-256 kept. A restore flattens a backup's chain into
+new disk files and puts them in place; the desktop's snapshots and checkpoints go (the disks
+they describe are gone), and its next backup is a full one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from vdi.choices import BackupKind, BackupStatus
+from vdi.hypervisor import HypervisorError, PowerState
+from vdi.hypervisor.backups import chain, check, flatten
+from vdi.hypervisor.disks import create_blank, disk_info, sha256_file
+from vdi.models import Backup, Desktop, Snapshot
+from vdi.services.backups import expired
+from vdi.worker import operations
+from vdi.worker.faults import crash_point
+from vdi.worker.hosts import driver_for
+from vdi.worker.jobs import (
+    FAILURE_CLEANUPS,
+    StepRefused,
+    prepare_host,
+    record_endpoint,
+    step,
+)
+from vdi.worker.specs import disks_of
+
+
+def _devices(desktop: Desktop) -> tuple[dict[str, Path], tuple[str, ...]]:
+    """The disks a backup copies (device -> file) and the read-only ones it leaves out."""
+    copied, skipped = {}, []
+    for disk in disks_of(desktop):
+        if disk.device != "disk":
+            continue
+        if disk.read_only or disk.format != "qcow2":
+            skipped.append(disk.target)
+        else:
+            copied[disk.target] = disk.path
+    return copied, tuple(skipped)
+
+
+def _parent(desktop: Desktop, checkpoints: set[str]) -> Backup | None:
+    """The backup an incremental one builds on: the newest ready one whose checkpoint is
+    still there, unless a revert or restore broke the chain."""
+    if desktop.backup_chain_broken:
+        return None
+    last = Backup.objects.filter(desktop=desktop, status=BackupStatus.READY).first()
+    return last if last is not None and last.checkpoint in checkpoints else None
+
+
+@step("backup")
+def _back_up(desktop: Desktop, operation_id: int) -> None:
+    driver = driver_for(desktop.host)
+    parent = _parent(desktop, driver.backups.checkpoints(desktop.domain_name))
+    disks, skipped = _devices(desktop)
+    tag = uuid.uuid4().hex[:12]
+    folder = Path(settings.BACKUP_DIR) / desktop.domain_name / tag
+    backup = Backup.objects.create(
+        desktop=desktop, desktop_name=str(desktop), host=desktop.host,
+        kind=BackupKind.INCREMENTAL if parent else BackupKind.FULL, parent=parent,
+        checkpoint=f"vdi-{tag}", folder=str(folder))
+    operations.params_update(operation_id, backup=backup.pk)
+    folder.mkdir(parents=True, mode=0o755)
+    targets = {dev: folder / f"{dev}.qcow2" for dev in disks}
+    for dev, target in targets.items():  # made here, so the worker owns what QEMU writes
+        create_blank(target, disk_info(disks[dev]).virtual_size)
+    paused = driver.state(desktop.domain_name) != PowerState.RUNNING
+    if paused:  # libvirt backs up running domains only: a QEMU whose guest never runs
+        prepare_host(desktop)
+        driver.backups.start_paused(desktop.domain_name)
+    try:
+        crash_point("backup")
+        driver.backups.back_up(
+            desktop.domain_name, targets, skipped, backup.checkpoint,
+            parent.checkpoint if parent else None,
+            lambda done: operations.progress(operation_id, 10 + int(done * 70),
+                                             f"copying the disks ({backup.kind})"))
+    finally:
+        if paused:
+            driver.power_off(desktop.domain_name)
+    operations.progress(operation_id, 85, "checking the backup")
+    files = _verified(targets, parent)
+    Backup.objects.filter(pk=backup.pk).update(
+        status=BackupStatus.READY, files=files, verified_at=timezone.now(),
+        size_bytes=sum(f["bytes"] for f in files.values()))
+    Desktop.objects.filter(pk=desktop.pk).update(backup_chain_broken=False)
+    _apply_retention(desktop, operation_id)
+
+
+def _apply_retention(desktop: Desktop, operation_id: int) -> None:
+    """What the pool's retention lets go is removed, newest first (children before the
+    backups they build on)."""
+    pool = desktop.pool
+    assert pool is not None  # backups are of persistent (pool) desktops
+    doomed = expired(Backup.objects.filter(desktop=desktop), pool.backup_keep_daily,
+                     pool.backup_keep_weekly)
+    if doomed:
+        operations.progress(operation_id, 95, f"removing {len(doomed)} expired backup(s)")
+    for backup in doomed:
+        remove(backup)
+
+
+def remove(backup: Backup) -> None:
+    """A backup goes: its checkpoint (libvirt merges its bitmap into the next), its files,
+    its row."""
+    desktop = backup.desktop
+    if desktop is not None:
+        driver_for(desktop.host).backups.drop_checkpoint(
+            desktop.domain_name, backup.checkpoint, tuple(_devices(desktop)[0].values()))
+    shutil.rmtree(backup.folder, ignore_errors=True)
+    backup.delete()
+
+
+def _verified(targets: dict[str, Path], parent: Backup | None) -> dict[str, dict[str, object]]:
+    files: dict[str, dict[str, object]] = {}
+    for dev, path in targets.items():
+        if parent is not None:
+            chain(path, Path(str(parent.files[dev]["path"])))
+        check(path)
+        files[dev] = {"path": str(path), "bytes": path.stat().st_blocks * 512,
+                      "sha256": sha256_file(path)}
+    return files
+
+
+def _backup_id(operation_id: int) -> int:
+    return int(operations.params(operation_id).get("backup") or 0)
+
+
+def _forget_backup(desktop: Desktop, operation_id: int) -> None:
+    """A backup that failed leaves no file, no row and no checkpoint; the next is full."""
+    backup = Backup.objects.filter(pk=_backup_id(operation_id)).first()
+    if backup is not None:
+        discard(backup)
+    Desktop.objects.filter(pk=desktop.pk).update(backup_chain_broken=True)
+
+
+FAILURE_CLEANUPS["backup"] = _forget_backup
+
+
+def discard(backup: Backup) -> None:
+    """An unfinished backup goes: its checkpoint, its files and its row."""
+    desktop = backup.desktop
+    if desktop is not None:
+        driver = driver_for(desktop.host)
+        if driver.state(desktop.domain_name) == PowerState.PAUSED:
+            driver.power_off(desktop.domain_name)  # left paused by a backup that died
+        driver.backups.drop_checkpoint(desktop.domain_name, backup.checkpoint,
+                                       tuple(_devices(desktop)[0].values()))
+    shutil.rmtree(backup.folder, ignore_errors=True)
+    backup.delete()
+
+
+@step("restore")
+def _restore(desktop: Desktop, operation_id: int) -> None:
+    backup = Backup.objects.filter(pk=_backup_id(operation_id),
+                                   status=BackupStatus.READY).first()
+    if backup is None:
+        raise StepRefused("The backup is gone.", "no such ready backup")
+    driver = driver_for(desktop.host)
+    record_endpoint(desktop.pk, None)
+    driver.power_off(desktop.domain_name)
+    disks, _skipped = _devices(desktop)
+    operations.progress(operation_id, 20, "reading the backup")
+    staged = {}
+    for dev, disk in disks.items():
+        if dev not in backup.files:
+            continue  # a disk the backup did not have (a data disk made later) stays
+        staged[disk] = disk.with_name(f".restore-{disk.name}")
+        flatten(Path(str(backup.files[dev]["path"])), staged[disk])
+    crash_point("restore")
+    operations.progress(operation_id, 80, "putting the disks in place")
+    driver.backups.drop_checkpoints(desktop.domain_name, tuple(disks.values()))
+    for disk, new in staged.items():
+        new.replace(disk)  # atomic on one file system
+    with transaction.atomic():
+        Snapshot.objects.filter(desktop=desktop).delete()  # of disks that are gone
+        Desktop.objects.filter(pk=desktop.pk).update(backup_chain_broken=True)
+
+
+def settle(desktop: Desktop) -> list[str]:
+    """After a crash: unfinished backups of the desktop go (files, checkpoint, row)."""
+    done = []
+    for backup in Backup.objects.filter(desktop=desktop, status=BackupStatus.RUNNING):
+        try:
+            discard(backup)
+        except HypervisorError as exc:
+            done.append(f"could not remove the unfinished backup {backup.pk}: {exc}")
+            continue
+        done.append(f"removed the unfinished backup {backup.pk}")
+    if done:
+        Desktop.objects.filter(pk=desktop.pk).update(backup_chain_broken=True)
+    return done
+
