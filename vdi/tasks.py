@@ -21,6 +21,7 @@ from vdi.hypervisor import HypervisorError
 from vdi.models import Host, Pool
 from vdi.services import backups, capacity, history, policies
 from vdi.services.console import purge_expired_tickets
+from vdi.worker import backups as worker_backups
 from vdi.worker import guests, image_jobs, jobs, session, transfers
 from vdi.worker.files import remove_version_files
 from vdi.worker.reconcile import reconcile
@@ -99,6 +100,12 @@ def enforce_policies() -> list[str]:
 def schedule_backups() -> list[str]:
     """Beat: the persistent desktops whose pool's backup interval has passed are backed up."""
     return backups.schedule(timezone.now())
+
+
+@shared_task(name=task_names.RESTORE_FILE)
+def restore_file(transfer_id: int, backup_id: int, path: str) -> str:
+    """One file of a backup's data disk into the spool, for its user to download."""
+    return worker_backups.restore_file(transfer_id, backup_id, path)
 
 
 @shared_task(name=task_names.PURGE_CONSOLE_TICKETS)

@@ -23,7 +23,7 @@ from tests.integration.test_snapshots_on_guests import (
 )
 from vdi.choices import BackupKind, BackupStatus, DesktopStatus
 from vdi.images.tiny import READY_MARKER
-from vdi.models import Backup, Desktop
+from vdi.models import Backup, Desktop, FileTransfer
 from vdi.services import backups
 from vdi.services.desktops import request_action
 from vdi.testing.processes import WorkerProcess, wait_for
@@ -88,6 +88,19 @@ def test_full_and_incremental_backups_and_a_restore_drill(worker, persistent, ow
     assert back_up(owner, desktop).kind == BackupKind.FULL, "a restore starts a new chain"
     for backup in Backup.objects.all():
         assert all(Path(str(f["path"])).exists() for f in backup.files.values())
+
+    # one file of the data disk as it was in the running desktop's incremental backup
+    transfer = backups.restore_file(owner, running, "/data/beta")
+    wait_for(lambda: FileTransfer.objects.get(pk=transfer.pk).finished_at is not None, 120,
+             "the file's restore")
+    transfer.refresh_from_db()
+    assert transfer.status == FileTransfer.Status.DONE, transfer.error
+    assert Path(transfer.spool_path).read_text() == "beta\n"
+    missing = backups.restore_file(owner, full, "beta")  # written after the full backup
+    wait_for(lambda: FileTransfer.objects.get(pk=missing.pk).finished_at is not None, 120,
+             "the missing file's restore")
+    missing.refresh_from_db()
+    assert missing.status == FileTransfer.Status.FAILED and "not found" in missing.error
 
 
 def test_a_worker_killed_in_a_backup_leaves_nothing_half_made(persistent, owner, tmp_path,

@@ -171,9 +171,21 @@ def check(path: Path) -> None:
         raise HypervisorError(f"{path} failed its check: {done.stderr.strip()}")
 
 
-def flatten(top: Path, target: Path) -> None:
-    """The disk as the chain ending at ``top`` reads, as one qcow2 file."""
-    done = subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(top), str(target)],
+def flatten(top: Path, target: Path, fmt: str = "qcow2") -> None:
+    """The disk as the chain ending at ``top`` reads, as one file (qcow2, or raw)."""
+    done = subprocess.run(["qemu-img", "convert", "-O", fmt, str(top), str(target)],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise HypervisorError(f"restore {top}: {done.stderr.strip()}")
+
+
+def read_file(image: Path, path: str, out: Path) -> None:
+    """Copy ``path`` out of the ext2/3/4 file system in the raw ``image`` (debugfs)."""
+    if '"' in path or "\n" in path:
+        raise HypervisorError(f"{path!r}: not a path debugfs can be given")
+    done = subprocess.run(["debugfs", "-R", f'dump "{path}" {out}', str(image)],
+                          capture_output=True, text=True, check=False)
+    problem = done.stderr.strip().splitlines()[1:]  # its first line is its version
+    if done.returncode != 0 or not out.exists() or any("not found" in p for p in problem):
+        out.unlink(missing_ok=True)
+        raise HypervisorError(f"{path}: " + ("; ".join(problem) or "not found in the backup"))

@@ -79,6 +79,8 @@ class Pool(models.Model):
         default=200, help_text="Space this pool's snapshots may take (GiB).")
     backup_every_hours = models.PositiveIntegerField(
         default=0, help_text="Back up its persistent desktops this often (0: only when asked).")
+    backup_keep_last = models.PositiveSmallIntegerField(
+        default=3, help_text="Keep this many newest backups of each desktop, whatever their day.")
     backup_keep_daily = models.PositiveSmallIntegerField(
         default=7, help_text="Keep the newest backup of each of this many days.")
     backup_keep_weekly = models.PositiveSmallIntegerField(

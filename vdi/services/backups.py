@@ -3,24 +3,28 @@
 A pool with ``backup_every_hours`` has its persistent desktops backed up on that schedule
 (beat: ``due``); anyone holding ``vdi.backup_desktop`` on a desktop, and its owner, may back it
 up now or restore one of its backups in place. What is kept follows the pool's retention:
-the newest backup of each of the last ``backup_keep_daily`` days that have one and of each of
-the last ``backup_keep_weekly`` weeks, and every backup one of those builds on. The rest is
+the last ``backup_keep_last`` backups, the newest of each of the last ``backup_keep_daily`` days
+that have one and of each of the last ``backup_keep_weekly`` weeks, and every backup one of
+those builds on. The rest is
 removed by the worker after each backup (``expired``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import Max
 
-from vdi import actions
+from vdi import actions, task_names
 from vdi.choices import BackupStatus, Persistence
-from vdi.models import Backup, Desktop, Operation
-from vdi.services.access import User
+from vdi.models import Backup, Desktop, FileTransfer, Operation
+from vdi.services import access, audit, dispatch
+from vdi.services.access import Account, Standing, User
 from vdi.services.desktops import perform, request_named_action
-from vdi.services.errors import ServiceError
+from vdi.services.errors import AccessDenied, ServiceError
 
 
 def back_up(user: User, desktop: Desktop, source_address: str | None = None) -> Operation:
@@ -35,13 +39,41 @@ def restore(user: User, backup: Backup, source_address: str | None = None) -> Op
                                 source_address, backup=backup.pk)
 
 
-def expired(backups: Iterable[Backup], keep_daily: int, keep_weekly: int) -> list[Backup]:
+DATA_PATH = re.compile(r"(?!.*(^|/)\.\.(/|$))[\w .,:()+@=-]+(/[\w .,:()+@=-]+)*")
+
+
+def restore_file(user: User, backup: Backup, path: str,
+                 source_address: str | None = None) -> FileTransfer:
+    """One file of a backup's data disk, read by the worker from the backup itself (not
+    from the desktop) into the spool, for ``user`` to download like a Files panel download.
+    ``path`` is where it was under /data."""
+    desktop = backup.desktop
+    if desktop is None or access.standing(user, actions.BACKUP, desktop) is Standing.NONE:
+        raise AccessDenied("You may not restore files of this backup.")
+    if backup.status != BackupStatus.READY or "vdb" not in backup.files:
+        raise ServiceError("This backup has no data disk to restore a file from.")
+    path = path.strip().removeprefix("/data/").strip("/")
+    if not DATA_PATH.fullmatch(path) or len(path) > 400:
+        raise ServiceError("Give the file's path under /data, e.g. reports/2026.odt (no '..').")
+    with transaction.atomic():
+        transfer = FileTransfer.objects.create(
+            desktop=desktop, user=user if isinstance(user, Account) else None,
+            direction=FileTransfer.Direction.OUT, name=path.rsplit("/", 1)[-1])
+        audit.record(user, "backup.restore_file", desktop, source_address, backup=backup.pk,
+                     path=path)
+        transaction.on_commit(lambda: dispatch.send(
+            task_names.RESTORE_FILE, (transfer.pk, backup.pk, path), desktop.host.queue))
+    return transfer
+
+
+def expired(backups: Iterable[Backup], keep_last: int, keep_daily: int,
+            keep_weekly: int) -> list[Backup]:
     """Of one desktop's ready backups, those the retention lets go (none that a kept one
     builds on)."""
     ready = sorted((b for b in backups if b.status == BackupStatus.READY),
                    key=lambda b: (b.created_at, b.pk), reverse=True)
     kept: set[int] = set()
-    for bucket, count in ((_day, keep_daily), (_week, keep_weekly)):
+    for bucket, count in ((_itself, keep_last), (_day, keep_daily), (_week, keep_weekly)):
         seen: list[object] = []
         for backup in ready:
             key = bucket(backup.created_at)
@@ -55,6 +87,10 @@ def expired(backups: Iterable[Backup], keep_daily: int, keep_weekly: int) -> lis
             kept.add(parent)
             parent = by_pk[parent].parent_id
     return [b for b in ready if b.pk not in kept]
+
+
+def _itself(moment: datetime) -> object:
+    return moment
 
 
 def _day(moment: datetime) -> object:

@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from vdi.choices import BackupKind, BackupStatus
 from vdi.hypervisor import HypervisorError, PowerState
-from vdi.hypervisor.backups import chain, check, flatten
+from vdi.hypervisor.backups import chain, check, flatten, read_file
 from vdi.hypervisor.disks import create_blank, disk_info, sha256_file
-from vdi.models import Backup, Desktop, Snapshot
+from vdi.models import Backup, Desktop, FileTransfer, Snapshot
 from vdi.services.backups import expired
 from vdi.worker import operations
 from vdi.worker.faults import crash_point
@@ -102,8 +102,8 @@ def _apply_retention(desktop: Desktop, operation_id: int) -> None:
     backups they build on)."""
     pool = desktop.pool
     assert pool is not None  # backups are of persistent (pool) desktops
-    doomed = expired(Backup.objects.filter(desktop=desktop), pool.backup_keep_daily,
-                     pool.backup_keep_weekly)
+    doomed = expired(Backup.objects.filter(desktop=desktop), pool.backup_keep_last,
+                     pool.backup_keep_daily, pool.backup_keep_weekly)
     if doomed:
         operations.progress(operation_id, 95, f"removing {len(doomed)} expired backup(s)")
     for backup in doomed:
@@ -201,3 +201,38 @@ def settle(desktop: Desktop) -> list[str]:
         Desktop.objects.filter(pk=desktop.pk).update(backup_chain_broken=True)
     return done
 
+
+
+def restore_file(transfer_id: int, backup_id: int, path: str) -> str:
+    """The backup's data disk, flattened to a scratch raw image, read with ``debugfs``
+    (no NBD or loop device, nothing mounted): the file lands in the spool."""
+    transfer = FileTransfer.objects.get(pk=transfer_id)
+    backup = Backup.objects.filter(pk=backup_id, status=BackupStatus.READY).first()
+    if backup is None:
+        return _transfer_failed(transfer, "the backup is gone (expired or removed)")
+    spool = Path(settings.SPOOL_DIR)
+    spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+    scratch, out = spool / f"restore-{transfer.pk}.raw", spool / f"out-{transfer.pk}"
+    try:
+        flatten(Path(str(backup.files["vdb"]["path"])), scratch, fmt="raw")
+        read_file(scratch, "/" + path, out)
+        size = out.stat().st_size
+        if size > settings.FILE_TRANSFER_MAX_BYTES:
+            out.unlink()
+            return _transfer_failed(transfer, f"{size} bytes: files take at most "
+                                              f"{settings.FILE_TRANSFER_MAX_BYTES} bytes")
+    except (HypervisorError, OSError) as exc:
+        out.unlink(missing_ok=True)
+        return _transfer_failed(transfer, f"not restored from the backup: {exc}")
+    finally:
+        scratch.unlink(missing_ok=True)
+    FileTransfer.objects.filter(pk=transfer.pk).update(
+        spool_path=str(out), status=FileTransfer.Status.DONE, size_bytes=size,
+        finished_at=timezone.now())
+    return str(out)
+
+
+def _transfer_failed(transfer: FileTransfer, why: str) -> str:
+    FileTransfer.objects.filter(pk=transfer.pk).update(
+        status=FileTransfer.Status.FAILED, error=why, finished_at=timezone.now())
+    return why
