@@ -1,6 +1,7 @@
 from django.urls import path
 
 from vdi import (
+    backup_views,
     console_views,
     file_views,
     preference_views,
@@ -18,6 +19,11 @@ urlpatterns = [
          name="snapshot-take"),
     path("snapshots/<int:pk>/revert/", snapshot_views.snapshot_revert, name="snapshot-revert"),
     path("snapshots/<int:pk>/delete/", snapshot_views.snapshot_delete, name="snapshot-delete"),
+    path("desktops/<int:pk>/backups/", backup_views.backup_page, name="desktop-backups"),
+    path("desktops/<int:pk>/backups/now/", backup_views.backup_now, name="backup-now"),
+    path("backups/<int:pk>/restore/", backup_views.backup_restore, name="backup-restore"),
+    path("backups/<int:pk>/restore-file/", backup_views.backup_restore_file,
+         name="backup-restore-file"),
     path("desktops/<int:pk>/files/", file_views.files_status, name="desktop-files"),
     path("desktops/<int:pk>/files/upload/", file_views.files_upload, name="desktop-files-upload"),
     path("desktops/<int:pk>/files/list/", file_views.files_list, name="desktop-files-list"),

@@ -48,6 +48,7 @@ def _desktop_rows(request: HttpRequest) -> list[dict[str, Any]]:
             if deadline else None,
             "publish_url": _publish_url(request, desktop),
             "snapshots_url": _snapshots_url(request, desktop),
+            "backups_url": _backups_url(request, desktop),
         })
     return rows
 
@@ -66,6 +67,15 @@ def _snapshots_url(request: HttpRequest, desktop: Desktop) -> str:
     if access.standing(request.user, actions.SNAPSHOT, desktop) is access.Standing.NONE:
         return ""
     return reverse("desktop-snapshots", args=[desktop.pk])
+
+
+def _backups_url(request: HttpRequest, desktop: Desktop) -> str:
+    """A persistent desktop's backups page, for those who may back it up."""
+    if actions.BACKUP.refusal(desktop, as_owner=False) is not None:
+        return ""
+    if access.standing(request.user, actions.BACKUP, desktop) is access.Standing.NONE:
+        return ""
+    return reverse("desktop-backups", args=[desktop.pk])
 
 
 def _pool_cards(request: HttpRequest, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -129,6 +129,8 @@ MATRIX: dict[str, dict[str, str]] = {
     "GET diagnose": only("owner", "helpdesk", "operator", "administrator"),
     # a native client's ticket: interactive consoles only (a VNC desktop then answers 409)
     "POST vv": only("owner", "operator", "administrator") | {"helpdesk": DENIED},
+    "GET snapshots": only("owner", "operator", "administrator"),
+    "GET backups": only("owner", "operator", "administrator"),
     "GET /admin/": admin_page(*STAFF),
     "GET /admin/vdi/desktop/": admin_page("helpdesk", "operator", "other_operator",
                                           "administrator"),
@@ -157,6 +159,8 @@ def send(client: Client, what: str, desktop: Desktop):
         "ticket": f"/desktops/{desktop.pk}/console/ticket/",
         "diagnose": f"/desktops/{desktop.pk}/console/diagnose/",
         "vv": f"/desktops/{desktop.pk}/console/remote-viewer.vv",
+        "snapshots": f"/desktops/{desktop.pk}/snapshots/",
+        "backups": f"/desktops/{desktop.pk}/backups/",
         "admin desktop": f"/admin/vdi/desktop/{desktop.pk}/change/",
     }
     path = paths.get(target, target)

@@ -57,6 +57,9 @@ class PoolAdmin(PoolScopedAdmin, AuditedAdmin):
         ("Size", {"fields": ("min_ready", "max_size", "max_per_user", "draining")}),
         ("Network", {"fields": ("network_mode", "network_name")}),
         ("Console", {"fields": ("display_protocol",)}),
+        ("Snapshots and backups", {"fields": (
+            "max_snapshots", "max_snapshot_gib", "backup_every_hours", "backup_keep_last",
+            "backup_keep_daily", "backup_keep_weekly")}),
         ("Policies", {"fields": ("idle_minutes", "max_session_minutes", "clipboard",
                                   "watch_consent", "record_sessions")}),
         ("Who may use it", {"fields": ("users", "groups")}),

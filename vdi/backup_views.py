@@ -1,0 +1,94 @@
+"""A desktop's backups: back up now, restore one in place, restore one file of its data disk
+(owners of persistent desktops, and whoever holds ``vdi.backup_desktop`` on it)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from vdi import actions
+from vdi.models import Backup, Desktop, FileTransfer
+from vdi.services import access, backups
+from vdi.services.access import Account, Standing
+from vdi.services.errors import AccessDenied, ServiceError
+from vdi.state import TransitionRefused
+from vdi.views import client_address
+
+
+def _desktop(request: HttpRequest, pk: int) -> Desktop:
+    desktop = get_object_or_404(Desktop.objects.select_related("pool", "owner", "host"), pk=pk)
+    if (not access.can_see_desktop(request.user, desktop)
+            or access.standing(request.user, actions.BACKUP, desktop) is Standing.NONE):
+        raise Http404("No such desktop.")
+    return desktop
+
+
+def _backup(request: HttpRequest, pk: int) -> Backup:
+    backup = get_object_or_404(Backup.objects.select_related("desktop"), pk=pk)
+    if backup.desktop_id is None:
+        raise Http404("No such backup.")
+    _desktop(request, backup.desktop_id)
+    return backup
+
+
+@require_GET
+@login_required
+def backup_page(request: HttpRequest, pk: int) -> HttpResponse:
+    desktop = _desktop(request, pk)
+    user = request.user
+    assert isinstance(user, Account)  # login_required
+    restored = FileTransfer.objects.filter(desktop=desktop, user=user,
+                                           direction=FileTransfer.Direction.OUT)[:5]
+    return render(request, "vdi/backups.html", {
+        "desktop": desktop,
+        "backups": Backup.objects.filter(desktop=desktop).select_related("parent"),
+        "why_not": actions.BACKUP.refusal(desktop, as_owner=False),
+        "settled": desktop.status in actions.BACKUP.allowed_from,
+        "restore_confirm": actions.RESTORE.confirm,
+        "restored": restored,
+    })
+
+
+def _done(request: HttpRequest, desktop_id: int, call: object, words: str
+          ) -> HttpResponseRedirect:
+    try:
+        call()  # type: ignore[operator]
+    except AccessDenied:
+        raise Http404("No such desktop.") from None
+    except (ServiceError, TransitionRefused) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, words)
+    return redirect("desktop-backups", pk=desktop_id)
+
+
+@require_POST
+@login_required
+def backup_now(request: HttpRequest, pk: int) -> HttpResponseRedirect:
+    desktop = _desktop(request, pk)
+    return _done(request, desktop.pk, lambda: backups.back_up(
+        request.user, desktop, client_address(request)), f"Backing up {desktop}.")
+
+
+@require_POST
+@login_required
+def backup_restore(request: HttpRequest, pk: int) -> HttpResponseRedirect:
+    backup = _backup(request, pk)
+    assert backup.desktop_id is not None
+    return _done(request, backup.desktop_id, lambda: backups.restore(
+        request.user, backup, client_address(request)),
+        f"Restoring the backup of {backup.created_at:%Y-%m-%d %H:%M}.")
+
+
+@require_POST
+@login_required
+def backup_restore_file(request: HttpRequest, pk: int) -> HttpResponseRedirect:
+    backup = _backup(request, pk)
+    assert backup.desktop_id is not None
+    path = request.POST.get("path", "")
+    return _done(request, backup.desktop_id, lambda: backups.restore_file(
+        request.user, backup, path, client_address(request)),
+        f"Restoring {path.strip()}: it appears below, ready to download, in a moment.")
