@@ -91,9 +91,9 @@ move_legacy_secret() {
 prepare_data_dir() {
   # QEMU runs as libvirt-qemu and must traverse every folder above an image or disk; the
   # service user writes images, disks and logs; secrets are its own, 0700 and 0600.
-  mkdir -p "$VDI_DATA_DIR"/{images,disks,logs,kernel,run,cache}
-  chmod 755 "$VDI_DATA_DIR" "$VDI_DATA_DIR"/{images,disks,logs,kernel,cache}
-  chown "$SERVICE_USER:$SERVICE_USER" "$VDI_DATA_DIR"/{images,disks,logs,run,cache}
+  mkdir -p "$VDI_DATA_DIR"/{images,disks,logs,kernel,run,cache,backups}
+  chmod 755 "$VDI_DATA_DIR" "$VDI_DATA_DIR"/{images,disks,logs,kernel,cache,backups}
+  chown "$SERVICE_USER:$SERVICE_USER" "$VDI_DATA_DIR"/{images,disks,logs,run,cache,backups}
   chmod 750 "$VDI_DATA_DIR/run"
   # QEMU traverses every image folder (folders made before they were always 0755 too).
   find "$VDI_DATA_DIR/images" -type d ! -perm -0755 -exec chmod 755 {} +

@@ -45,7 +45,7 @@ def _checkpoint_xml(name: str, devices: tuple[str, ...], skip: tuple[str, ...]) 
 class Backups:
     """The backup verbs of one driver (its libvirt connection)."""
 
-    def __init__(self, driver: Driver, poll: float = 0.2) -> None:
+    def __init__(self, driver: Driver, poll: float = 0.05) -> None:
         self.driver = driver
         self.poll = poll
 
