@@ -345,6 +345,7 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile": {"task": "vdi.reconcile_hosts", "schedule": RECONCILE_INTERVAL},
     "purge-history": {"task": "vdi.purge_history", "schedule": HISTORY_INTERVAL},
     "schedule-backups": {"task": "vdi.schedule_backups", "schedule": BACKUP_SCHEDULE_INTERVAL},
+    "advance-rollouts": {"task": "vdi.advance_rollouts", "schedule": POLICY_INTERVAL},
     "purge-retired-versions": {"task": "vdi.purge_retired_versions",
                                "schedule": HISTORY_INTERVAL},
     "flush-console-refusals": {"task": "vdi.flush_console_refusals",

@@ -33,7 +33,8 @@ def remove_test_domains(uri: str = "") -> None:
 def tiny_files() -> Any:
     """The tiny image's files, built once per run into the test image folder."""
     remove_test_domains()
-    for folder in (settings.IMAGE_DIR, settings.DISK_DIR, settings.LOG_DIR):
+    for folder in (settings.IMAGE_DIR, settings.DISK_DIR, settings.LOG_DIR,
+                   settings.BACKUP_DIR):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(mode=0o755, parents=True)
         folder.chmod(0o755)

@@ -92,3 +92,19 @@ def backup_restore_file(request: HttpRequest, pk: int) -> HttpResponseRedirect:
     return _done(request, backup.desktop_id, lambda: backups.restore_file(
         request.user, backup, path, client_address(request)),
         f"Restoring {path.strip()}: it appears below, ready to download, in a moment.")
+
+
+@require_POST
+@login_required
+def backup_restore_new(request: HttpRequest, pk: int) -> HttpResponseRedirect:
+    backup = _backup(request, pk)
+    try:
+        desktop = backups.restore_as_new(request.user, backup, client_address(request))
+    except AccessDenied:
+        raise Http404("No such backup.") from None
+    except ServiceError as exc:
+        messages.error(request, str(exc))
+        return redirect("desktop-backups", pk=backup.desktop_id)
+    messages.info(request, f"{desktop} is being made from the backup of "
+                           f"{backup.created_at:%Y-%m-%d %H:%M}.")
+    return redirect("desktop-list")

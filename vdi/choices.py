@@ -170,3 +170,16 @@ class BackupKind(models.TextChoices):
 class BackupStatus(models.TextChoices):
     RUNNING = "running", "being made"
     READY = "ready", "ready (verified)"
+
+
+class VersionPolicy(models.TextChoices):
+    LATEST = "latest", "the latest version (each new one rolls out, canary first)"
+    PINNED = "pinned", "a pinned version"
+
+
+class RolloutStatus(models.TextChoices):
+    CANARY = "canary", "trying the canaries"
+    ROLLING_BACK = "rolling_back", "rolling back the canaries"
+    PAUSED = "paused", "paused"
+    DONE = "done", "done: the pool serves the new version"
+    ROLLED_BACK = "rolled_back", "rolled back: the pool stays on the old version"

@@ -19,7 +19,7 @@ from vdi import task_names
 from vdi.console import guards
 from vdi.hypervisor import HypervisorError
 from vdi.models import Host, Pool
-from vdi.services import backups, capacity, history, policies
+from vdi.services import backups, capacity, history, policies, rollouts
 from vdi.services.console import purge_expired_tickets
 from vdi.worker import backups as worker_backups
 from vdi.worker import guests, image_jobs, jobs, session, transfers
@@ -100,6 +100,12 @@ def enforce_policies() -> list[str]:
 def schedule_backups() -> list[str]:
     """Beat: the persistent desktops whose pool's backup interval has passed are backed up."""
     return backups.schedule(timezone.now())
+
+
+@shared_task(name=task_names.ADVANCE_ROLLOUTS)
+def advance_rollouts() -> list[str]:
+    """Beat: each image rollout under way takes its next step."""
+    return rollouts.advance_all()
 
 
 @shared_task(name=task_names.RESTORE_FILE)

@@ -22,6 +22,8 @@ urlpatterns = [
     path("desktops/<int:pk>/backups/", backup_views.backup_page, name="desktop-backups"),
     path("desktops/<int:pk>/backups/now/", backup_views.backup_now, name="backup-now"),
     path("backups/<int:pk>/restore/", backup_views.backup_restore, name="backup-restore"),
+    path("backups/<int:pk>/restore-new/", backup_views.backup_restore_new,
+         name="backup-restore-new"),
     path("backups/<int:pk>/restore-file/", backup_views.backup_restore_file,
          name="backup-restore-file"),
     path("desktops/<int:pk>/files/", file_views.files_status, name="desktop-files"),

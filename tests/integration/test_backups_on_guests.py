@@ -21,6 +21,7 @@ from tests.integration.test_snapshots_on_guests import (
     process_ended,
     write,
 )
+from tests.support import wait_status
 from vdi.choices import BackupKind, BackupStatus, DesktopStatus
 from vdi.images.tiny import READY_MARKER
 from vdi.models import Backup, Desktop, FileTransfer
@@ -85,10 +86,6 @@ def test_full_and_incremental_backups_and_a_restore_drill(worker, persistent, ow
     for boots, (backup, count) in enumerate(expected.items(), start=2):
         files = restored(owner, desktop, backup, boots)
         assert files == {name: (i < count, i < count) for i, name in enumerate(FILES)}, backup
-    assert back_up(owner, desktop).kind == BackupKind.FULL, "a restore starts a new chain"
-    for backup in Backup.objects.all():
-        assert all(Path(str(f["path"])).exists() for f in backup.files.values())
-
     # one file of the data disk as it was in the running desktop's incremental backup
     transfer = backups.restore_file(owner, running, "/data/beta")
     wait_for(lambda: FileTransfer.objects.get(pk=transfer.pk).finished_at is not None, 120,
@@ -101,6 +98,25 @@ def test_full_and_incremental_backups_and_a_restore_drill(worker, persistent, ow
              "the missing file's restore")
     missing.refresh_from_db()
     assert missing.status == FileTransfer.Status.FAILED and "not found" in missing.error
+
+    # the stopped desktop's backup as a new desktop, its files all there
+    persistent.max_per_user = 2
+    persistent.save()
+    copy = backups.restore_as_new(owner, stopped)
+    wait_status(copy, DesktopStatus.RUNNING)
+    wait_serial(copy.serial_log_path, READY_MARKER)
+    assert present(copy, FILES) == {name: (True, True) for name in FILES}
+    assert Backup.objects.filter(desktop=copy).count() == 0
+
+    # retention: keep only the newest; the next backup is full (a restore started a new chain)
+    persistent.backup_keep_last, persistent.backup_keep_daily = 1, 1
+    persistent.save()
+    old = [Path(b.folder) for b in (full, running, stopped)]
+    newest = back_up(owner, desktop)
+    assert newest.kind == BackupKind.FULL, "a restore starts a new chain"
+    assert list(Backup.objects.filter(desktop=desktop)) == [newest], "the rest expired"
+    assert not any(folder.exists() for folder in old), "and their files went with them"
+    assert all(Path(str(f["path"])).exists() for f in newest.files.values())
 
 
 def test_a_worker_killed_in_a_backup_leaves_nothing_half_made(persistent, owner, tmp_path,

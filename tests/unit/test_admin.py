@@ -58,6 +58,10 @@ def test_admin_changes_and_actions_are_audited(owner, admin_user, pool, host):
             "persistence": "non_persistent", "data_disk_gib": 1, "min_ready": 0, "max_size": 5,
             "max_per_user": 3, "idle_minutes": 0, "max_session_minutes": 0,
             "network_mode": "none", "clipboard": "to_guest", "display_protocol": "vnc",
+            "max_snapshots": 100, "max_snapshot_gib": 200, "backup_every_hours": 0,
+            "backup_keep_last": 3, "backup_keep_daily": 7, "backup_keep_weekly": 4,
+            "version_policy": "latest", "rollout_canary_percent": 20,
+            "rollout_max_failed_percent": 0, "rollout_health_seconds": 300,
             "users": [owner.pk], "desktops-TOTAL_FORMS": 0, "desktops-INITIAL_FORMS": 0}
     assert client.post(change, form).status_code == 302
     event = AuditEvent.objects.get(action="pool.change")

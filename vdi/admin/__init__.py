@@ -3,6 +3,7 @@ service: desktop actions (``vdi.actions``), draining, hand-overs, and plain edit
 (``vdi.services.records``). Pool operators see and change only the pools they operate and
 those pools' desktops; every action declares the permission it needs."""
 
-from vdi.admin import audit, desktops, images, media, pools, reconcile, recordings
+from vdi.admin import audit, desktops, images, media, pools, reconcile, recordings, rollouts
 
-__all__ = ["audit", "desktops", "images", "media", "pools", "reconcile", "recordings"]
+__all__ = ["audit", "desktops", "images", "media", "pools", "reconcile", "recordings",
+           "rollouts"]

@@ -56,6 +56,9 @@ class PoolAdmin(PoolScopedAdmin, AuditedAdmin):
         ("Kind", {"fields": ("assignment", "persistence", "data_disk_gib")}),
         ("Size", {"fields": ("min_ready", "max_size", "max_per_user", "draining")}),
         ("Network", {"fields": ("network_mode", "network_name")}),
+        ("Image versions", {"fields": (
+            "version_policy", "pinned_version", "rollout_canary_percent",
+            "rollout_max_failed_percent", "rollout_health_seconds")}),
         ("Console", {"fields": ("display_protocol",)}),
         ("Snapshots and backups", {"fields": (
             "max_snapshots", "max_snapshot_gib", "backup_every_hours", "backup_keep_last",

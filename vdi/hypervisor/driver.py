@@ -225,10 +225,10 @@ class Driver:
         if dom is not None:
             self.power_off(name)
             flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-                     | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
+                     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
             extra = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM  # UEFI guests' variables
-                     | libvirt.VIR_DOMAIN_UNDEFINE_TPM)  # and their TPM state
+                     | libvirt.VIR_DOMAIN_UNDEFINE_TPM  # and their TPM state
+                     | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)  # backups' bitmaps
             with _translate(f"undefine {name}"):
                 try:
                     _with_fewer_flags(dom.undefineFlags, flags | extra, flags)

@@ -33,7 +33,7 @@ from vdi.hypervisor.disks import (
     sha256_file,
 )
 from vdi.models import GoldenImage, ImageVersion
-from vdi.services import audit
+from vdi.services import audit, rollouts
 from vdi.services.access import User
 from vdi.services.errors import ServiceError
 
@@ -192,4 +192,5 @@ def _record(image: GoldenImage, number: int, folder: Path, checksum: str,
         )
         audit.record(actor, "image.register", version, None, sha256=checksum,
                      profile=files.profile)
+        rollouts.version_ready(version)  # pools following "latest" start a rollout
     return version

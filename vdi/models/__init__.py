@@ -12,6 +12,7 @@ from vdi.models.pools import Pool, UserQuota
 from vdi.models.preferences import Preferences
 from vdi.models.reconcile import ReconcileRun, Stray
 from vdi.models.recordings import Recording
+from vdi.models.rollouts import Rollout
 from vdi.models.snapshots import Snapshot
 from vdi.models.transfers import FileTransfer
 
@@ -19,5 +20,5 @@ __all__ = [
     "AuditEvent", "Backup", "ConsoleSession", "ConsoleTicket", "DeletedDesktop", "Desktop",
     "FileTransfer", "GoldenImage",
     "Host", "ImageVersion", "InstallMedia", "Operation", "Pool", "Preferences", "ReconcileRun",
-    "Recording", "Snapshot", "Stray", "UserQuota",
+    "Recording", "Rollout", "Snapshot", "Stray", "UserQuota",
 ]

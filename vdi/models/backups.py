@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from vdi.choices import BackupKind, BackupStatus
@@ -18,6 +19,11 @@ class Backup(models.Model):
     desktop = models.ForeignKey(Desktop, null=True, on_delete=models.SET_NULL,
                                 related_name="backups")
     desktop_name = models.CharField(max_length=200, help_text="Kept if the desktop goes.")
+    pool = models.ForeignKey("vdi.Pool", null=True, on_delete=models.SET_NULL, related_name="+",
+                             help_text="Where a restore to a new desktop makes it.")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                              on_delete=models.SET_NULL, related_name="+",
+                              help_text="Whose desktop it was (and whose a new one is).")
     host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=12, choices=BackupKind.choices)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,

@@ -8,8 +8,16 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from vdi.choices import Assignment, ClipboardPolicy, DisplayProtocol, NetworkMode, Persistence
-from vdi.models.images import GoldenImage
+from vdi.choices import (
+    Assignment,
+    ClipboardPolicy,
+    DisplayProtocol,
+    ImageStatus,
+    NetworkMode,
+    Persistence,
+    VersionPolicy,
+)
+from vdi.models.images import GoldenImage, ImageVersion
 
 NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -77,6 +85,21 @@ class Pool(models.Model):
         default=100, help_text="Snapshots of this pool's (persistent) desktops, all together.")
     max_snapshot_gib = models.PositiveIntegerField(
         default=200, help_text="Space this pool's snapshots may take (GiB).")
+    version_policy = models.CharField(max_length=8, choices=VersionPolicy.choices,
+                                      default=VersionPolicy.LATEST)
+    pinned_version = models.ForeignKey(
+        "vdi.ImageVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The version its desktops get when the policy is 'pinned'.")
+    serving_version = models.ForeignKey(
+        "vdi.ImageVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        editable=False, help_text="What new and reset desktops get under 'latest': moved by "
+        "rollouts once their canaries are healthy (empty: the newest ready version).")
+    rollout_canary_percent = models.PositiveSmallIntegerField(
+        default=20, help_text="Share of the idle desktops a new version is tried on first.")
+    rollout_max_failed_percent = models.PositiveSmallIntegerField(
+        default=0, help_text="Canaries that may fail before the rollout rolls back (percent).")
+    rollout_health_seconds = models.PositiveIntegerField(
+        default=300, help_text="A canary is healthy once its guest says it is ready within this.")
     backup_every_hours = models.PositiveIntegerField(
         default=0, help_text="Back up its persistent desktops this often (0: only when asked).")
     backup_keep_last = models.PositiveSmallIntegerField(
@@ -116,6 +139,14 @@ class Pool(models.Model):
     def is_automatic(self) -> bool:
         return self.assignment == Assignment.AUTOMATIC
 
+    def version_for_new(self) -> ImageVersion | None:
+        """The version a new or reset desktop of this pool gets."""
+        if self.version_policy == VersionPolicy.PINNED and self.pinned_version is not None:
+            return self.pinned_version
+        if self.serving_version is not None and self.serving_version.status == ImageStatus.READY:
+            return self.serving_version
+        return self.image.latest_ready_version()
+
     def clean(self) -> None:
         errors = {}
         if self.min_ready > self.max_size:
@@ -130,6 +161,9 @@ class Pool(models.Model):
             errors["network_name"] = "Name the bridge the desktops join on each host."
         if self.network_name and not NETWORK_NAME.fullmatch(self.network_name):
             errors["network_name"] = "Use letters, digits, dots, dashes and underscores."
+        if self.version_policy == VersionPolicy.PINNED and (
+                self.pinned_version is None or self.pinned_version.image_id != self.image_id):
+            errors["pinned_version"] = "Pin one of the pool's image's versions."
         errors.update(self._spice_errors())
         if errors:
             raise ValidationError(errors)

@@ -21,9 +21,9 @@ from django.db.models import Max
 from vdi import actions, task_names
 from vdi.choices import BackupStatus, Persistence
 from vdi.models import Backup, Desktop, FileTransfer, Operation
-from vdi.services import access, audit, dispatch
+from vdi.services import access, audit, dispatch, quotas
 from vdi.services.access import Account, Standing, User
-from vdi.services.desktops import perform, request_named_action
+from vdi.services.desktops import new_desktop, perform, request_named_action
 from vdi.services.errors import AccessDenied, ServiceError
 
 
@@ -37,6 +37,25 @@ def restore(user: User, backup: Backup, source_address: str | None = None) -> Op
                            "desktop is gone).")
     return request_named_action(user, backup.desktop, actions.RESTORE, {"backup": backup.pk},
                                 source_address, backup=backup.pk)
+
+
+def restore_as_new(user: User, backup: Backup, source_address: str | None = None) -> Desktop:
+    """A new desktop of the backup's pool, for the backup's owner, whose disks are the
+    backup's: the old desktop (if it is still there) is left as it is."""
+    pool, owner = backup.pool, backup.owner
+    if backup.status != BackupStatus.READY or pool is None or owner is None:
+        raise ServiceError("This backup can't be restored to a new desktop (it is not ready, "
+                           "or its pool or owner is gone).")
+    allowed = (access.standing(user, actions.BACKUP, backup.desktop) is not Standing.NONE
+               if backup.desktop is not None else
+               user == owner or access.holds(user, actions.BACKUP.permission, None))
+    if not allowed:
+        raise AccessDenied("You may not restore this backup.")
+    with transaction.atomic():
+        quotas.check_room(owner, pool)
+        desktop = new_desktop(pool, owner, user, source_address, params={"backup": backup.pk})
+        audit.record(user, "backup.restore_as_new", desktop, source_address, backup=backup.pk)
+    return desktop
 
 
 DATA_PATH = re.compile(r"(?!.*(^|/)\.\.(/|$))[\w .,:()+@=-]+(/[\w .,:()+@=-]+)*")

@@ -75,13 +75,14 @@ def new_operation(action: DesktopAction, desktop: Desktop, actor: User | None,
 
 
 def new_desktop(
-    pool: Pool, owner: Account | None, actor: User | None, source_address: str | None = None
+    pool: Pool, owner: Account | None, actor: User | None, source_address: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Desktop:
     """Record a desktop of ``pool`` (for ``owner``, or unassigned) and enqueue its provisioning.
 
     Callers check entitlement and quotas; this checks only that the pool can make one.
     """
-    version = pool.image.latest_ready_version()
+    version = pool.version_for_new()
     if version is None:
         raise NotReady(f"The image of pool {pool.name} has no ready version yet.")
     with transaction.atomic():
@@ -104,7 +105,7 @@ def new_desktop(
             memory_mib=pool.memory_mib,
             assigned_at=timezone.now() if owner is not None else None,
         )
-        operation = new_operation(PROVISION, desktop, actor)
+        operation = new_operation(PROVISION, desktop, actor, params)
         audit.record(actor, "desktop.create", desktop, source_address, pool=pool.name,
                      host=host.name, image_version=str(version),
                      owner=owner.get_username() if owner else "")

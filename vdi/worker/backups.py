@@ -28,6 +28,7 @@ from vdi.worker.faults import crash_point
 from vdi.worker.hosts import driver_for
 from vdi.worker.jobs import (
     FAILURE_CLEANUPS,
+    PROVISION_SOURCES,
     StepRefused,
     prepare_host,
     record_endpoint,
@@ -66,7 +67,8 @@ def _back_up(desktop: Desktop, operation_id: int) -> None:
     tag = uuid.uuid4().hex[:12]
     folder = Path(settings.BACKUP_DIR) / desktop.domain_name / tag
     backup = Backup.objects.create(
-        desktop=desktop, desktop_name=str(desktop), host=desktop.host,
+        desktop=desktop, desktop_name=str(desktop), host=desktop.host, pool=desktop.pool,
+        owner=desktop.owner,
         kind=BackupKind.INCREMENTAL if parent else BackupKind.FULL, parent=parent,
         checkpoint=f"vdi-{tag}", folder=str(folder))
     operations.params_update(operation_id, backup=backup.pk)
@@ -185,6 +187,24 @@ def _restore(desktop: Desktop, operation_id: int) -> None:
     with transaction.atomic():
         Snapshot.objects.filter(desktop=desktop).delete()  # of disks that are gone
         Desktop.objects.filter(pk=desktop.pk).update(backup_chain_broken=True)
+
+
+def materialize(desktop: Desktop, backup_id: int) -> None:
+    """A new desktop made from a backup: its disks are the backup's, flattened, before the
+    provisioning defines and boots it (it then clones nothing and makes no data disk)."""
+    backup = Backup.objects.filter(pk=backup_id, status=BackupStatus.READY).first()
+    if backup is None:
+        raise StepRefused("The backup to restore is gone.", f"no ready backup {backup_id}")
+    sources = {"vda": Path(desktop.disk_path)}
+    if desktop.data_disk_path:
+        sources["vdb"] = Path(desktop.data_disk_path)
+    for dev, target in sources.items():
+        if dev in backup.files and not target.exists():
+            flatten(Path(str(backup.files[dev]["path"])), target)
+            target.chmod(0o660)
+
+
+PROVISION_SOURCES["backup"] = materialize
 
 
 def settle(desktop: Desktop) -> list[str]:

@@ -19,7 +19,7 @@ from django.conf import settings
 from vdi import actions, state, task_names
 from vdi.choices import DesktopStatus, DisplayProtocol, Readiness
 from vdi.hypervisor import HypervisorError, Shutdown, VncEndpoint
-from vdi.models import Desktop, Snapshot
+from vdi.models import Desktop, ImageVersion, Snapshot
 from vdi.models.desktops import new_vnc_password
 from vdi.services import dispatch
 from vdi.worker import operations
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 Step = Callable[[Desktop, int], DesktopStatus | None]
 STEPS: dict[str, Step] = {}
 FRESH_FROM_THE_IMAGE = ("provision", "reset", "release")  # a new system disk from the image
+# Where a new desktop's disks come from instead of its image, by provisioning parameter
+# (a backup restored to a new desktop), registered by the modules that know how.
+PROVISION_SOURCES: dict[str, Callable[[Desktop, int], None]] = {}
 # What a failed step leaves to tidy (a half-taken snapshot's row), by action.
 FAILURE_CLEANUPS: dict[str, Callable[[Desktop, int], None]] = {}
 
@@ -94,6 +97,11 @@ def _ensure_domain(desktop: Desktop, operation_id: int, new: bool = False) -> No
 
 @step("provision")
 def _provision(desktop: Desktop, operation_id: int) -> None:
+    params = operations.params(operation_id)
+    for key, fill in PROVISION_SOURCES.items():
+        if params.get(key):
+            operations.progress(operation_id, 15, f"restoring its disks from the {key}")
+            fill(desktop, int(params[key]))
     _boot(desktop, operation_id, new=True)
 
 
@@ -200,13 +208,23 @@ def _reset(desktop: Desktop, operation_id: int) -> None:
     driver.undefine(desktop.domain_name, (Path(desktop.disk_path),))
     _discard_snapshots(desktop)
     assert desktop.pool is not None  # install desktops are not reset (their action's rule)
-    version = desktop.pool.image.latest_ready_version()
+    version = _version_for(desktop, operation_id)
     if version is not None and version.pk != desktop.image_version_id:
         Desktop.objects.filter(pk=desktop.pk).update(image_version=version)
         desktop.image_version = version
     driver.files.remove(Path(desktop.serial_log_path))
     _give_password(desktop)  # a reset (and a release) may hand it to someone else
     _boot(desktop, operation_id)
+
+
+def _version_for(desktop: Desktop, operation_id: int) -> ImageVersion | None:
+    """The version a reset puts the desktop on: the one a rollout names (a canary, or its
+    rollback), else what its pool serves."""
+    assert desktop.pool is not None
+    named = operations.params(operation_id).get("version")
+    if named:
+        return ImageVersion.objects.filter(pk=named, image=desktop.pool.image).first()
+    return desktop.pool.version_for_new()
 
 
 def _discard_snapshots(desktop: Desktop) -> None:
