@@ -336,6 +336,8 @@ HISTORY_INTERVAL = env.number("VDI_HISTORY_INTERVAL", 3600, minimum=5)
 TICKET_PURGE_INTERVAL = env.number("VDI_TICKET_PURGE_INTERVAL", 600, minimum=5)
 # How often beat looks for persistent desktops whose pool's backup interval has passed.
 BACKUP_SCHEDULE_INTERVAL = env.number("VDI_BACKUP_SCHEDULE_INTERVAL", 600, minimum=5)
+# Backups of a deleted desktop are kept this long (restorable as a new desktop), then removed.
+BACKUP_ORPHAN_DAYS = env.number("VDI_BACKUP_ORPHAN_DAYS", 30, minimum=1)
 
 CELERY_BEAT_SCHEDULE = {
     "maintain-pools": {"task": "vdi.maintain_pools", "schedule": POLICY_INTERVAL},

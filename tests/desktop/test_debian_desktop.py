@@ -26,11 +26,12 @@ from tests.browser_fixtures import sign_in
 from tests.support import wait_for, wait_gone, wait_status
 from tests.vm_fixtures import hvhost, hvhost_base, remove_test_domains
 from vdi.choices import ClipboardPolicy, DesktopStatus, KeyboardLayout
-from vdi.hypervisor import get_driver
+from vdi.hypervisor import HypervisorError, get_driver
 from vdi.hypervisor.network_xml import pool_network
 from vdi.images.desktop import build as desktop_build
 from vdi.images.registry import VersionFiles, register_version
-from vdi.models import Desktop, Host, ImageVersion, Operation, Pool
+from vdi.models import Desktop, Host, ImageVersion, Operation, Pool, Snapshot
+from vdi.services import snapshots
 from vdi.services.claims import claim_desktop
 from vdi.services.desktops import perform, request_action
 from vdi.services.preferences import set_keyboard_layout
@@ -133,6 +134,7 @@ def test_a_debian_desktop_on_a_host_with_a_network(
         check_phones_and_tablets(desktop, browser, portal, owner)
         check_files_both_ways(desktop, browser, portal, owner, tmp_path)
         check_freeze_and_thaw(desktop)
+        check_a_live_snapshot_freezes_and_its_revert_thaws(desktop, owner)
         check_a_stop_through_the_agent(desktop, owner)
         perform(desktop, "delete", None)
         wait_gone(desktop)
@@ -485,6 +487,38 @@ def check_freeze_and_thaw(desktop: Desktop) -> None:
     finally:
         assert agent.thaw(desktop.domain_name) >= 1
     assert agent.command(desktop.domain_name, "guest-fsfreeze-status") == "thawed"
+
+
+def check_a_live_snapshot_freezes_and_its_revert_thaws(desktop: Desktop, owner) -> None:
+    """A live snapshot of a desktop with an agent is taken with its file systems frozen;
+    going back to it thaws them (the memory was saved frozen), and the session goes on."""
+    pool = desktop.pool
+    assert pool is not None
+    Pool.objects.filter(pk=pool.pk).update(persistence="persistent")
+    desktop.refresh_from_db()
+    agent = get_driver(desktop.host.libvirt_uri).agent
+    try:
+        taken = snapshots.take(owner, desktop, "frozen")
+        wait_for(lambda: Operation.objects.get(pk=taken.pk).finished_at, 300, "the snapshot")
+        snapshot = Snapshot.objects.get(desktop=desktop, name="frozen")
+        assert snapshot.status == "ready" and snapshot.frozen, snapshot.desktop.last_error
+        assert agent.command(desktop.domain_name, "guest-fsfreeze-status") == "thawed"
+        operation = snapshots.revert(owner, snapshot)
+        wait_for(lambda: Operation.objects.get(pk=operation.pk).finished_at, 300, "the revert")
+        wait_status(desktop, DesktopStatus.RUNNING)
+        wait_for(lambda: _thawed(agent, desktop), 60, "the agent to answer after the revert")
+        wrote = agent.run(desktop.domain_name, "/usr/bin/touch", ["/var/tmp/after-revert"])
+        assert wrote.exitcode == 0, "its file systems take writes again"
+    finally:
+        Pool.objects.filter(pk=pool.pk).update(persistence="non_persistent")
+        desktop.refresh_from_db()
+
+
+def _thawed(agent, desktop: Desktop) -> bool:
+    try:
+        return bool(agent.command(desktop.domain_name, "guest-fsfreeze-status") == "thawed")
+    except HypervisorError:
+        return False
 
 
 def check_a_stop_through_the_agent(desktop: Desktop, owner) -> None:

@@ -75,6 +75,7 @@ def test_full_and_incremental_backups_and_a_restore_drill(worker, persistent, ow
     assert (running.kind, running.parent) == (BackupKind.INCREMENTAL, full)
     assert running.size_bytes <= full.size_bytes / 10, (running.size_bytes, full.size_bytes)
 
+    fill(desktop, "change2", 1)
     write(desktop, "gamma")
     done(request_action(owner, desktop, "stop"), desktop, DesktopStatus.STOPPED)
     stopped = back_up(owner, desktop)

@@ -37,7 +37,7 @@ def next_version(tiny_version: ImageVersion, name: str, cmdline: str) -> ImageVe
 @pytest.fixture
 def warm_pool(tiny_pool):
     tiny_pool.assignment, tiny_pool.min_ready, tiny_pool.max_size = "automatic", 2, 3
-    tiny_pool.rollout_canary_percent, tiny_pool.rollout_health_seconds = 50, 45
+    tiny_pool.rollout_canary_percent, tiny_pool.rollout_health_seconds = 50, 90
     tiny_pool.save()
     return tiny_pool
 
@@ -61,7 +61,7 @@ def finish(rollout: Rollout) -> Rollout:
         rollout.refresh_from_db()
         return rollout.status in (RolloutStatus.DONE, RolloutStatus.ROLLED_BACK)
 
-    wait_for(settled, 300, "the rollout to finish", every=2)
+    wait_for(settled, 420, "the rollout to finish", every=2)
     return rollout
 
 

@@ -178,3 +178,33 @@ def test_a_start_refuses_to_replace_a_lost_data_disk(owner, test_pool, driver):
     assert "data disk" in desktop.last_error and "missing" in desktop.last_error
     assert not Path(desktop.data_disk_path).exists(), "no empty disk papered over the loss"
     driver.undefine(desktop.domain_name, (Path(desktop.disk_path),))
+
+
+def test_backups_of_deleted_desktops_go_after_the_orphan_period(test_host, tmp_path, settings):
+    from vdi.choices import BackupKind, BackupStatus
+    from vdi.models import Backup
+
+    settings.BACKUP_ORPHAN_DAYS = 30
+
+    def backup(name: str, days_old: int, parent: Backup | None = None) -> Backup:
+        folder = tmp_path / "backups" / name
+        folder.mkdir(parents=True)
+        (folder / "vda.qcow2").write_bytes(b"x")
+        made = Backup.objects.create(
+            desktop=None, desktop_name="gone", host=test_host, parent=parent,
+            kind=BackupKind.INCREMENTAL if parent else BackupKind.FULL, checkpoint=name,
+            folder=str(folder), status=BackupStatus.READY)
+        Backup.objects.filter(pk=made.pk).update(
+            created_at=timezone.now() - timedelta(days=days_old))
+        return made
+
+    old_full = backup("old-full", 40)
+    old_child = backup("old-child", 35, old_full)
+    young_full = backup("young-full", 40)
+    young_child = backup("young-child", 3, young_full)  # still restorable: keeps its parent
+    run = reconcile(test_host)
+    left = set(Backup.objects.values_list("pk", flat=True))
+    assert left == {young_full.pk, young_child.pk}
+    assert not Path(old_full.folder).exists() and not Path(old_child.folder).exists()
+    assert Path(young_full.folder).exists()
+    assert sum(f["kind"] == "orphan backup" for f in run.findings) == 2

@@ -103,15 +103,19 @@ def _start_canaries(rollout: Rollout, now: datetime) -> str:
 
 
 def health(desktop: Desktop | None, rollout: Rollout, now: datetime) -> bool | None:
-    """True: ready on the new version; False: failed or out of time; None: not yet."""
+    """True: ready on the new version; False: failed or out of time; None: not yet. The
+    time counts from its boot on the new version (its reset itself gets as long again)."""
     if desktop is None or desktop.status == DesktopStatus.ERROR:
         return False
+    window = timedelta(seconds=rollout.pool.rollout_health_seconds)
     started = rollout.canaries_started_at or now
-    late = now > started + timedelta(seconds=rollout.pool.rollout_health_seconds)
-    on_it = desktop.image_version_id == rollout.to_version_id
-    if on_it and desktop.status == DesktopStatus.RUNNING and desktop.guest_ready_at:
+    booted = (desktop.image_version_id == rollout.to_version_id
+              and desktop.status == DesktopStatus.RUNNING)
+    if booted and desktop.guest_ready_at:
         return True
-    return False if late else None
+    if booted:
+        return False if now > max(started, desktop.status_changed_at) + window else None
+    return False if now > started + 2 * window else None
 
 
 def _judge_canaries(rollout: Rollout, now: datetime) -> str:

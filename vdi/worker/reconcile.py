@@ -50,6 +50,7 @@ def reconcile(host: Host, now: datetime | None = None) -> ReconcileRun:
         findings += _check_desktops(host, domains, now)
         findings += _check_stray_domains(host, domains, now)
         findings += _check_stray_disks(host, now)
+        findings += _purge_orphan_backups(host, now)
     except HypervisorError as exc:
         run.error = str(exc)
     run.findings = [asdict(f) for f in findings]
@@ -140,6 +141,23 @@ def _check_power(desktop: Desktop, domain: DomainInfo | None) -> Finding | None:
 
 
 # --- what no desktop owns ----------------------------------------------------------------------
+
+def _purge_orphan_backups(host: Host, now: datetime) -> list[Finding]:
+    """Backups of a deleted desktop are kept ``VDI_BACKUP_ORPHAN_DAYS`` (to restore it as a
+    new desktop), then removed: newest first, so no backup outlives one it builds on."""
+    cutoff = now - timedelta(days=settings.BACKUP_ORPHAN_DAYS)
+    orphans = Backup.objects.filter(host=host, desktop__isnull=True,
+                                    status=BackupStatus.READY)
+    if not orphans.filter(created_at__lt=cutoff).exists():
+        return []
+    findings = []
+    for backup in orphans.order_by("-created_at", "-pk"):
+        if backup.created_at < cutoff and not backup.children.exists():
+            backups.remove(backup)
+            findings.append(Finding("orphan backup", backup.folder,
+                                    f"removed (its desktop {backup.desktop_name} was deleted)"))
+    return findings
+
 
 def _owned_names() -> set[str]:
     return set(Desktop.objects.values_list("domain_name", flat=True))
