@@ -65,6 +65,7 @@ def test_a_failed_snapshot_leaves_the_desktop_as_it_was(owner, persistent, empty
     ("bad-name", "Name the snapshot"),
     ("same-name", "already has a snapshot named"),
     ("busy", "Snapshots are taken of running or stopped desktops"),
+    ("vnc-clipboard", "VNC clipboard channel"),
 ])
 def test_refusals_say_why(owner, persistent, empty_queue, setup, words):
     with_data_disk = True
@@ -82,6 +83,10 @@ def test_refusals_say_why(owner, persistent, empty_queue, setup, words):
         name = "<script>"
     elif setup == "same-name":
         ready(persistent, "fine")
+    elif setup == "vnc-clipboard":
+        version = persistent.image_version
+        version.profile = Profile.LINUX_DESKTOP
+        version.save()
     elif setup == "busy":
         Desktop.objects.filter(pk=persistent.pk).update(status=DesktopStatus.RESTARTING)
     with pytest.raises(ServiceError, match=words):

@@ -19,7 +19,7 @@ from django.db.models import QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from vdi import actions
-from vdi.choices import DesktopStatus, Profile, SnapshotKind, SnapshotStatus
+from vdi.choices import DesktopStatus, DisplayProtocol, Profile, SnapshotKind, SnapshotStatus
 from vdi.models import Desktop, Operation, Snapshot, UserQuota
 from vdi.services.access import Account, User
 from vdi.services.desktops import request_named_action
@@ -114,6 +114,12 @@ def _kind(desktop: Desktop, with_data_disk: bool) -> SnapshotKind:
             raise ServiceError(
                 "A running UEFI desktop can't be snapshotted (libvirt refuses internal "
                 "snapshots with UEFI firmware). Stop it to take a snapshot of its disks.")
+        if desktop.profile == Profile.LINUX_DESKTOP and \
+                desktop.display_protocol == DisplayProtocol.VNC:
+            raise ServiceError(
+                "This desktop's VNC clipboard channel (QEMU's vdagent) can't be saved with its "
+                "memory, so it has no live snapshots. Stop it to take a snapshot of its disks "
+                "(SPICE pools have live snapshots).")
         if not with_data_disk and desktop.data_disk_path:
             raise ServiceError(
                 "A running desktop's snapshot holds its memory, so it covers every disk: "
