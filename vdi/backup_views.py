@@ -14,7 +14,7 @@ from vdi.models import Backup, Desktop, FileTransfer
 from vdi.services import access, backups
 from vdi.services.access import Account, Standing
 from vdi.services.errors import AccessDenied, ServiceError
-from vdi.state import TransitionRefused
+from vdi.view_outcomes import asked
 from vdi.views import client_address
 
 
@@ -52,25 +52,13 @@ def backup_page(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
-def _done(request: HttpRequest, desktop_id: int, call: object, words: str
-          ) -> HttpResponseRedirect:
-    try:
-        call()  # type: ignore[operator]
-    except AccessDenied:
-        raise Http404("No such desktop.") from None
-    except (ServiceError, TransitionRefused) as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.info(request, words)
-    return redirect("desktop-backups", pk=desktop_id)
-
-
 @require_POST
 @login_required
 def backup_now(request: HttpRequest, pk: int) -> HttpResponseRedirect:
     desktop = _desktop(request, pk)
-    return _done(request, desktop.pk, lambda: backups.back_up(
-        request.user, desktop, client_address(request)), f"Backing up {desktop}.")
+    return asked(request, lambda: backups.back_up(
+        request.user, desktop, client_address(request)), f"Backing up {desktop}.",
+        "desktop-backups", pk=desktop.pk)
 
 
 @require_POST
@@ -78,9 +66,10 @@ def backup_now(request: HttpRequest, pk: int) -> HttpResponseRedirect:
 def backup_restore(request: HttpRequest, pk: int) -> HttpResponseRedirect:
     backup = _backup(request, pk)
     assert backup.desktop_id is not None
-    return _done(request, backup.desktop_id, lambda: backups.restore(
+    return asked(request, lambda: backups.restore(
         request.user, backup, client_address(request)),
-        f"Restoring the backup of {backup.created_at:%Y-%m-%d %H:%M}.")
+        f"Restoring the backup of {backup.created_at:%Y-%m-%d %H:%M}.", "desktop-backups",
+        pk=backup.desktop_id)
 
 
 @require_POST
@@ -89,9 +78,10 @@ def backup_restore_file(request: HttpRequest, pk: int) -> HttpResponseRedirect:
     backup = _backup(request, pk)
     assert backup.desktop_id is not None
     path = request.POST.get("path", "")
-    return _done(request, backup.desktop_id, lambda: backups.restore_file(
+    return asked(request, lambda: backups.restore_file(
         request.user, backup, path, client_address(request)),
-        f"Restoring {path.strip()}: it appears below, ready to download, in a moment.")
+        f"Restoring {path.strip()}: it appears below, ready to download, in a moment.",
+        "desktop-backups", pk=backup.desktop_id)
 
 
 @require_POST

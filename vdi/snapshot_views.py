@@ -3,10 +3,9 @@ and whoever holds ``vdi.snapshot_desktop`` on it). No hypervisor calls here."""
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
 from vdi import actions
@@ -14,8 +13,7 @@ from vdi.choices import DesktopStatus
 from vdi.models import Desktop, Snapshot
 from vdi.services import access, snapshots
 from vdi.services.access import Standing
-from vdi.services.errors import AccessDenied, ServiceError
-from vdi.state import TransitionRefused
+from vdi.view_outcomes import asked
 from vdi.views import client_address
 
 
@@ -45,28 +43,16 @@ def snapshot_page(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
-def _done(request: HttpRequest, desktop: Desktop, call: object, words: str
-          ) -> HttpResponseRedirect:
-    try:
-        call()  # type: ignore[operator]
-    except AccessDenied:
-        raise Http404("No such desktop.") from None
-    except (ServiceError, TransitionRefused) as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.info(request, words)
-    return redirect("desktop-snapshots", pk=desktop.pk)
-
-
 @require_POST
 @login_required
 def snapshot_take(request: HttpRequest, pk: int) -> HttpResponseRedirect:
     desktop = _desktop(request, pk)
     name = request.POST.get("name", "")
-    return _done(request, desktop, lambda: snapshots.take(
+    return asked(request, lambda: snapshots.take(
         request.user, desktop, name, request.POST.get("description", ""),
         with_data_disk=request.POST.get("with_data_disk") == "on",
-        source_address=client_address(request)), f"Taking the snapshot {name.strip()}.")
+        source_address=client_address(request)), f"Taking the snapshot {name.strip()}.",
+        "desktop-snapshots", pk=desktop.pk)
 
 
 def _snapshot(request: HttpRequest, pk: int) -> Snapshot:
@@ -79,15 +65,17 @@ def _snapshot(request: HttpRequest, pk: int) -> Snapshot:
 @login_required
 def snapshot_revert(request: HttpRequest, pk: int) -> HttpResponseRedirect:
     snapshot = _snapshot(request, pk)
-    return _done(request, snapshot.desktop, lambda: snapshots.revert(
+    return asked(request, lambda: snapshots.revert(
         request.user, snapshot, client_address(request)),
-        f"Going back to the snapshot {snapshot.name}.")
+        f"Going back to the snapshot {snapshot.name}.", "desktop-snapshots",
+        pk=snapshot.desktop_id)
 
 
 @require_POST
 @login_required
 def snapshot_delete(request: HttpRequest, pk: int) -> HttpResponseRedirect:
     snapshot = _snapshot(request, pk)
-    return _done(request, snapshot.desktop, lambda: snapshots.delete(
+    return asked(request, lambda: snapshots.delete(
         request.user, snapshot, client_address(request)),
-        f"Deleting the snapshot {snapshot.name}.")
+        f"Deleting the snapshot {snapshot.name}.", "desktop-snapshots",
+        pk=snapshot.desktop_id)

@@ -2,6 +2,7 @@
 // and pass the portal's notices (text frames) to the parts of the page they concern.
 import RFB from "@novnc/novnc";
 import { setUpClipboard } from "./clipboard.js";
+import { csrfToken, diagnose, getTicket, statusLine } from "./console_common.js";
 import { setUpFiles } from "./files.js";
 import { typeText } from "./keys.js";
 import { setUpTouch } from "./touch.js";
@@ -9,8 +10,6 @@ import { setUpWatching } from "./watching.js";
 
 const root = document.getElementById("console");
 const screen = document.getElementById("screen");
-const stateText = document.getElementById("console-state");
-const problem = document.getElementById("console-problem");
 const reconnectButton = document.getElementById("btn-reconnect");
 const scaleOption = document.getElementById("opt-scale");
 const resizeOption = document.getElementById("opt-resize");
@@ -23,21 +22,7 @@ let connected = false;
 let closeCode = null;
 const liveRfb = () => (rfb && connected ? rfb : null);
 
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
-function setState(text, kind = "info") {
-  stateText.textContent = text;
-  stateText.dataset.kind = kind;
-  root.dataset.state = kind;
-}
-
-function showProblem(text) {
-  problem.textContent = text;
-  problem.hidden = !text;
-}
+const { setState, showProblem } = statusLine(root);
 
 function tellPortal(message) {
   if (socket && socket.readyState === WebSocket.OPEN) { socket.send(JSON.stringify(message)); }
@@ -48,41 +33,11 @@ const onWatchNotice = setUpWatching(tellPortal);
 setUpTouch(liveRfb);
 setUpFiles(root, screen, csrfToken);
 
-async function diagnose() {
-  const url = `${root.dataset.diagnoseUrl}?origin=${encodeURIComponent(location.origin)}`;
-  try {
-    const response = await fetch(url, { credentials: "same-origin" });
-    if (!response.ok) { return []; }
-    const report = await response.json();
-    const reasons = [...report.problems];
-    if (report.last_error) { reasons.push(`Last refusal: ${report.last_error}.`); }
-    return reasons;
-  } catch {
-    return ["The portal did not answer: check your network connection."];
-  }
-}
-
-async function getTicket() {
-  // The first ticket was asked for by the page itself, while this code loaded.
-  const early = window.vdiTicket;
-  window.vdiTicket = null;
-  const response = await (early || fetch(root.dataset.ticketUrl, {
-    method: "POST",
-    credentials: "same-origin",
-    headers: { "X-CSRFToken": csrfToken() },
-  }));
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    throw new Error(body.error || `The portal refused a console ticket (HTTP ${response.status}).`);
-  }
-  return body;
-}
-
 async function failed(summary) {
   connected = false;
   reconnectButton.hidden = false;
   setState("Disconnected", "error");
-  const reasons = await diagnose();
+  const reasons = await diagnose(root.dataset.diagnoseUrl);
   showProblem([summary, ...reasons].filter(Boolean).join(" "));
 }
 
@@ -110,7 +65,7 @@ async function connect() {
   setState("Asking for a console ticket…");
   let ticket;
   try {
-    ticket = await getTicket();
+    ticket = await getTicket(root.dataset.ticketUrl);
   } catch (error) {
     await failed(error.message);
     return;

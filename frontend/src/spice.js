@@ -4,62 +4,22 @@
 import {
   SpiceMainConn, handle_resize, resize_helper, sendCtrlAltDel,
 } from "@spice-project/spice-html5/src/main.js";
+import { diagnose, getTicket, statusLine } from "./console_common.js";
 
 const root = document.getElementById("console");
-const stateText = document.getElementById("console-state");
-const problem = document.getElementById("console-problem");
 const reconnectButton = document.getElementById("btn-reconnect");
 
 let connection = null;
 let connected = false;
 
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
-function setState(text, kind = "info") {
-  stateText.textContent = text;
-  stateText.dataset.kind = kind;
-  root.dataset.state = kind;
-}
-
-function showProblem(text) {
-  problem.textContent = text;
-  problem.hidden = !text;
-}
-
-async function getTicket() {
-  const early = window.vdiTicket;  // asked for by the page while this code loaded
-  window.vdiTicket = null;
-  const response = await (early || fetch(root.dataset.ticketUrl, {
-    method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrfToken() },
-  }));
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    throw new Error(body.error || `The portal refused a console ticket (HTTP ${response.status}).`);
-  }
-  return body;
-}
-
-async function diagnose() {
-  try {
-    const response = await fetch(root.dataset.diagnoseUrl, { credentials: "same-origin" });
-    const report = await response.json();
-    const reasons = [...report.problems];
-    if (report.last_error) { reasons.push(`Last refusal: ${report.last_error}.`); }
-    return reasons;
-  } catch {
-    return ["The portal did not answer: check your network connection."];
-  }
-}
+const { setState, showProblem } = statusLine(root);
 
 async function failed(summary) {
   if (connection) { connection.stop(); connection = null; }
   connected = false;
   reconnectButton.hidden = false;
   setState("Disconnected", "error");
-  showProblem([summary, ...(await diagnose())].filter(Boolean).join(" "));
+  showProblem([summary, ...(await diagnose(root.dataset.diagnoseUrl))].filter(Boolean).join(" "));
 }
 
 async function connect() {
@@ -69,7 +29,7 @@ async function connect() {
   setState("Asking for a console ticket…");
   let ticket;
   try {
-    ticket = await getTicket();
+    ticket = await getTicket(root.dataset.ticketUrl);
   } catch (error) {
     await failed(error.message);
     return;

@@ -1,0 +1,53 @@
+// What the VNC and SPICE console pages share: the CSRF token, the state line, the problem
+// line, the console ticket (asked for early by the page itself) and the portal's diagnosis.
+
+export function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+export function statusLine(root) {
+  const stateText = document.getElementById("console-state");
+  const problem = document.getElementById("console-problem");
+  return {
+    setState(text, kind = "info") {
+      stateText.textContent = text;
+      stateText.dataset.kind = kind;
+      root.dataset.state = kind;
+    },
+    showProblem(text) {
+      problem.textContent = text;
+      problem.hidden = !text;
+    },
+  };
+}
+
+export async function getTicket(ticketUrl) {
+  // The first ticket was asked for by the page itself, while this code loaded.
+  const early = window.vdiTicket;
+  window.vdiTicket = null;
+  const response = await (early || fetch(ticketUrl, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "X-CSRFToken": csrfToken() },
+  }));
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new Error(body.error || `The portal refused a console ticket (HTTP ${response.status}).`);
+  }
+  return body;
+}
+
+export async function diagnose(diagnoseUrl) {
+  const url = `${diagnoseUrl}?origin=${encodeURIComponent(location.origin)}`;
+  try {
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (!response.ok) { return []; }
+    const report = await response.json();
+    const reasons = [...report.problems];
+    if (report.last_error) { reasons.push(`Last refusal: ${report.last_error}.`); }
+    return reasons;
+  } catch {
+    return ["The portal did not answer: check your network connection."];
+  }
+}
