@@ -17,7 +17,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 APT_PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev
   pkg-config redis-server busybox-static e2fsprogs python3 python3-venv python3-dev gcc nodejs
   npm ca-certificates acl mmdebstrap uidmap dosfstools mtools ovmf swtpm swtpm-tools iputils-ping
-  libguestfs-tools xorriso isolinux syslinux-common extlinux)
+  libguestfs-tools xorriso isolinux syslinux-common extlinux libldap2-dev libsasl2-dev)
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then echo "Run this as root (it installs packages and starts libvirtd)." >&2; exit 1; fi
