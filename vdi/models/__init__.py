@@ -4,6 +4,7 @@ from vdi.models.audit import AuditEvent
 from vdi.models.backups import Backup
 from vdi.models.console import ConsoleSession, ConsoleTicket
 from vdi.models.desktops import DeletedDesktop, Desktop
+from vdi.models.directory import DirectoryMembership
 from vdi.models.hosts import Host
 from vdi.models.images import GoldenImage, ImageVersion
 from vdi.models.media import InstallMedia
@@ -18,7 +19,7 @@ from vdi.models.transfers import FileTransfer
 
 __all__ = [
     "AuditEvent", "Backup", "ConsoleSession", "ConsoleTicket", "DeletedDesktop", "Desktop",
-    "FileTransfer", "GoldenImage",
+    "DirectoryMembership", "FileTransfer", "GoldenImage",
     "Host", "ImageVersion", "InstallMedia", "Operation", "Pool", "Preferences", "ReconcileRun",
     "Recording", "Rollout", "Snapshot", "Stray", "UserQuota",
 ]
