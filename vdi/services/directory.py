@@ -23,7 +23,7 @@ from django.db import transaction
 from vdi.models import DirectoryMembership
 from vdi.roles import ROLE_GROUPS
 from vdi.services import audit
-from vdi.services.access import User
+from vdi.services.access import Account
 
 log = logging.getLogger(__name__)
 GROUP_NAME_MAX = Group._meta.get_field("name").max_length or 150
@@ -49,7 +49,7 @@ def wanted_groups(directory_groups: Iterable[str],
 
 
 @transaction.atomic
-def sync_groups(user: User, directory_groups: Iterable[str], source: str,
+def sync_groups(user: Account, directory_groups: Iterable[str], source: str,
                 role_map: Mapping[str, str]) -> None:
     """Make the account's directory-given groups what the directory says now."""
     wanted = wanted_groups(directory_groups, role_map)
