@@ -84,6 +84,10 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "allauth.usersessions",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "vdi",
 ]
 
@@ -314,6 +318,12 @@ def _rates(name: str, default: str) -> str:
 
 CONSOLE_RATE_LIMIT = _rates("VDI_CONSOLE_RATE_LIMIT", "30/m/ip,20/m/user")
 TICKET_RATE_LIMIT = _rates("VDI_TICKET_RATE_LIMIT", "30/m/ip,20/m/user")
+
+# --- REST API (portal/api.py) -------------------------------------------------------------
+from portal.api import REST_FRAMEWORK, SPECTACULAR_SETTINGS  # noqa: E402,F401
+
+API_TOKEN_MAX_DAYS = env.number("VDI_API_TOKEN_MAX_DAYS", 365, minimum=1)
+API_TOKENS_PER_USER = env.number("VDI_API_TOKENS_PER_USER", 20, minimum=1)
 
 # --- Quotas: defaults for users without a quota of their own (admin: User quotas) ---------
 DEFAULT_MAX_DESKTOPS = env.number("VDI_DEFAULT_MAX_DESKTOPS", 3, minimum=0)
