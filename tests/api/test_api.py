@@ -225,7 +225,7 @@ def test_schema_and_offline_docs(db):
     page = docs.content.decode()
     assert docs.status_code == 200
     assert "drf_spectacular_sidecar/swagger-ui-dist" in page  # served here, not from a CDN
-    assert "<script>" not in page  # no inline script: the strict CSP holds
+    assert "<script>" not in page and "<style>" not in page  # nothing inline: the CSP holds
 
 
 @pytest.fixture(autouse=True)
