@@ -14,6 +14,7 @@ from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import Env
+from portal.ldap import ldap_backends, ldap_settings
 from portal.rates import parse_rates
 from portal.timing import Timing, problems
 
@@ -173,7 +174,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Directory sign-in (LDAP, Active Directory): AUTH_LDAP_* from VDI_LDAP_*, none without
+# VDI_LDAP_URI; the directory is asked first, then the local accounts.
+LDAP_SETTINGS = ldap_settings(env)
+globals().update(LDAP_SETTINGS)
 AUTHENTICATION_BACKENDS = [
+    *ldap_backends(LDAP_SETTINGS),
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
     "vdi.auth_backends.PoolOperatorBackend",  # pool operators, on the pools they operate
