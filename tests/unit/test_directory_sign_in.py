@@ -12,6 +12,7 @@ import ldap
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
@@ -155,6 +156,13 @@ def test_a_directory_account_gets_no_local_password(corp_directory):
                                                    "password2": "a-local-Passw0rd!"})
     assert "changed there, not here" in page.content.decode()
     assert not User.objects.get(username="alice").has_usable_password()
+
+
+def test_a_directory_account_gets_no_password_reset_mail(corp_directory):
+    assert signed_in(sign_in("alice", "alice-directory-secret")[1])
+    response = Client().post("/accounts/password/reset/", {"email": "alice@corp.example"})
+    assert response.status_code == 302
+    assert mail.outbox == []
 
 
 def test_active_directory_sign_in_by_account_name_with_nested_member_of(ad_directory):
