@@ -4,8 +4,10 @@ flavours' defaults, and a wrong value named by its variable."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import ldap
@@ -17,6 +19,7 @@ from portal.ldap import BACKEND, ldap_backends, ldap_settings
 from portal.ldap_groups import MemberOfGroupType
 from tests.unit.test_settings import start_django
 
+ROOT = Path(__file__).resolve().parents[2]
 BASE = {"VDI_LDAP_URI": "ldap://ldap.corp.example",
         "VDI_LDAP_USER_BASE": "ou=people,dc=corp,dc=example"}
 
@@ -125,3 +128,10 @@ def test_a_wrong_value_stops_the_portal():
     result = start_django(**{**BASE, "VDI_LDAP_TIMEOUT": "soon"})
     assert result.returncode != 0
     assert "VDI_LDAP_TIMEOUT: expected an integer, got 'soon'" in result.stderr
+
+
+@pytest.mark.parametrize("document", ["README.md", "docker/.env.example"])
+def test_every_variable_is_documented(document):
+    read = set(re.findall(r'"(VDI_LDAP_[A-Z_]+)"', (ROOT / "portal" / "ldap.py").read_text()))
+    documented = set(re.findall(r"VDI_LDAP_[A-Z_]+", (ROOT / document).read_text()))
+    assert len(read) > 15 and read <= documented, read - documented
