@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import ldap
 import pytest
 
 from portal.env import Env
@@ -103,7 +104,15 @@ dn: cn=VDI Admins,ou=Groups,dc=ad,dc=example
 objectClass: group
 cn: VDI Admins
 member: cn=All Staff,ou=Groups,dc=ad,dc=example
+
+dn: cn=Elsewhere,ou=Staff,dc=ad,dc=example
+objectClass: group
+cn: Elsewhere
+member: cn=Bob Builder,ou=Staff,dc=ad,dc=example
 """
+
+# Groups in a circle, as directories allow: All Staff is in VDI Admins and the reverse.
+AD_CYCLE = ("cn=All Staff,ou=Groups,dc=ad,dc=example", "cn=VDI Admins,ou=Groups,dc=ad,dc=example")
 
 
 @pytest.fixture(scope="session")
@@ -115,6 +124,7 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
     try:
         server.add(CORP, CORP_LDIF)
         server.add(AD, AD_LDIF)
+        server.modify(AD, AD_CYCLE[0], ldap.MOD_ADD, "member", AD_CYCLE[1])
         yield server
     finally:
         server.stop()
@@ -136,6 +146,7 @@ def ad_env(uri: str, **extra: str) -> dict[str, str]:
             "VDI_LDAP_BIND_DN": "cn=svc-portal,ou=Staff,dc=ad,dc=example",
             "VDI_LDAP_BIND_PASSWORD": SERVICE_PASSWORD,
             "VDI_LDAP_USER_BASE": "ou=Staff,dc=ad,dc=example",
+            "VDI_LDAP_GROUP_BASE": "ou=Groups,dc=ad,dc=example",
             "VDI_LDAP_ROLE_GROUPS": "Administrators=VDI Admins",
             "VDI_LDAP_TIMEOUT": "2", **extra}
 

@@ -134,6 +134,14 @@ def test_leaving_a_directory_group_takes_it_away_at_the_next_sign_in(corp_direct
                                      details__directory_group="contractors").exists()
 
 
+def test_a_disabled_account_is_refused_and_keeps_its_groups(corp_directory):
+    assert signed_in(sign_in("erin", "erin-directory-secret")[1])
+    User.objects.filter(username="erin").update(is_active=False)
+    _client, refused = sign_in("erin", "erin-directory-secret")
+    assert WRONG in refused.content.decode()
+    assert AuditEvent.objects.filter(action="auth.login").count() == 1
+
+
 def test_require_group_refuses_the_others(slapd, settings, db):
     use_directory(settings, corp_env(
         slapd.uri, VDI_LDAP_REQUIRE_GROUP="cn=vdi-users,ou=groups,dc=corp,dc=example"))
@@ -172,6 +180,7 @@ def test_active_directory_sign_in_by_account_name_with_nested_member_of(ad_direc
     assert signed_in(response)
     bob = User.objects.get(username="bbuilder")
     assert (bob.first_name, bob.last_name, bob.email) == ("Bob", "Builder", "bob@ad.example")
+    # Desk -> All Staff <-> VDI Admins (a circle); Elsewhere is outside the group base.
     assert groups_of("bbuilder") == {"Desk", "All Staff", "VDI Admins", ADMINISTRATORS}
     assert not signed_in(sign_in("bbuilder", "wrong")[1])
 
