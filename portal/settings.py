@@ -14,6 +14,7 @@ from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import Env
+from portal.ldap import ldap_backends, ldap_settings
 from portal.rates import parse_rates
 from portal.timing import Timing, problems
 
@@ -177,7 +178,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Directory sign-in (LDAP, Active Directory): AUTH_LDAP_* from VDI_LDAP_*, none without
+# VDI_LDAP_URI; the directory is asked first, then the local accounts.
+LDAP_SETTINGS = ldap_settings(env)
+globals().update(LDAP_SETTINGS)
 AUTHENTICATION_BACKENDS = [
+    *ldap_backends(LDAP_SETTINGS),
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
     "vdi.auth_backends.PoolOperatorBackend",  # pool operators, on the pools they operate
@@ -185,8 +191,10 @@ AUTHENTICATION_BACKENDS = [
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "desktop-list"
 # Accounts (django-allauth): sign-in by username, no self sign-up (admins create users),
-# password reset by email, TOTP two-factor with recovery codes.
+# password reset by email, TOTP two-factor with recovery codes. Directory accounts get no
+# local password (no reset mail, no "set password" form).
 ACCOUNT_ADAPTER = "vdi.accounts.AccountAdapter"
+ACCOUNT_FORMS = {"set_password": "vdi.accounts.NoDirectoryPasswordForm"}
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
