@@ -118,7 +118,7 @@ def desktop_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def desktop_rows(request: HttpRequest) -> HttpResponse:
-    """The live part of the page, polled by htmx."""
+    """The live part of the page, fetched again when ``/ws/live/`` says something changed."""
     return render(request, "vdi/_desktop_rows.html", {"rows": _desktop_rows(request)})
 
 

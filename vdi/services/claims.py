@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from vdi.choices import DesktopStatus
+from vdi.live import events as live
 from vdi.models import Desktop, Pool
 from vdi.services import access, audit, quotas
 from vdi.services.access import Account, User
@@ -43,6 +44,7 @@ def _take_ready(pool: Pool, user: Account) -> Desktop | None:
         taken = Desktop.objects.filter(pk=desktop.pk, **free).update(
             owner=user, assigned_at=timezone.now(), pristine=False)
         if taken == 1:
+            live.desktop_changed(desktop.pk)
             desktop.refresh_from_db()
             return desktop
     return None

@@ -25,6 +25,7 @@ from vdi.actions import PROVISION, DesktopAction
 from vdi.choices import DesktopStatus, NetworkMode, OperationStatus
 from vdi.console.codes import CloseCode
 from vdi.console.notify import close_consoles
+from vdi.live import events as live
 from vdi.models import ConsoleTicket, Desktop, Operation, Pool
 from vdi.models.desktops import new_mac_address, new_vnc_password
 from vdi.services import access, audit, dispatch, quotas
@@ -226,6 +227,7 @@ def hand_over(actor: User, desktop: Desktop, new_owner: Account,
     with transaction.atomic():
         quotas.check_room(new_owner, desktop.pool)
         previous = desktop.owner.get_username() if desktop.owner else ""
+        live.desktop_changed(desktop.pk)  # the previous owner's page hears of it too
         moved = Desktop.objects.filter(
             pk=desktop.pk, status=DesktopStatus.STOPPED, owner_id=desktop.owner_id,
         ).update(owner=new_owner, assigned_at=timezone.now(), pristine=False,

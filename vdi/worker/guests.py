@@ -20,6 +20,7 @@ from django.utils import timezone
 from vdi.choices import DesktopStatus, KeyboardLayout, Readiness
 from vdi.hypervisor import HypervisorError
 from vdi.images.tiny import READY_MARKER
+from vdi.live import events as live
 from vdi.models import Desktop
 from vdi.services.preferences import has_session_agent, keyboard_layout
 from vdi.worker import session
@@ -68,6 +69,7 @@ def check(desktop_id: int) -> str:
     if ready:
         Desktop.objects.filter(pk=desktop.pk, status=DesktopStatus.RUNNING).update(
             guest_ready_at=now, guest_facts=facts)
+        live.desktop_changed(desktop.pk)
         _owners_keyboard(desktop)
         return "ready"
     if facts:
