@@ -46,7 +46,7 @@ def heard(people: dict[str, Any], change: Any) -> dict[str, list[dict[str, Any]]
         await database_sync_to_async(change)()
         messages: dict[str, list[dict[str, Any]]] = {}
         for name, socket in sockets.items():
-            got = []
+            got: list[dict[str, Any]] = []
             while not await socket.receive_nothing(timeout=0.5 if not got else 0.1):
                 got.append(json.loads(await socket.receive_from()))
             messages[name] = got
