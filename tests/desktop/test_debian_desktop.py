@@ -91,7 +91,8 @@ def desks(namespaced_host, transactional_db) -> Host:
     return Host.objects.create(
         name=HOST, libvirt_uri=namespaced_host, domain_type="qemu",
         storage_dir=str(settings.DISK_DIR), memory_capacity_mib=8192,
-        vnc_socket_dir=str(hvhost_base() / HOST / "vnc"))
+        vnc_socket_dir=str(hvhost_base() / HOST / "vnc"),
+        isolated_networks=True)  # its bridges live in its own network namespace
 
 
 def test_the_image_records_what_it_was_built_from(desktop_version, built_desktop):

@@ -86,7 +86,7 @@ def new_desktop(
     if version is None:
         raise NotReady(f"The image of pool {pool.name} has no ready version yet.")
     with transaction.atomic():
-        host = choose_host(pool.memory_mib, pool.vcpus)
+        host = choose_host(pool.memory_mib, pool.vcpus, pool)
         domain_name = f"{settings.DOMAIN_PREFIX}-{uuid.uuid4().hex[:12]}"
         storage = Path(host.storage_dir)
         desktop = Desktop.objects.create(
@@ -100,6 +100,8 @@ def new_desktop(
             else "",
             serial_log_path=str(settings.LOG_DIR / f"{domain_name}.log"),
             vnc_password=new_vnc_password(),
+            # a pool that may have a network (its host's default included) reserves a MAC,
+            # so a host's new default applies at the desktop's next boot
             mac_address=new_mac_address() if pool.network_mode != NetworkMode.NONE else "",
             vcpus=pool.vcpus,
             memory_mib=pool.memory_mib,
