@@ -1,6 +1,6 @@
 """A host and a pool choose a desktop's network: the pool names one, or takes its host's
 default; a desktop goes only to a host that offers its pool's network (a clear refusal when
-none does); the XML of every combination is valid for libvirt."""
+none does); the XML of every combination is valid for libvirt; MACs never collide."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from tests.support import drain, signed_in
 from vdi.hypervisor.domain_xml import build_domain_xml
 from vdi.hypervisor.network_xml import build_network_xml, pool_network
 from vdi.models import AuditEvent, Desktop, Host, Operation, Pool
+from vdi.services import desktops as desktop_service
 from vdi.services.desktops import create_desktop
-from vdi.services.errors import NoCapacity, NoHostForNetwork
+from vdi.services.errors import NoCapacity, NoHostForNetwork, ServiceError
 from vdi.worker.specs import domain_spec, network_of, nics_of
 
 pytestmark = pytest.mark.usefixtures("empty_queue")
@@ -280,4 +281,31 @@ def test_hosts_offer_what_pools_used_before_hosts_chose(pool, host, image_versio
     migration.offer_what_pools_use(apps, None)
     host.refresh_from_db()
     assert (host.bridges, host.nat_networks, host.isolated_networks) == ("br0", "default", True)
+
+
+def test_a_mac_that_is_taken_is_drawn_again(owner, pool, host, monkeypatch):
+    offer(host, isolated_networks=True)
+    with_network(pool, "isolated")
+    first = create_desktop(owner, pool)
+    draws = iter([first.mac_address, first.mac_address, "52:54:00:00:00:02"])
+    monkeypatch.setattr(desktop_service, "new_mac_address", lambda: next(draws))
+    second = create_desktop(owner, pool)
+    assert second.mac_address == "52:54:00:00:00:02"
+    assert Desktop.objects.get(pk=first.pk).mac_address == first.mac_address
+    assert Operation.objects.filter(desktop=second).count() == 1
+    assert AuditEvent.objects.filter(action="desktop.create").count() == 2
+
+
+def test_a_mac_that_stays_taken_is_a_clear_refusal(owner, pool, host, monkeypatch,
+                                                   django_capture_on_commit_callbacks):
+    offer(host, isolated_networks=True)
+    with_network(pool, "isolated")
+    first = create_desktop(owner, pool)
+    monkeypatch.setattr(desktop_service, "new_mac_address", lambda: first.mac_address)
+    with django_capture_on_commit_callbacks(execute=True), \
+            pytest.raises(ServiceError, match="No free network address"):
+        create_desktop(owner, pool)
+    assert list(Desktop.objects.values_list("pk", flat=True)) == [first.pk]
+    assert Operation.objects.count() == 1
+    assert drain(host.queue) == []
 
