@@ -25,6 +25,7 @@ from vdi.models import Desktop
 from vdi.services.preferences import has_session_agent, keyboard_layout
 from vdi.worker import session
 from vdi.worker.hosts import driver_for
+from vdi.worker.specs import nics_of
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def _ready(desktop: Desktop) -> tuple[bool, dict[str, object]]:
         if not driver.agent.ping(desktop.domain_name):
             return False, {}
         facts = driver.agent.facts(desktop.domain_name)
-        ready = bool(facts.users) and (bool(facts.addresses) or not desktop.mac_address)
+        ready = bool(facts.users) and (bool(facts.addresses) or not nics_of(desktop))
         return ready and _session_runs(desktop), facts.as_dict()
     return True, {}
 
@@ -54,7 +55,7 @@ def _session_runs(desktop: Desktop) -> bool:
 
 def check(desktop_id: int) -> str:
     """'ready', 'waiting' (ask again), 'timeout' or 'gone' (not running any more)."""
-    desktop = (Desktop.objects.select_related("host", "image_version", "owner")
+    desktop = (Desktop.objects.select_related("host", "image_version", "owner", "pool")
                .filter(pk=desktop_id).first())
     if desktop is None or desktop.status != DesktopStatus.RUNNING:
         return "gone"
