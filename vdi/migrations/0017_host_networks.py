@@ -19,7 +19,7 @@ def offer_what_pools_use(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('vdi', '0015_directory_memberships'),
+        ('vdi', '0016_api_tokens'),
     ]
 
     operations = [
