@@ -14,8 +14,8 @@ from vdi.models import GoldenImage, Host, ImageVersion
 @admin.register(Host)
 class HostAdmin(AuditedAdmin):
     list_display = ("name", "libvirt_uri", "domain_type", "resolved_domain_type", "cpu_capacity",
-                    "memory_capacity_mib", "enabled")
-    readonly_fields = ("resolved_domain_type", "created_at")
+                    "memory_capacity_mib", "enabled", "heartbeat_at", "heartbeat_error")
+    readonly_fields = ("resolved_domain_type", "created_at", "heartbeat_at", "heartbeat_error")
 
 
 class ImageVersionInline(admin.TabularInline):  # type: ignore[type-arg]
