@@ -164,3 +164,16 @@ def test_operations_settings_that_cannot_work_stop_start_up(env, message):
 
     result = start_django(**env)
     assert result.returncode != 0 and message in result.stderr, result.stderr[-500:]
+
+
+OPERATIONS_VARIABLES = ("VDI_LOG_FORMAT", "VDI_METRICS_TOKEN", "VDI_HEARTBEAT_INTERVAL",
+                        "VDI_HEARTBEAT_STALE", "VDI_WEBHOOK_TIMEOUT", "VDI_WEBHOOK_MAX_ATTEMPTS",
+                        "VDI_WEBHOOK_BACKOFF", "VDI_WEBHOOK_BACKOFF_MAX",
+                        "VDI_WEBHOOK_SWEEP_INTERVAL")
+
+
+@pytest.mark.parametrize("name", OPERATIONS_VARIABLES)
+def test_operations_settings_are_documented(name):
+    assert f'"{name}"' in (ROOT / "portal" / "settings.py").read_text()
+    assert f"`{name}`" in (ROOT / "README.md").read_text()
+    assert f"{name}=" in (ROOT / "docker" / ".env.example").read_text()
