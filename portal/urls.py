@@ -1,8 +1,10 @@
-"""URL root: the portal's pages, sign-in and the Django admin."""
+"""URL root: the portal's pages, sign-in, the Django admin, metrics and health."""
 
 from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
+
+from vdi import health, metrics
 
 # The admin signs in through the same page (and two-factor step) as everyone else.
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
@@ -12,6 +14,9 @@ handler500 = "vdi.api.errors.server_error"
 handler429 = "vdi.views.rate_limited"  # allauth's other rate limits (password reset...)
 
 urlpatterns = [
+    path("metrics", metrics.metrics_view, name="metrics"),
+    path("health/live", health.LiveView.as_view(), name="health-live"),
+    path("health/ready", health.ReadyView.as_view(), name="health-ready"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/", include("vdi.api.urls")),

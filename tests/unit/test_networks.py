@@ -274,7 +274,7 @@ def test_the_admin_refuses_a_pool_network_no_host_offers(admin_user, owner, pool
 
 def test_hosts_offer_what_pools_used_before_hosts_chose(pool, host, image_version):
     """The migration that gave hosts their networks keeps existing pools placeable."""
-    migration = importlib.import_module("vdi.migrations.0016_host_networks")
+    migration = importlib.import_module("vdi.migrations.0017_host_networks")
     with_network(pool, "bridge", "br0")
     Pool.objects.create(name="NAT", image=image_version.image, network_mode="nat")
     Pool.objects.create(name="Isolated", image=image_version.image, network_mode="isolated")

@@ -17,10 +17,11 @@ from vdi.models.rollouts import Rollout
 from vdi.models.snapshots import Snapshot
 from vdi.models.tokens import ApiToken
 from vdi.models.transfers import FileTransfer
+from vdi.models.webhooks import Webhook, WebhookDelivery
 
 __all__ = [
     "ApiToken", "AuditEvent", "Backup", "ConsoleSession", "ConsoleTicket", "DeletedDesktop",
     "Desktop", "DirectoryMembership", "FileTransfer", "GoldenImage",
     "Host", "ImageVersion", "InstallMedia", "Operation", "Pool", "Preferences", "ReconcileRun",
-    "Recording", "Rollout", "Snapshot", "Stray", "UserQuota",
+    "Recording", "Rollout", "Snapshot", "Stray", "UserQuota", "Webhook", "WebhookDelivery",
 ]

@@ -57,6 +57,14 @@ class Host(models.Model):
                   "must get no bridge (the build machines' own libvirtd).")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="When its worker last said it is there (beat sends it a heartbeat task on "
+                  "its queue every VDI_HEARTBEAT_INTERVAL s).")
+    heartbeat_error = models.CharField(
+        max_length=300, blank=True, editable=False,
+        help_text="What its worker found wrong at that heartbeat (its libvirt not answering); "
+                  "empty when all was well.")
 
     class Meta:
         ordering = ["name"]

@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from vdi import telemetry
 from vdi.choices import DesktopStatus, KeyboardLayout, Readiness
 from vdi.hypervisor import HypervisorError
 from vdi.images.tiny import READY_MARKER
@@ -71,6 +72,7 @@ def check(desktop_id: int) -> str:
         Desktop.objects.filter(pk=desktop.pk, status=DesktopStatus.RUNNING).update(
             guest_ready_at=now, guest_facts=facts)
         live.desktop_changed(desktop.pk)
+        telemetry.claim_ready(desktop.pk, now.timestamp())  # a claim waiting for it, if any
         _owners_keyboard(desktop)
         return "ready"
     if facts:
