@@ -170,8 +170,10 @@ def test_live_rows_show_state_confirmations_and_countdown(owner, pool):
     Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING,
                                                  assigned_at=timezone.now())
     rows = signed_in(owner).get(reverse("desktop-rows")).content.decode()
-    assert 'hx-trigger="every 3s"' in rows
-    assert "Given back" in rows and ("in 14 min" in rows or "in 15 min" in rows)
+    assert 'hx-trigger="vdi:changed from:body"' in rows
+    assert "Given back" in rows
+    assert ('in <span class="minutes">14</span> min' in rows
+            or 'in <span class="minutes">15</span> min' in rows)
     assert "no console connected" in rows
     assert 'data-confirm="Reset to the golden image? Everything on the system disk is lost' in rows
     assert reverse("desktop-console", args=[desktop.pk]) in rows
