@@ -4,6 +4,8 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
+from vdi import oidc
+
 # The admin signs in through the same page (and two-factor step) as everyone else.
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
@@ -11,6 +13,9 @@ handler429 = "vdi.views.rate_limited"  # allauth's other rate limits (password r
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # allauth's OpenID Connect views, with the ID token's signature and the issuer checked.
+    path("accounts/oidc/<str:provider_id>/login/", oidc.login),
+    path("accounts/oidc/<str:provider_id>/login/callback/", oidc.callback),
     path("accounts/", include("allauth.urls")),
     path("", include("vdi.urls")),
 ]
