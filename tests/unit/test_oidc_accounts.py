@@ -140,3 +140,16 @@ def test_a_provider_that_does_not_answer_is_an_error_page_and_audited(settings, 
 
 def test_an_unknown_provider_is_not_found(oidc_on, db):
     assert Client().post("/accounts/oidc/nobody/login/").status_code == 404
+
+
+def test_a_directory_account_signs_in_through_its_provider_only(oidc_on, owner, settings):
+    SocialAccount.objects.create(user=owner, provider="oidc", uid="sub-1")
+    client = Client()
+    response = client.post("/accounts/login/", {"login": "owner", "password": "owner-password"})
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/"
+    assert client.get("/").status_code == 302  # not signed in
+    assert "owner signs in with Corp ID" in client.get("/accounts/login/").content.decode()
+    assert AuditEvent.objects.filter(action="auth.login_refused", actor=owner).exists()
+    settings.OIDC = None  # the provider is no longer configured: the password is back
+    assert Client().post("/accounts/login/", {"login": "owner",
+                                              "password": "owner-password"})["Location"] == "/"
