@@ -14,6 +14,7 @@ from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import Env
+from portal.ldap import ldap_backends, ldap_settings
 from portal.oidc import read_oidc, socialaccount_settings
 from portal.rates import parse_rates
 from portal.timing import Timing, problems
@@ -87,10 +88,18 @@ INSTALLED_APPS = [
     "allauth.usersessions",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_prometheus",
+    "health_check",
     "vdi",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "vdi.request_log.RequestIdMiddleware",  # first: every line of the request carries its id
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -99,11 +108,13 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "vdi.audit_context.AuditContextMiddleware",
+    "vdi.request_log.RequestUserMiddleware",  # the signed-in user on the request's log lines
     "django.contrib.messages.middleware.MessageMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
     "vdi.middleware.AdminTwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 # --- Security ---------------------------------------------------------------------------------
@@ -115,6 +126,8 @@ SECURE_HSTS_SECONDS = env.number("VDI_HSTS_SECONDS", 31536000, minimum=0) if HTT
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+# Probes of the orchestrator speak plain HTTP to the container: no redirect for them.
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
 # Reverse proxies in front of daphne that append to X-Forwarded-For (portal/proxy.py): the
 # client is that many entries from the right. 0: the connection's own address is the client.
 TRUSTED_PROXY_COUNT = env.number("VDI_TRUSTED_PROXY_COUNT", 0, minimum=0)
@@ -171,6 +184,9 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory, so that a Celery worker process started by a test sees the test data.
     _database["TEST"] = {"NAME": str(Path(_database["NAME"]).with_name("test-portal.sqlite3"))}
+# django-prometheus' wrappers of the same backends: query counts, errors and latency by vendor.
+_database["ENGINE"] = _database["ENGINE"].replace("django.db.backends.",
+                                                  "django_prometheus.db.backends.")
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -179,7 +195,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Directory sign-in (LDAP, Active Directory): AUTH_LDAP_* from VDI_LDAP_*, none without
+# VDI_LDAP_URI; the directory is asked first, then the local accounts.
+LDAP_SETTINGS = ldap_settings(env)
+globals().update(LDAP_SETTINGS)
 AUTHENTICATION_BACKENDS = [
+    *ldap_backends(LDAP_SETTINGS),
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
     "vdi.auth_backends.PoolOperatorBackend",  # pool operators, on the pools they operate
@@ -187,8 +208,10 @@ AUTHENTICATION_BACKENDS = [
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "desktop-list"
 # Accounts (django-allauth): sign-in by username, no self sign-up (admins create users),
-# password reset by email, TOTP two-factor with recovery codes.
+# password reset by email, TOTP two-factor with recovery codes. Directory accounts get no
+# local password (no reset mail, no "set password" form).
 ACCOUNT_ADAPTER = "vdi.accounts.AccountAdapter"
+ACCOUNT_FORMS = {"set_password": "vdi.accounts.NoDirectoryPasswordForm"}
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
@@ -324,6 +347,12 @@ def _rates(name: str, default: str) -> str:
 CONSOLE_RATE_LIMIT = _rates("VDI_CONSOLE_RATE_LIMIT", "30/m/ip,20/m/user")
 TICKET_RATE_LIMIT = _rates("VDI_TICKET_RATE_LIMIT", "30/m/ip,20/m/user")
 
+# --- REST API (portal/api.py) -------------------------------------------------------------
+from portal.api import REST_FRAMEWORK, SPECTACULAR_SETTINGS  # noqa: E402,F401
+
+API_TOKEN_MAX_DAYS = env.number("VDI_API_TOKEN_MAX_DAYS", 365, minimum=1)
+API_TOKENS_PER_USER = env.number("VDI_API_TOKENS_PER_USER", 20, minimum=1)
+
 # --- Quotas: defaults for users without a quota of their own (admin: User quotas) ---------
 DEFAULT_MAX_DESKTOPS = env.number("VDI_DEFAULT_MAX_DESKTOPS", 3, minimum=0)
 DEFAULT_MAX_VCPUS = env.number("VDI_DEFAULT_MAX_VCPUS", 8, minimum=0)
@@ -348,6 +377,32 @@ BACKUP_SCHEDULE_INTERVAL = env.number("VDI_BACKUP_SCHEDULE_INTERVAL", 600, minim
 # Backups of a deleted desktop are kept this long (restorable as a new desktop), then removed.
 BACKUP_ORPHAN_DAYS = env.number("VDI_BACKUP_ORPHAN_DAYS", 30, minimum=1)
 
+# --- Operations: metrics, health, logs, webhooks ------------------------------------------
+# /metrics answers a scraper presenting "Authorization: Bearer <VDI_METRICS_TOKEN>" (when
+# set) and signed-in administrators; everyone else gets 401 (no credentials) or 403.
+METRICS_TOKEN = env.text("VDI_METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("VDI_METRICS_TOKEN: must be at least 16 characters long")
+# Each enabled host's worker writes a heartbeat every INTERVAL s (beat sends it to the host's
+# queue); /health/ready calls a host whose last beat is older than STALE s down.
+HEARTBEAT_INTERVAL = env.number("VDI_HEARTBEAT_INTERVAL", 30, minimum=5)
+HEARTBEAT_STALE = env.number("VDI_HEARTBEAT_STALE", 120, minimum=10)
+if HEARTBEAT_STALE < 2 * HEARTBEAT_INTERVAL:
+    raise ImproperlyConfigured(
+        f"VDI_HEARTBEAT_STALE: must be at least twice VDI_HEARTBEAT_INTERVAL "
+        f"({2 * HEARTBEAT_INTERVAL}), got {HEARTBEAT_STALE}")
+# Webhooks: each attempt waits TIMEOUT s for an answer; a failed one is tried again after
+# BACKOFF s, doubling each time up to BACKOFF_MAX s, at most MAX_ATTEMPTS times in all.
+# Beat re-sends deliveries whose retry message was lost every SWEEP_INTERVAL s.
+WEBHOOK_TIMEOUT = env.number("VDI_WEBHOOK_TIMEOUT", 10, minimum=1, maximum=60)
+WEBHOOK_MAX_ATTEMPTS = env.number("VDI_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1, maximum=50)
+WEBHOOK_BACKOFF = env.number("VDI_WEBHOOK_BACKOFF", 10, minimum=1)
+# A retry waits in Redis as a message with a countdown: past the visibility timeout, Redis
+# would hand it to a second worker. So the longest pause stays below it (checked further down).
+WEBHOOK_BACKOFF_MAX = env.number("VDI_WEBHOOK_BACKOFF_MAX",
+                                 min(1800, TASK_VISIBILITY_TIMEOUT // 2), minimum=1)
+WEBHOOK_SWEEP_INTERVAL = env.number("VDI_WEBHOOK_SWEEP_INTERVAL", 60, minimum=5)
+
 CELERY_BEAT_SCHEDULE = {
     "maintain-pools": {"task": "vdi.maintain_pools", "schedule": POLICY_INTERVAL},
     "enforce-policies": {"task": "vdi.enforce_policies", "schedule": POLICY_INTERVAL},
@@ -361,6 +416,8 @@ CELERY_BEAT_SCHEDULE = {
                                "schedule": HISTORY_INTERVAL},
     "flush-console-refusals": {"task": "vdi.flush_console_refusals",
                                "schedule": REFUSAL_AUDIT_INTERVAL},
+    "heartbeat-hosts": {"task": "vdi.heartbeat_hosts", "schedule": HEARTBEAT_INTERVAL},
+    "sweep-webhooks": {"task": "vdi.sweep_webhooks", "schedule": WEBHOOK_SWEEP_INTERVAL},
 }
 
 # --- The demo (scripts/run's setup_demo) ---
@@ -386,13 +443,26 @@ _timing_problems = problems(Timing(
 if _timing_problems:
     raise ImproperlyConfigured("Timing settings that do not fit together:\n- "
                                + "\n- ".join(_timing_problems))
+if WEBHOOK_BACKOFF_MAX >= TASK_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"VDI_WEBHOOK_BACKOFF_MAX: must be below VDI_TASK_VISIBILITY_TIMEOUT "
+        f"({TASK_VISIBILITY_TIMEOUT}), got {WEBHOOK_BACKOFF_MAX}")
 
 LOG_LEVEL = env.choice("VDI_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+# plain: one line for people; json: one JSON object a line for a log pipeline. Both carry the
+# request id and user of a web request and the task id of a Celery task (vdi/request_log.py).
+LOG_FORMAT = env.choice("VDI_LOG_FORMAT", "plain", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "vdi.request_log.ContextFilter"}},
+    "formatters": {
+        "plain": {"()": "vdi.request_log.PlainFormatter",
+                  "format": "%(asctime)s %(levelname)-7s %(name)s%(context)s: %(message)s"},
+        "json": {"()": "vdi.request_log.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
+                             "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

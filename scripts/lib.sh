@@ -36,7 +36,44 @@ install_apt() {
   [ ${#todo[@]} -eq 0 ] && return 0
   say "Installing Debian packages: ${todo[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${todo[@]}"
+  refuse_slapd_start
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${todo[@]}" ||
+    { allow_service_starts; return 1; }
+  allow_service_starts
+}
+
+# Debian's slapd package starts a system directory listening on every address as it installs.
+# The tests start their own slapd on 127.0.0.1; the system's must never run. While apt
+# installs, a policy-rc.d refuses slapd's start (a machine with a policy-rc.d of its own, such
+# as a container refusing every start, keeps it); then disable_system_slapd stops and disables
+# it, whichever way it was installed.
+POLICY_RC=/usr/sbin/policy-rc.d
+POLICY_RC_MARK="# vdi-portal: refuses slapd while apt installs"
+
+refuse_slapd_start() {
+  [ -e "$POLICY_RC" ] && return 0
+  printf '#!/bin/sh\n%s\nfor arg; do case "$arg" in -*) ;; slapd) exit 101 ;; *) exit 0 ;; esac; done\nexit 0\n' \
+    "$POLICY_RC_MARK" >"$POLICY_RC"
+  chmod 755 "$POLICY_RC"
+}
+
+allow_service_starts() {
+  if [ -f "$POLICY_RC" ] && grep -qF "$POLICY_RC_MARK" "$POLICY_RC"; then rm -f "$POLICY_RC"; fi
+}
+
+disable_system_slapd() {
+  [ -x /usr/sbin/slapd ] || return 0
+  local pidfile=/run/slapd/slapd.pid
+  if [ -d /run/systemd/system ]; then
+    if systemctl is-active --quiet slapd; then
+      say "Stopping the system's slapd (the tests start their own, on 127.0.0.1)"
+    fi
+    systemctl mask --now slapd >/dev/null 2>&1 || true
+  elif [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    say "Stopping the system's slapd (the tests start their own, on 127.0.0.1)"
+    kill "$(cat "$pidfile")"
+  fi
+  update-rc.d slapd disable >/dev/null 2>&1 || true
 }
 
 prepare_swtpm() {
@@ -268,6 +305,7 @@ prepare_database() {
 common_setup() {
   need_root
   install_apt "${APT_PACKAGES[@]}" "$@"
+  disable_system_slapd
   prepare_kvm_device
   prepare_swtpm
   prepare_service_user

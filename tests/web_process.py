@@ -45,8 +45,12 @@ def serve_everything() -> None:
             assert client.get(path).status_code == 200, path
         assert client.post(f"/desktops/{desktop.pk}/console/ticket/").status_code == 200
         for page in ("host", "goldenimage", "imageversion", "pool", "desktop", "operation",
-                     "auditevent", "deleteddesktop", "reconcilerun", "stray"):
+                     "auditevent", "deleteddesktop", "reconcilerun", "stray", "webhook",
+                     "webhookdelivery"):
             assert staff.get(f"/admin/vdi/{page}/").status_code == 200, page
+        assert staff.get("/metrics").status_code == 200  # reads Redis and the database only
+        for probe in ("/health/live", "/health/ready"):
+            assert client.get(probe).status_code in (200, 503), probe
         staff.post("/admin/vdi/pool/", {"action": "drain_pools", "_selected_action": [pool.pk]})
     finally:
         purge(host.queue)

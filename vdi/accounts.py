@@ -1,13 +1,17 @@
 """How django-allauth behaves here: accounts are made by administrators, not by sign-up; a
-sign-in refused by the rate limit is audited; an account that belongs to the configured
-OpenID Connect provider signs in through it only (a password it was given, by a reset or
-an administrator, would outlive its closing in the directory)."""
+sign-in refused by the rate limit is audited; a directory that does not answer is named in
+the refusal. Accounts without a local password (directory accounts) get none by self-service:
+no reset mail, no "set password" form. An account that belongs to the configured OpenID
+Connect provider signs in through it only (a password an administrator gave it would outlive
+its closing in the directory)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.forms import SetPasswordForm
 from allauth.socialaccount.models import SocialAccount
 from django.conf import settings
 from django.contrib import messages
@@ -16,8 +20,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from portal.oidc import OidcConfig
+from vdi.ldap_backend import UNREACHABLE_MESSAGE, directory_unreachable
 from vdi.services import audit
 from vdi.services.access import Account
+
+log = logging.getLogger(__name__)
+DIRECTORY_ACCOUNT = ("This account signs in through your organisation's directory: its "
+                     "password is changed there, not here.")
 
 
 def owning_provider(user: Account) -> OidcConfig | None:
@@ -42,6 +51,11 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
                          username=str(credentials.get("username", ""))[:150])
             raise
 
+    def authentication_failed(self, request: HttpRequest, **credentials: Any) -> None:
+        super().authentication_failed(request, **credentials)
+        if directory_unreachable(request):
+            raise ValidationError(UNREACHABLE_MESSAGE)
+
     def pre_login(self, request: HttpRequest, user: Account,
                   **kwargs: Any) -> HttpResponse | None:
         response: HttpResponse | None = super().pre_login(request, user, **kwargs)
@@ -54,3 +68,16 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
                                     "not with a password.")
             response = HttpResponseRedirect(reverse("account_login"))
         return response
+
+    def send_password_reset_mail(self, user: Any, email: str, context: dict[str, Any]) -> None:
+        if not user.has_usable_password():
+            log.info("no password reset mail for %s: a directory account", user.get_username())
+            return
+        super().send_password_reset_mail(user, email, context)
+
+
+class NoDirectoryPasswordForm(SetPasswordForm):  # type: ignore[misc]
+    """allauth's "set password" form, refused to accounts without a local password."""
+
+    def clean(self) -> dict[str, Any]:
+        raise ValidationError(DIRECTORY_ACCOUNT)

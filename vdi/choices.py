@@ -88,10 +88,19 @@ class Readiness(models.TextChoices):
 
 
 class NetworkMode(models.TextChoices):
+    """A desktop's network (``vdi.networks``); ``host`` is a pool's only: each host's own
+    default network."""
+
     NONE = "none", "no network card"
     ISOLATED = "isolated", "an isolated network of the pool's own on each host"
     NAT = "nat", "a libvirt NAT network (outbound access through the host)"
     BRIDGE = "bridge", "an existing bridge on each host (the site's LAN)"
+    HOST = "host", "the host's default network (each host says which)"
+
+    @classmethod
+    def for_hosts(cls) -> list[tuple[str, str]]:
+        """What a host's default network may be (a network, not 'the host's')."""
+        return [(value, label) for value, label in cls.choices if value != cls.HOST]
 
 
 class DisplayProtocol(models.TextChoices):

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from vdi import actions
 from vdi.choices import DesktopStatus as S
+from vdi.live import events as live
 from vdi.models import DeletedDesktop, Desktop
 
 
@@ -39,6 +40,8 @@ def compare_and_set(desktop_id: int, old: set[S] | frozenset[S], new: S, error: 
     changed = Desktop.objects.filter(Q(pk=desktop_id) & Q(status__in=old)).update(
         status=new, last_error=error, error_detail=detail, status_changed_at=now, updated_at=now,
     )
+    if changed == 1:
+        live.desktop_changed(desktop_id)
     return changed == 1
 
 
@@ -81,6 +84,7 @@ def archive(desktop_id: int, status: S) -> bool:
         desktop = rows.first()
         if desktop is None:
             return False
+        live.desktop_changed(desktop_id)  # its audience, while the row is there to say it
         DeletedDesktop.objects.create(
             desktop_id=desktop.pk, name=str(desktop), domain_name=desktop.domain_name,
             pool_name=desktop.pool.name if desktop.pool else "", host_name=desktop.host.name,

@@ -19,10 +19,12 @@ from vdi import task_names
 from vdi.console import guards
 from vdi.hypervisor import HypervisorError
 from vdi.models import Host, Pool
-from vdi.services import backups, capacity, history, policies, rollouts
+from vdi.services import backups, capacity, history, policies, rollouts, webhooks
 from vdi.services.console import purge_expired_tickets
 from vdi.worker import backups as worker_backups
-from vdi.worker import guests, image_jobs, jobs, session, transfers
+from vdi.worker import guests, heartbeat, image_jobs, jobs, session, transfers
+from vdi.worker import signals as _signals  # noqa: F401  (task logs and metrics)
+from vdi.worker import webhooks as worker_webhooks
 from vdi.worker.files import remove_version_files
 from vdi.worker.reconcile import reconcile
 
@@ -156,3 +158,33 @@ def reconcile_hosts() -> int:
 def reconcile_host(host_id: int) -> list[dict[str, str]]:
     run = reconcile(Host.objects.get(pk=host_id))
     return list(run.findings)
+
+
+@shared_task(name=task_names.HEARTBEAT_HOSTS)
+def heartbeat_hosts() -> int:
+    """Beat: a heartbeat to each enabled host's queue; its worker writes it on the host."""
+    hosts = list(Host.objects.filter(enabled=True))
+    for host in hosts:
+        host_heartbeat.apply_async(args=(host.pk,), queue=host.queue)
+    return len(hosts)
+
+
+@shared_task(name=task_names.HOST_HEARTBEAT)
+def host_heartbeat(host_id: int) -> str:
+    return heartbeat.beat(host_id)
+
+
+@shared_task(bind=True, name=task_names.DELIVER_WEBHOOK, max_retries=None)
+def deliver_webhook(self: Task[Any, Any], delivery_id: int, attempts: int) -> str:
+    """One attempt; a failed one is retried by Celery after the backoff, as the next attempt
+    (the delivery row counts them and stops at VDI_WEBHOOK_MAX_ATTEMPTS)."""
+    outcome = worker_webhooks.attempt(delivery_id, attempts)
+    if outcome.result == "retry":
+        raise self.retry(args=(delivery_id, attempts + 1), countdown=outcome.retry_in)
+    return outcome.result
+
+
+@shared_task(name=task_names.SWEEP_WEBHOOKS)
+def sweep_webhooks() -> int:
+    """Beat: deliveries whose message was lost, or whose worker died, are sent again."""
+    return len(webhooks.sweep(timezone.now()))

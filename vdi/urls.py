@@ -7,12 +7,16 @@ from vdi import (
     preference_views,
     recording_views,
     snapshot_views,
+    token_views,
     views,
 )
 
 urlpatterns = [
     path("", views.desktop_list, name="desktop-list"),
     path("settings/", preference_views.preferences_page, name="preferences"),
+    path("settings/tokens/", token_views.token_page, name="api-tokens"),
+    path("settings/tokens/<int:pk>/revoke/", token_views.token_revoke,
+         name="api-token-revoke"),
     path("recordings/<int:pk>/", recording_views.recording_replay, name="recording-replay"),
     path("desktops/<int:pk>/snapshots/", snapshot_views.snapshot_page, name="desktop-snapshots"),
     path("desktops/<int:pk>/snapshots/take/", snapshot_views.snapshot_take,

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -33,16 +34,17 @@ def _desktop_rows(request: HttpRequest) -> list[dict[str, Any]]:
     desktops = with_console_activity(
         Desktop.objects.filter(owner_id=request.user.pk)
         .select_related("pool", "host", "image_version__image", "install_media"), now,
-    ).prefetch_related("operations")
+    ).prefetch_related(Prefetch(  # only what is under way: never a desktop's whole history
+        "operations", to_attr="under_way",
+        queryset=Operation.objects.filter(status__in=OperationStatus.in_progress())))
     rows = []
     for desktop in desktops:
         deadline = deadline_for(desktop, now)
-        operation = next(iter(desktop.operations.all()), None)
-        busy = operation is not None and operation.status in OperationStatus.in_progress()
+        operation = next(iter(desktop.under_way), None)
         rows.append({
             "desktop": desktop,
             "actions": available_actions(request.user, desktop),
-            "step": operation.step if busy and operation else "",
+            "step": operation.step if operation else "",
             "deadline": deadline,
             "minutes_left": max(0, int((deadline.at - now).total_seconds() // 60))
             if deadline else None,
@@ -116,7 +118,7 @@ def desktop_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def desktop_rows(request: HttpRequest) -> HttpResponse:
-    """The live part of the page, polled by htmx."""
+    """The live part of the page, fetched again when ``/ws/live/`` says something changed."""
     return render(request, "vdi/_desktop_rows.html", {"rows": _desktop_rows(request)})
 
 

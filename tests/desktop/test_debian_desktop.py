@@ -27,6 +27,7 @@ from tests.support import wait_for, wait_gone, wait_status
 from tests.vm_fixtures import hvhost, hvhost_base, remove_test_domains
 from vdi.choices import ClipboardPolicy, DesktopStatus, KeyboardLayout
 from vdi.hypervisor import HypervisorError, get_driver
+from vdi.hypervisor.backups import flatten, read_file
 from vdi.hypervisor.network_xml import pool_network
 from vdi.images.desktop import build as desktop_build
 from vdi.images.registry import VersionFiles, register_version
@@ -91,7 +92,8 @@ def desks(namespaced_host, transactional_db) -> Host:
     return Host.objects.create(
         name=HOST, libvirt_uri=namespaced_host, domain_type="qemu",
         storage_dir=str(settings.DISK_DIR), memory_capacity_mib=8192,
-        vnc_socket_dir=str(hvhost_base() / HOST / "vnc"))
+        vnc_socket_dir=str(hvhost_base() / HOST / "vnc"),
+        isolated_networks=True)  # its bridges live in its own network namespace
 
 
 def test_the_image_records_what_it_was_built_from(desktop_version, built_desktop):
@@ -101,6 +103,35 @@ def test_the_image_records_what_it_was_built_from(desktop_version, built_desktop
     assert desktop_version.sha256 and desktop_version.size_bytes > 100 * 1024**2
     assert (desktop_version.profile, desktop_version.readiness) == ("linux-desktop", "agent")
     assert desktop_version.build_key == built_desktop.build_key == desktop_build.build_key()
+
+
+def image_file(disk: Path, path: str, scratch: Path) -> bytes:
+    """A file of the image's root (ext4 on the whole disk), read with debugfs from a raw copy:
+    no guest booted, nothing mounted (as the backups' single-file restore does). Raises
+    HypervisorError when the file is not there."""
+    raw, out = scratch / "root.raw", scratch / "file"
+    if not raw.exists():
+        flatten(disk, raw, fmt="raw")
+    out.unlink(missing_ok=True)
+    read_file(raw, path, out)
+    return out.read_bytes()
+
+
+def test_the_image_leaves_each_clone_its_own_identity(built_desktop, tmp_path):
+    """Clone hygiene, on the image file: an empty machine-id (each clone's systemd makes its
+    own at first boot), no D-Bus copy of one, a generic host name (the seed names each
+    desktop), and no SSH server, so no host keys to share."""
+    try:
+        assert image_file(built_desktop.disk, "/etc/machine-id", tmp_path) == b""
+        for absent in ("/var/lib/dbus/machine-id", "/etc/ssh/ssh_host_ed25519_key",
+                       "/etc/ssh/ssh_host_rsa_key"):
+            with pytest.raises(HypervisorError):
+                image_file(built_desktop.disk, absent, tmp_path)
+        assert image_file(built_desktop.disk, "/etc/hostname", tmp_path) == b"vdi-desktop\n"
+    finally:
+        (tmp_path / "root.raw").unlink(missing_ok=True)  # pytest keeps tmp_path: 1 GB less
+    packages = dict(line.split(" ", 1) for line in built_desktop.packages.splitlines())
+    assert "openssh-server" not in packages and "icewm" in packages
 
 
 def in_namespace(*command: str) -> subprocess.CompletedProcess[str]:
@@ -146,6 +177,14 @@ def test_a_debian_desktop_on_a_host_with_a_network(
 def check_the_agent_and_the_network(desktop: Desktop, pool: Pool) -> None:
     facts = desktop.guest_facts
     assert facts["hostname"] == hostname(desktop), "the seed named it"
+    machine_id = get_driver(desktop.host.libvirt_uri).agent.run(
+        desktop.domain_name, "/usr/bin/cat", ["/etc/machine-id"])
+    made = machine_id.stdout.strip()
+    assert machine_id.exitcode == 0 and re.fullmatch(r"[0-9a-f]{32}", made), \
+        f"the clone made its machine-id at first boot (the image's is empty): {made!r}"
+    builders = Path("/etc/machine-id")
+    assert made != "0" * 32 and made != (builders.read_text().strip() if builders.exists()
+                                         else ""), "its own, not a copy of the build machine's"
     assert "Debian" in facts["os"] and facts["users"] == ["user"]
     subnet = pool_network(pool.pk).subnet.rsplit(".", 1)[0] + "."
     addresses = [a for a in facts["addresses"] if a.startswith(subnet)]

@@ -48,6 +48,24 @@ def test_admin_pages_list_what_exists(admin_user, owner, pool, host):
     assert {"start_desktops", "stop_desktops", "release_desktops", "delete_desktops"} <= offered
 
 
+def test_the_admin_desktop_page_shows_the_guests_facts_in_words(admin_user, owner, pool,
+                                                                host):
+    desktop = create_desktop(owner, pool)
+    client = signed_in(admin_user)
+    change = reverse("admin:vdi_desktop_change", args=[desktop.pk])
+    assert 'class="guest-facts"' not in client.get(change).content.decode(), "nothing yet"
+    Desktop.objects.filter(pk=desktop.pk).update(guest_facts={
+        "os": "Debian GNU/Linux 12 <bookworm>", "hostname": "unit-pool-7",
+        "addresses": ["10.100.7.129", "fe80::1"], "users": ["user", "<b>eve</b>"],
+        "shared": [{"name": "notes.txt", "size": 5}]})
+    body = client.get(change).content.decode()
+    assert ('<dl class="guest-facts"><dt>Operating system</dt><dd>Debian GNU/Linux 12 '
+            "&lt;bookworm&gt;</dd><dt>Host name</dt><dd>unit-pool-7</dd><dt>Addresses</dt>"
+            "<dd>10.100.7.129, fe80::1</dd><dt>Signed in</dt><dd>user, &lt;b&gt;eve&lt;/b&gt;"
+            "</dd></dl>") in body
+    assert "<b>eve</b>" not in body and "&quot;addresses&quot;" not in body, "not raw JSON"
+
+
 def test_admin_changes_and_actions_are_audited(owner, admin_user, pool, host):
     from vdi.models import AuditEvent
 

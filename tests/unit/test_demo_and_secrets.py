@@ -133,3 +133,20 @@ def test_the_demo_builds_its_debian_desktop_in_the_background(db, secrets_dir, s
     settings.DEMO_DESKTOP_IMAGE = False
     assert "manage.py build_image debian-desktop builds it" in setup_demo()
     assert not Operation.objects.exists()
+
+
+def test_the_demo_nat_network_is_offered_by_the_local_host(db, secrets_dir, settings):
+    """VDI_DEMO_NETWORK=nat: the Debian pool's desktops join libvirt's 'default' NAT network,
+    so the local host says it offers it (else no host would take them)."""
+    from vdi import networks
+    from vdi.models import Host, Pool
+
+    make_version("tiny", "/nonexistent/tiny.qcow2")
+    settings.ADMIN_REQUIRE_2FA, settings.DEMO_DESKTOP_IMAGE = False, False
+    settings.DEMO_NETWORK = "nat"
+    setup_demo()
+    setup_demo()
+    host = Host.objects.get(name=settings.HOST_NAME)
+    pool = Pool.objects.get(name="Debian desktop")
+    assert (host.nat_networks, pool.network_mode) == ("default", "nat")
+    assert networks.fits(pool, host)

@@ -207,6 +207,7 @@ def test_a_linux_desktop_gets_its_network_seed_and_a_unique_mac(owner, test_pool
         profile="linux-desktop", readiness="agent")
     test_pool.network_mode, test_pool.max_per_user = "isolated", 2
     test_pool.save()
+    Host.objects.update(isolated_networks=True)
     first, second = create_desktop(owner, test_pool), create_desktop(owner, test_pool)
     assert first.mac_address.startswith("52:54:00:") and first.mac_address != second.mac_address
     assert run("provision", first) == "done"

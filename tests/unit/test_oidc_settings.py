@@ -4,8 +4,10 @@ from VDI_OIDC_*, and a wrong value stops start-up naming the variable."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -110,3 +112,11 @@ def test_the_portal_starts_with_a_provider_and_lets_its_form_go_there():
                             text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[\"'self'\", 'https://id.example.org']"
+
+
+@pytest.mark.parametrize("document", ["README.md", "docker/.env.example"])
+def test_every_variable_is_documented(document):
+    root = Path(__file__).resolve().parents[2]
+    read = set(re.findall(r'"(VDI_OIDC_[A-Z_]+)"', (root / "portal" / "oidc.py").read_text()))
+    documented = set(re.findall(r"VDI_OIDC_[A-Z_]+", (root / document).read_text()))
+    assert len(read) == 10 and read <= documented, read - documented

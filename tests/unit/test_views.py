@@ -177,6 +177,36 @@ def test_live_rows_show_state_confirmations_and_countdown(owner, pool):
     assert reverse("desktop-console", args=[desktop.pk]) in rows
 
 
+FACTS = {"os": "Debian GNU/Linux 12 <bookworm>", "hostname": "unit-pool-7",
+         "addresses": ["10.100.7.129", "fe80::5054:ff:fe00:7"], "users": ["user", "<b>eve</b>"],
+         "shared": [{"name": "notes.txt", "size": 5}]}
+
+
+def row_of(page: str, desktop: Desktop) -> str:
+    start = page.index(f'id="desktop-{desktop.pk}"')
+    return page[start:page.index("</tr>", start)]
+
+
+def test_the_row_shows_what_the_guest_agent_says(owner, pool):
+    """OS, host name, addresses and who is signed in, escaped; nothing before it says."""
+    from django.utils import timezone
+
+    desktop = create_desktop(owner, pool)
+    client = signed_in(owner)
+    before = row_of(client.get(reverse("desktop-rows")).content.decode(), desktop)
+    assert "Signed in" not in before and 'class="facts' not in before
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING,
+                                                 guest_ready_at=timezone.now(), guest_facts=FACTS)
+    for url in (reverse("desktop-rows"), reverse("desktop-list")):
+        page = client.get(url).content.decode()
+        row = row_of(page, desktop)
+        assert '<small class="facts facts-os">Debian GNU/Linux 12 &lt;bookworm&gt;</small>' in row
+        assert "unit-pool-7 · 10.100.7.129 · fe80::5054:ff:fe00:7" in row
+        assert ('<small class="facts facts-users">Signed in: user, &lt;b&gt;eve&lt;/b&gt;'
+                "</small>") in row
+        assert "<b>eve</b>" not in page and "<bookworm>" not in page
+
+
 def test_console_page_tells_the_policies(owner, pool):
     from django.utils import timezone
 

@@ -3,7 +3,17 @@ service: desktop actions (``vdi.actions``), draining, hand-overs, and plain edit
 (``vdi.services.records``). Pool operators see and change only the pools they operate and
 those pools' desktops; every action declares the permission it needs."""
 
-from vdi.admin import audit, desktops, images, media, pools, reconcile, recordings, rollouts
+from vdi.admin import (
+    audit,
+    desktops,
+    images,
+    media,
+    pools,
+    reconcile,
+    recordings,
+    rollouts,
+    webhooks,
+)
 
 __all__ = ["audit", "desktops", "images", "media", "pools", "reconcile", "recordings",
-           "rollouts"]
+           "rollouts", "webhooks"]

@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from vdi import actions as desktop_actions
 from vdi.actions import DesktopAction
@@ -102,7 +102,7 @@ class DesktopAdmin(PoolScopedAdmin):
                        "disk_path", "data_disk_path", "assigned_at", "pristine",
                        "serial_log_path", "vcpus", "memory_mib", "status", "last_error",
                        "error_detail", "vnc_host", "vnc_port", "vnc_socket", "mac_address",
-                       "guest_ready_at", "guest_facts", "console_error",
+                       "guest_ready_at", "guest", "console_error",
                        "console_error_at", "created_at", "updated_at", "status_changed_at")
     actions = [*(_desktop_action(a) for a in desktop_actions.REQUESTABLE), hand_over_desktops]
     inlines = [OperationInline]
@@ -126,6 +126,17 @@ class DesktopAdmin(PoolScopedAdmin):
         count = obj.snapshots.count()
         return format_html('<a href="{}">{} snapshot(s): take, revert, delete…</a>',
                            reverse("desktop-snapshots", args=[obj.pk]), count)
+
+    @admin.display(description="guest (as its agent says)")
+    def guest(self, obj: Desktop) -> str:
+        guest = obj.guest
+        if not guest:
+            return "—"
+        facts = (("Operating system", guest.os), ("Host name", guest.hostname),
+                 ("Addresses", ", ".join(guest.addresses)),
+                 ("Signed in", ", ".join(guest.users) or "nobody"))
+        return format_html('<dl class="guest-facts">{}</dl>', format_html_join(
+            "", "<dt>{}</dt><dd>{}</dd>", ((name, value or "—") for name, value in facts)))
 
     @admin.display(description="console")
     def console_link(self, obj: Desktop) -> str:

@@ -14,8 +14,25 @@ from vdi.models import GoldenImage, Host, ImageVersion
 @admin.register(Host)
 class HostAdmin(AuditedAdmin):
     list_display = ("name", "libvirt_uri", "domain_type", "resolved_domain_type", "cpu_capacity",
-                    "memory_capacity_mib", "enabled")
-    readonly_fields = ("resolved_domain_type", "created_at")
+                    "memory_capacity_mib", "networks", "enabled", "heartbeat_at",
+                    "heartbeat_error")
+    readonly_fields = ("resolved_domain_type", "created_at", "heartbeat_at", "heartbeat_error")
+    fieldsets = (
+        (None, {"fields": ("name", "libvirt_uri", "domain_type", "resolved_domain_type",
+                           "storage_dir", "vnc_socket_dir", "enabled", "created_at",
+                           "heartbeat_at", "heartbeat_error")}),
+        ("Capacity", {"fields": ("cpu_capacity", "memory_capacity_mib")}),
+        ("Networks", {
+            "fields": ("network_mode", "network_name", "bridges", "nat_networks",
+                       "isolated_networks"),
+            "description": "What this host offers its desktops. A pool's desktops are placed "
+                           "only on hosts that offer the pool's network; a pool that leaves "
+                           "the choice to the host gets the default network below."}),
+    )
+
+    @admin.display(description="networks")
+    def networks(self, obj: Host) -> str:
+        return obj.offered_networks
 
 
 class ImageVersionInline(admin.TabularInline):  # type: ignore[type-arg]

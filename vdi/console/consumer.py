@@ -20,10 +20,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from vdi import telemetry
 from vdi.console import guards
 from vdi.console.client_filter import ClientStream, ProtocolError
 from vdi.console.clipboard import ClipboardRules
@@ -268,6 +270,16 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
         while True:
             await asyncio.sleep(settings.CONSOLE_HEARTBEAT)
             await database_sync_to_async(session_seen)(session_id)
+            await self.report_bytes()
+
+    async def report_bytes(self) -> None:
+        """The bytes relayed since the last report go to the metrics (shared by every
+        portal process through Redis)."""
+        if self.counters is None:
+            return
+        to_browser, to_guest = self.counters.unreported()
+        if to_browser or to_guest:
+            await sync_to_async(telemetry.console_bytes)(to_browser, to_guest)
 
     # --- access, for as long as the console lasts -------------------------------------------
     async def watch_access(self) -> None:
@@ -341,6 +353,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
         if self.session_id is not None:
             session_id, self.session_id = self.session_id, None
             await database_sync_to_async(session_closed)(session_id)
+        await self.report_bytes()
         if self.vnc is not None:
             vnc, self.vnc = self.vnc, None
             vnc.close()

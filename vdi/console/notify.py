@@ -44,7 +44,7 @@ def _send(group: str, message: dict[str, Any]) -> None:
         log.warning("could not send %s to %s: %s", message["type"], group, exc)
 
 
-def _tell(group: str, message: dict[str, Any]) -> None:
+def tell(group: str, message: dict[str, Any]) -> None:
     """Send from synchronous code; from a thread that runs an event loop (a caller driving a
     browser, say), send from a helper thread, as async_to_sync can't run there."""
     try:
@@ -64,17 +64,17 @@ def _end(code: CloseCode, reason: str) -> dict[str, Any]:
 def close_consoles(desktop_id: int, code: CloseCode = CloseCode.DESKTOP_STOPPED,
                    reason: str = "the desktop stopped") -> None:
     """Every console of the desktop closes."""
-    _tell(desktop_group(desktop_id), _end(code, reason))
+    tell(desktop_group(desktop_id), _end(code, reason))
 
 
 def close_user_consoles(user_id: int, code: CloseCode, reason: str) -> None:
     """Every console of the user closes."""
-    _tell(user_group(user_id), _end(code, reason))
+    tell(user_group(user_id), _end(code, reason))
 
 
 def recheck_user_consoles(user_id: int) -> None:
-    _tell(user_group(user_id), {"type": RECHECK})
+    tell(user_group(user_id), {"type": RECHECK})
 
 
 def recheck_desktop_consoles(desktop_id: int) -> None:
-    _tell(desktop_group(desktop_id), {"type": RECHECK})
+    tell(desktop_group(desktop_id), {"type": RECHECK})

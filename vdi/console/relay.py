@@ -24,6 +24,13 @@ class Counters:
     to_browser: int = 0
     to_vnc: int = 0
     started: float = field(default_factory=lambda: asyncio.get_running_loop().time())
+    reported: tuple[int, int] = (0, 0)  # what the metrics already have of both
+
+    def unreported(self) -> tuple[int, int]:
+        """Bytes to the browser and to the guest since the last call (for the metrics)."""
+        to_browser, to_vnc = self.to_browser - self.reported[0], self.to_vnc - self.reported[1]
+        self.reported = (self.to_browser, self.to_vnc)
+        return to_browser, to_vnc
 
 
 class VncConnection(asyncio.Protocol):

@@ -15,11 +15,13 @@ from vdi.models.reconcile import ReconcileRun, Stray
 from vdi.models.recordings import Recording
 from vdi.models.rollouts import Rollout
 from vdi.models.snapshots import Snapshot
+from vdi.models.tokens import ApiToken
 from vdi.models.transfers import FileTransfer
+from vdi.models.webhooks import Webhook, WebhookDelivery
 
 __all__ = [
-    "AuditEvent", "Backup", "ConsoleSession", "ConsoleTicket", "DeletedDesktop", "Desktop",
-    "DirectoryMembership", "FileTransfer", "GoldenImage",
+    "ApiToken", "AuditEvent", "Backup", "ConsoleSession", "ConsoleTicket", "DeletedDesktop",
+    "Desktop", "DirectoryMembership", "FileTransfer", "GoldenImage",
     "Host", "ImageVersion", "InstallMedia", "Operation", "Pool", "Preferences", "ReconcileRun",
-    "Recording", "Rollout", "Snapshot", "Stray", "UserQuota",
+    "Recording", "Rollout", "Snapshot", "Stray", "UserQuota", "Webhook", "WebhookDelivery",
 ]

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -22,6 +24,28 @@ def new_mac_address() -> str:
 def new_vnc_password() -> str:
     """A random VNC password (VNC authentication uses 8 bytes at most)."""
     return secrets.token_urlsafe(6)[:8]
+
+
+@dataclass(frozen=True)
+class Guest:
+    """What the guest agent last said about itself (``Desktop.guest_facts``), for pages."""
+
+    os: str = ""
+    hostname: str = ""
+    addresses: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, facts: dict[str, Any]) -> Guest:
+        def words(key: str) -> tuple[str, ...]:
+            found = facts.get(key) or ()
+            return tuple(str(v) for v in found) if isinstance(found, list | tuple) else ()
+
+        return cls(os=str(facts.get("os") or ""), hostname=str(facts.get("hostname") or ""),
+                   addresses=words("addresses"), users=words("users"))
+
+    def __bool__(self) -> bool:
+        return bool(self.os or self.hostname or self.addresses or self.users)
 
 
 class Desktop(models.Model):
@@ -145,6 +169,11 @@ class Desktop(models.Model):
         if self.image_version is not None:
             return self.image_version.profile
         return self.install_profile
+
+    @property
+    def guest(self) -> Guest:
+        """Its guest's OS, host name, addresses and signed-in users, as its agent said."""
+        return Guest.of(self.guest_facts if isinstance(self.guest_facts, dict) else {})
 
     @property
     def is_transitional(self) -> bool:

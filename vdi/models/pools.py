@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import re
-
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from vdi import networks
 from vdi.choices import (
     Assignment,
     ClipboardPolicy,
@@ -17,9 +16,8 @@ from vdi.choices import (
     Persistence,
     VersionPolicy,
 )
+from vdi.models.hosts import Host
 from vdi.models.images import GoldenImage, ImageVersion
-
-NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class Pool(models.Model):
@@ -61,12 +59,15 @@ class Pool(models.Model):
         default=0, help_text="After this long since it was claimed, the same happens. 0: never.")
     draining = models.BooleanField(
         default=False, help_text="No new claims; desktops in use keep running.")
-    network_mode = models.CharField(max_length=8, choices=NetworkMode.choices,
-                                    default=NetworkMode.NONE)
+    network_mode = models.CharField(
+        max_length=8, choices=NetworkMode.choices, default=NetworkMode.NONE,
+        help_text="Desktops go only to hosts that offer this network (a host lists its "
+                  "bridges and NAT networks, and whether it allows isolated ones); 'the host's "
+                  "default' takes whatever each host names as its default.")
     network_name = models.CharField(
         max_length=64, blank=True,
         help_text="NAT: the libvirt network (empty: 'default'); bridge: the bridge's name on "
-                  "each host. Isolated networks are made per pool (vdi-pool-<id>).")
+                  "the hosts. Isolated networks are made per pool (vdi-pool-<id>).")
     display_protocol = models.CharField(
         max_length=5, choices=DisplayProtocol.choices, default=DisplayProtocol.VNC,
         help_text="VNC, or SPICE (sound, and a native remote-viewer client besides the "
@@ -157,16 +158,21 @@ class Pool(models.Model):
         if self.is_persistent and self.min_ready:
             errors["min_ready"] = ("Persistent desktops belong to their user from the start; "
                                    "they are not kept ready ahead of demand.")
-        if self.network_mode == NetworkMode.BRIDGE and not self.network_name:
-            errors["network_name"] = "Name the bridge the desktops join on each host."
-        if self.network_name and not NETWORK_NAME.fullmatch(self.network_name):
-            errors["network_name"] = "Use letters, digits, dots, dashes and underscores."
+        errors.update(networks.pool_errors(self) or self._network_hosts_errors())
         if self.version_policy == VersionPolicy.PINNED and (
                 self.pinned_version is None or self.pinned_version.image_id != self.image_id):
             errors["pinned_version"] = "Pin one of the pool's image's versions."
         errors.update(self._spice_errors())
         if errors:
             raise ValidationError(errors)
+
+    def _network_hosts_errors(self) -> dict[str, str]:
+        """A network no host offers would leave every claim without a host: say so now."""
+        if self.network_mode in (NetworkMode.NONE, NetworkMode.HOST):
+            return {}
+        if any(networks.fits(self, host) for host in Host.objects.all()):
+            return {}
+        return {"network_mode": networks.unfit(self.name or "this pool", self)}
 
     def _spice_errors(self) -> dict[str, str]:
         """SPICE's server takes the clipboard both ways or not at all, has one viewer per

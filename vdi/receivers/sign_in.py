@@ -1,6 +1,7 @@
-"""Sign-in events: audited (with the method: password, or the OpenID Connect provider);
-an OpenID Connect sign-in brings the account's groups in line with the directory; automatic
-pools take their desktops back on sign-out."""
+"""Sign-in events: audited (with the method: password, or the OpenID Connect provider; a
+directory that does not answer, noted for the page); an OpenID Connect sign-in brings the
+account's groups in line with the directory; automatic pools take their desktops back on
+sign-out."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from allauth.usersessions.models import UserSession
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
+from django_auth_ldap.backend import ldap_error
 
 from vdi.console.codes import CloseCode
 from vdi.console.notify import close_user_consoles
+from vdi.ldap_backend import UNREACHABLE, mark_unreachable
 from vdi.models import ConsoleTicket, Desktop
 from vdi.oidc import sync_directory_groups
 from vdi.services import audit
@@ -78,6 +81,14 @@ def audit_login_failure(sender: Any, credentials: dict[str, Any],
                         request: HttpRequest | None = None, **kwargs: Any) -> None:
     audit.record(None, "auth.login_failed", None, _address(request),
                  username=str(credentials.get("username", ""))[:150])
+
+
+@receiver(ldap_error)
+def note_unreachable_directory(sender: Any, context: str, request: HttpRequest | None = None,
+                               exception: Exception | None = None, **kwargs: Any) -> None:
+    """The directory did not answer a sign-in: the page says so (``vdi.accounts``)."""
+    if isinstance(exception, UNREACHABLE):
+        mark_unreachable(request)
 
 
 @receiver(user_logged_out)

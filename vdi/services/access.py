@@ -11,10 +11,12 @@ from django.contrib.auth.models import User as Account
 from django.db.models import Q, QuerySet
 
 from vdi.actions import CONSOLE, SHADOW, DesktopAction
+from vdi.auth_backends import operated_pool_ids
 from vdi.models import Desktop, Pool
 
 __all__ = ["Account", "ConsoleMode", "Standing", "User", "can_see_desktop", "can_use_pool",
-           "console_mode", "entitled_pools", "holds", "owner_may_keep", "standing"]
+           "console_mode", "entitled_pools", "holds", "owner_may_keep", "standing",
+           "visible_desktops", "visible_pools"]
 
 User = Account | AnonymousUser
 
@@ -53,6 +55,26 @@ def entitled_pools(user: User) -> QuerySet[Pool]:
         return pools
     granted = Q(users=user) | Q(groups__in=user.groups.all())
     return pools.filter(pk__in=Pool.objects.filter(granted).values("pk"))
+
+
+def visible_pools(user: User) -> QuerySet[Pool]:
+    """Pools the user may use, operates, or may view everywhere."""
+    if not active(user):
+        return Pool.objects.none()
+    if holds(user, "vdi.view_pool"):
+        return Pool.objects.all()
+    return Pool.objects.filter(Q(pk__in=entitled_pools(user).values("pk"))
+                               | Q(pk__in=operated_pool_ids(user)))
+
+
+def visible_desktops(user: User) -> QuerySet[Desktop]:
+    """Their own desktops, those of the pools they operate, or all for those who may view
+    every desktop (helpdesk, administrators)."""
+    if not active(user):
+        return Desktop.objects.none()
+    if holds(user, "vdi.view_desktop"):
+        return Desktop.objects.all()
+    return Desktop.objects.filter(Q(owner_id=user.pk) | Q(pool_id__in=operated_pool_ids(user)))
 
 
 def can_use_pool(user: User, pool: Pool) -> bool:

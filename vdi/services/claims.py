@@ -8,10 +8,14 @@ hand-over itself is also a compare-and-set on ``owner IS NULL``.
 
 from __future__ import annotations
 
+import time
+
 from django.db import connection, transaction
 from django.utils import timezone
 
+from vdi import telemetry
 from vdi.choices import DesktopStatus
+from vdi.live import events as live
 from vdi.models import Desktop, Pool
 from vdi.services import access, audit, quotas
 from vdi.services.access import Account, User
@@ -43,6 +47,7 @@ def _take_ready(pool: Pool, user: Account) -> Desktop | None:
         taken = Desktop.objects.filter(pk=desktop.pk, **free).update(
             owner=user, assigned_at=timezone.now(), pristine=False)
         if taken == 1:
+            live.desktop_changed(desktop.pk)
             desktop.refresh_from_db()
             return desktop
     return None
@@ -55,6 +60,7 @@ def claim_desktop(user: User, pool: Pool, source_address: str | None = None) -> 
         raise AccessDenied(f"You may not use the pool {pool.name}.")
     if pool.draining:
         raise PoolUnavailable(f"{pool.name} is being drained: it takes no new claims.")
+    started = time.time()
     with transaction.atomic():
         lock_pool(pool)
         quotas.check_room(user, pool)
@@ -62,10 +68,27 @@ def claim_desktop(user: User, pool: Pool, source_address: str | None = None) -> 
         if desktop is not None:
             audit.record(user, "desktop.claim", desktop, source_address, pool=pool.name,
                          warm=True)
+            _measure(desktop, pool, started, warm=True)
             return desktop
         if pool.desktops.all().count() >= pool.max_size:
             raise PoolFull(f"{pool.name} is full: all {pool.max_size} desktops are in use. "
                            "Try again later.")
         desktop = new_desktop(pool, user, user, source_address)
         audit.record(user, "desktop.claim", desktop, source_address, pool=pool.name, warm=False)
+        _measure(desktop, pool, started, warm=False)
         return desktop
+
+
+def _measure(desktop: Desktop, pool: Pool, started: float, warm: bool) -> None:
+    """Count the claim and time it to its guest's readiness (metrics), once it is committed:
+    at once when a warm desktop's guest is already ready, else when the worker sees it ready
+    (``vdi.worker.guests``)."""
+    ready = warm and desktop.guest_ready_at is not None
+
+    def record() -> None:
+        telemetry.inc("claims_total", {"pool": pool.name, "warm": str(warm).lower()})
+        telemetry.claim_started(desktop.pk, pool.name, started)
+        if ready:
+            telemetry.claim_ready(desktop.pk, time.time())
+
+    transaction.on_commit(record)

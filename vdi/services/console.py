@@ -24,6 +24,7 @@ from django.utils.crypto import constant_time_compare
 
 from vdi.choices import ClipboardPolicy, DesktopStatus
 from vdi.console.codes import CloseCode
+from vdi.live import events as live
 from vdi.models import ConsoleSession, ConsoleTicket, Desktop
 from vdi.services import access
 from vdi.services.access import Account, ConsoleMode, User
@@ -230,6 +231,7 @@ def session_opened(desktop_id: int, user: User, view_only: bool,
                 view_only=view_only, client_address=client_address)
     except IntegrityError:
         return None
+    live.desktop_changed(desktop_id)  # its idle countdown stops
     return session.pk
 
 
@@ -240,6 +242,10 @@ def session_seen(session_id: int) -> None:
 def session_closed(session_id: int) -> None:
     now = timezone.now()
     ConsoleSession.objects.filter(pk=session_id).update(last_seen_at=now, closed_at=now)
+    desktop_id = ConsoleSession.objects.filter(pk=session_id).values_list(
+        "desktop_id", flat=True).first()
+    if desktop_id is not None:
+        live.desktop_changed(desktop_id)  # its idle countdown starts
 
 
 def watchers(desktop: Desktop) -> list[str]:

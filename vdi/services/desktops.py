@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -25,6 +25,7 @@ from vdi.actions import PROVISION, DesktopAction
 from vdi.choices import DesktopStatus, NetworkMode, OperationStatus
 from vdi.console.codes import CloseCode
 from vdi.console.notify import close_consoles
+from vdi.live import events as live
 from vdi.models import ConsoleTicket, Desktop, Operation, Pool
 from vdi.models.desktops import new_mac_address, new_vnc_password
 from vdi.services import access, audit, dispatch, quotas
@@ -34,6 +35,7 @@ from vdi.services.placement import choose_host
 
 log = logging.getLogger(__name__)
 QUEUE_DOWN = "The task queue is unreachable, so nothing was started; try again in a moment."
+MAC_TRIES = 8  # 2^24 MACs: a second collision in a row is already one in millions
 
 
 @dataclass(frozen=True)
@@ -86,10 +88,13 @@ def new_desktop(
     if version is None:
         raise NotReady(f"The image of pool {pool.name} has no ready version yet.")
     with transaction.atomic():
-        host = choose_host(pool.memory_mib, pool.vcpus)
+        host = choose_host(pool.memory_mib, pool.vcpus, pool)
         domain_name = f"{settings.DOMAIN_PREFIX}-{uuid.uuid4().hex[:12]}"
         storage = Path(host.storage_dir)
-        desktop = Desktop.objects.create(
+        desktop = _insert(
+            # a pool that may have a network (its host's default included) reserves a MAC,
+            # so a host's new default applies at the desktop's next boot
+            with_mac=pool.network_mode != NetworkMode.NONE,
             owner=owner,
             pool=pool,
             host=host,
@@ -100,7 +105,6 @@ def new_desktop(
             else "",
             serial_log_path=str(settings.LOG_DIR / f"{domain_name}.log"),
             vnc_password=new_vnc_password(),
-            mac_address=new_mac_address() if pool.network_mode != NetworkMode.NONE else "",
             vcpus=pool.vcpus,
             memory_mib=pool.memory_mib,
             assigned_at=timezone.now() if owner is not None else None,
@@ -111,6 +115,23 @@ def new_desktop(
                      owner=owner.get_username() if owner else "")
         enqueue_operation(desktop, operation)
     return desktop
+
+
+def _insert(with_mac: bool, **fields: Any) -> Desktop:
+    """The desktop's row, with a MAC no other desktop has: MACs are random (24 bits), so a
+    draw that collides (the unique constraint refuses it, in a savepoint that leaves the
+    caller's transaction usable) is drawn again."""
+    for _ in range(MAC_TRIES):
+        mac = new_mac_address() if with_mac else ""
+        try:
+            with transaction.atomic():
+                return Desktop.objects.create(mac_address=mac, **fields)
+        except IntegrityError:
+            if not mac or not Desktop.objects.filter(mac_address=mac).exists():
+                raise  # not the MAC: another constraint
+            log.info("MAC %s is taken; drawing another", mac)
+    raise ServiceError("No free network address (MAC) was found for a new desktop; "
+                       "try again.")
 
 
 def create_desktop(user: User, pool: Pool, source_address: str | None = None) -> Desktop:
@@ -226,6 +247,7 @@ def hand_over(actor: User, desktop: Desktop, new_owner: Account,
     with transaction.atomic():
         quotas.check_room(new_owner, desktop.pool)
         previous = desktop.owner.get_username() if desktop.owner else ""
+        live.desktop_changed(desktop.pk)  # the previous owner's page hears of it too
         moved = Desktop.objects.filter(
             pk=desktop.pk, status=DesktopStatus.STOPPED, owner_id=desktop.owner_id,
         ).update(owner=new_owner, assigned_at=timezone.now(), pristine=False,

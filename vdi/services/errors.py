@@ -15,5 +15,9 @@ class NoCapacity(ServiceError):
     pass
 
 
+class NoHostForNetwork(ServiceError):
+    """No enabled host offers the network a pool's desktops need."""
+
+
 class NotReady(ServiceError):
     pass

@@ -32,24 +32,36 @@ def limits_for(user: Account) -> Limits:
     return Limits(quota.max_desktops, quota.max_vcpus, quota.max_memory_mib)
 
 
+@dataclass(frozen=True)
+class Usage:
+    desktops: int
+    vcpus: int
+    memory_mib: int
+
+
+def usage(user: Account) -> Usage:
+    """What ``user``'s desktops hold now."""
+    used = Desktop.objects.filter(owner=user).aggregate(
+        n=Count("pk"), vcpus=Coalesce(Sum("vcpus"), 0), memory=Coalesce(Sum("memory_mib"), 0))
+    return Usage(used["n"], used["vcpus"], used["memory"])
+
+
 def check_room(user: Account, pool: Pool) -> None:
     """Raise QuotaExceeded, saying which limit, if one more desktop of ``pool`` is too many."""
-    held = Desktop.objects.filter(owner=user)
-    in_pool = held.filter(pool=pool).count()
+    in_pool = Desktop.objects.filter(owner=user, pool=pool).count()
     if in_pool >= pool.max_per_user:
         raise QuotaExceeded(
             f"You already have {in_pool} desktop(s) from {pool.name}; "
             f"the pool allows {pool.max_per_user} per user."
         )
-    used = held.aggregate(n=Count("pk"), vcpus=Coalesce(Sum("vcpus"), 0),
-                          memory=Coalesce(Sum("memory_mib"), 0))
+    used = usage(user)
     limits = limits_for(user)
-    if used["n"] + 1 > limits.desktops:
-        raise QuotaExceeded(f"You already have {used['n']} desktop(s), your limit is "
+    if used.desktops + 1 > limits.desktops:
+        raise QuotaExceeded(f"You already have {used.desktops} desktop(s), your limit is "
                             f"{limits.desktops}. Release or delete one first.")
-    if used["vcpus"] + pool.vcpus > limits.vcpus:
+    if used.vcpus + pool.vcpus > limits.vcpus:
         raise QuotaExceeded(f"This desktop needs {pool.vcpus} vCPU(s); you use "
-                            f"{used['vcpus']} of your {limits.vcpus}.")
-    if used["memory"] + pool.memory_mib > limits.memory_mib:
+                            f"{used.vcpus} of your {limits.vcpus}.")
+    if used.memory_mib + pool.memory_mib > limits.memory_mib:
         raise QuotaExceeded(f"This desktop needs {pool.memory_mib} MiB of memory; you use "
-                            f"{used['memory']} of your {limits.memory_mib} MiB.")
+                            f"{used.memory_mib} of your {limits.memory_mib} MiB.")

@@ -101,13 +101,14 @@ def free_port() -> int:
 
 class ServerProcess:
     """The portal's ASGI app under a real server process (daphne, or uvicorn for comparison),
-    or the SPICE gateway for native clients (``spice_gateway``)."""
+    or the SPICE gateway for native clients (``spice_gateway``). ``env`` adds to its
+    environment (settings read from variables, such as a directory's ``VDI_LDAP_*``)."""
 
     def __init__(self, log: Path, server: str = "daphne",
                  env: dict[str, str] | None = None) -> None:
         self.log = log
         self.server = server
-        self.env = env or {}  # added to its environment (e.g. VDI_OIDC_*)
+        self.env = env or {}
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -129,7 +130,8 @@ class ServerProcess:
         import socket
 
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
-               "DATABASE_URL": _database_url(), "VDI_ALLOWED_ORIGINS": self.origin, **self.env}
+               "DATABASE_URL": _database_url(), "VDI_ALLOWED_ORIGINS": self.origin,
+               **self.env}
         handle = self.log.open("ab")
         self.process = subprocess.Popen(self.command(), cwd=ROOT, env=env, stdout=handle,
                                         stderr=subprocess.STDOUT, start_new_session=True)

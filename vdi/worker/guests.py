@@ -17,13 +17,16 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from vdi import telemetry
 from vdi.choices import DesktopStatus, KeyboardLayout, Readiness
 from vdi.hypervisor import HypervisorError
 from vdi.images.tiny import READY_MARKER
+from vdi.live import events as live
 from vdi.models import Desktop
 from vdi.services.preferences import has_session_agent, keyboard_layout
 from vdi.worker import session
 from vdi.worker.hosts import driver_for
+from vdi.worker.specs import nics_of
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ def _ready(desktop: Desktop) -> tuple[bool, dict[str, object]]:
         if not driver.agent.ping(desktop.domain_name):
             return False, {}
         facts = driver.agent.facts(desktop.domain_name)
-        ready = bool(facts.users) and (bool(facts.addresses) or not desktop.mac_address)
+        ready = bool(facts.users) and (bool(facts.addresses) or not nics_of(desktop))
         return ready and _session_runs(desktop), facts.as_dict()
     return True, {}
 
@@ -53,7 +56,7 @@ def _session_runs(desktop: Desktop) -> bool:
 
 def check(desktop_id: int) -> str:
     """'ready', 'waiting' (ask again), 'timeout' or 'gone' (not running any more)."""
-    desktop = (Desktop.objects.select_related("host", "image_version", "owner")
+    desktop = (Desktop.objects.select_related("host", "image_version", "owner", "pool")
                .filter(pk=desktop_id).first())
     if desktop is None or desktop.status != DesktopStatus.RUNNING:
         return "gone"
@@ -68,6 +71,8 @@ def check(desktop_id: int) -> str:
     if ready:
         Desktop.objects.filter(pk=desktop.pk, status=DesktopStatus.RUNNING).update(
             guest_ready_at=now, guest_facts=facts)
+        live.desktop_changed(desktop.pk)
+        telemetry.claim_ready(desktop.pk, now.timestamp())  # a claim waiting for it, if any
         _owners_keyboard(desktop)
         return "ready"
     if facts:

@@ -127,7 +127,7 @@ def prepare_host(desktop: Desktop) -> None:
     seed (Linux desktops: the host name it takes), its serial log (created by the worker,
     so virtlogd appends to a file the worker can read)."""
     driver = driver_for(desktop.host)
-    network = network_of(desktop.pool)
+    network = network_of(desktop)
     if network is not None:
         driver.ensure_network(network)
     if has_seed(desktop):

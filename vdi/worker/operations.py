@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from vdi.choices import DesktopStatus, OperationStatus
+from vdi.live import events as live
 from vdi.models import Operation
 
 
@@ -61,6 +62,10 @@ def wait(operation_id: int, words: str, detail: str) -> None:
 
 def progress(operation_id: int, percent: int, step: str) -> None:
     Operation.objects.filter(pk=operation_id).update(progress=percent, step=step[:200])
+    desktop_id = Operation.objects.filter(pk=operation_id).values_list("desktop_id",
+                                                                       flat=True).first()
+    if desktop_id is not None:
+        live.desktop_changed(desktop_id)
 
 
 def finish(operation_id: int, error: str = "", step: str = "", detail: str = "") -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.utils.text import slugify
 
+from vdi import networks
 from vdi.choices import ClipboardPolicy, NetworkMode, Profile
 from vdi.hypervisor import (
     DiskSpec,
@@ -17,7 +18,7 @@ from vdi.hypervisor import (
     NicSpec,
 )
 from vdi.hypervisor.network_xml import NetworkSpec, pool_network
-from vdi.models import Desktop, Pool
+from vdi.models import Desktop
 from vdi.worker.hosts import domain_type_for
 
 
@@ -52,24 +53,30 @@ def disks_of(desktop: Desktop) -> tuple[DiskSpec, ...]:
     return tuple(disks)
 
 
-def network_of(pool: Pool | None) -> NetworkSpec | None:
-    """The network the worker makes on the host for the pool (isolated pools only)."""
-    if pool is None or pool.network_mode != NetworkMode.ISOLATED:
+def network(desktop: Desktop) -> networks.Network:
+    """The network the desktop joins on its host: its pool's, or its host's default."""
+    if desktop.pool is None:
+        return networks.NO_NETWORK
+    return networks.of_pool(desktop.pool, desktop.host)
+
+
+def network_of(desktop: Desktop) -> NetworkSpec | None:
+    """The network the worker makes on the host for the desktop's pool (isolated only)."""
+    if desktop.pool is None or network(desktop).mode != NetworkMode.ISOLATED:
         return None
-    return pool_network(pool.pk)
+    return pool_network(desktop.pool.pk)
 
 
 def nics_of(desktop: Desktop) -> tuple[NicSpec, ...]:
-    pool = desktop.pool
-    model = "e1000e" if desktop.profile == Profile.WINDOWS else "virtio"
-    if pool is None or pool.network_mode == NetworkMode.NONE or not desktop.mac_address:
+    joins = network(desktop)
+    if desktop.pool is None or not joins.has_nic or not desktop.mac_address:
         return ()
-    if pool.network_mode == NetworkMode.BRIDGE:
-        return (NicSpec(desktop.mac_address, bridge=pool.network_name, model=model),)
-    if pool.network_mode == NetworkMode.NAT:
-        return (NicSpec(desktop.mac_address, network=pool.network_name or "default",
-                        model=model),)
-    isolated = pool_network(pool.pk)
+    model = "e1000e" if desktop.profile == Profile.WINDOWS else "virtio"
+    if joins.mode == NetworkMode.BRIDGE:
+        return (NicSpec(desktop.mac_address, bridge=joins.name, model=model),)
+    if joins.mode == NetworkMode.NAT:
+        return (NicSpec(desktop.mac_address, network=joins.name, model=model),)
+    isolated = pool_network(desktop.pool.pk)
     return (NicSpec(desktop.mac_address, network=isolated.name, model=model),)
 
 

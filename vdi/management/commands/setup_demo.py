@@ -16,8 +16,10 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
 from portal.secrets import write_secret
+from vdi import networks
+from vdi.choices import NetworkMode
 from vdi.images.builds import DESKTOP_IMAGE
-from vdi.models import GoldenImage, Pool
+from vdi.models import GoldenImage, Host, Pool
 from vdi.roles import ADMINISTRATORS
 from vdi.services import images
 from vdi.services.hosts import ensure_local_host
@@ -49,6 +51,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         host = ensure_local_host()
+        self._offer_demo_network(host)
         image = GoldenImage.objects.filter(name="tiny").first()
         if image is None:
             raise CommandError("The tiny image is missing: run manage.py build_tiny_image first")
@@ -68,6 +71,16 @@ class Command(BaseCommand):
                           f"{host.domain_type}); pools {names}.")
         self.stdout.write(f"Demo credentials are kept in {credentials}.")
         self.stdout.write(self._two_factor(get_user_model().objects.get(username="admin")))
+
+    def _offer_demo_network(self, host: Host) -> None:
+        """The demo's NAT choice (VDI_DEMO_NETWORK=nat) is libvirt's 'default' network on this
+        machine: the local host says it offers it, so the Debian pool's desktops are placed."""
+        if settings.DEMO_NETWORK != NetworkMode.NAT:
+            return
+        if networks.network(NetworkMode.NAT) not in networks.offered(host):
+            host.nat_networks = " ".join([*networks.names(host.nat_networks),
+                                          networks.DEFAULT_NAT])
+            host.save(update_fields=["nat_networks"])
 
     def _desktop_pool(self) -> Pool:
         """The Debian desktop pool; its image is built in the background the first time (the

@@ -1,0 +1,1 @@
+"""The REST API: the same services, rules and roles as the pages, as JSON."""

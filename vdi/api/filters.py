@@ -1,0 +1,50 @@
+"""Query filters of the API's lists (django-filter)."""
+
+from __future__ import annotations
+
+import django_filters as filters
+
+from vdi.models import AuditEvent, Desktop, ImageVersion, Operation, Pool
+
+
+class PoolFilter(filters.FilterSet):
+    class Meta:
+        model = Pool
+        fields = ["enabled", "draining", "display_protocol", "assignment", "persistence"]
+
+
+class DesktopFilter(filters.FilterSet):
+    owner = filters.CharFilter(field_name="owner__username")
+    host = filters.CharFilter(field_name="host__name")
+
+    class Meta:
+        model = Desktop
+        fields = ["status", "pool", "owner", "host", "display_protocol"]
+
+
+class ImageVersionFilter(filters.FilterSet):
+    image = filters.CharFilter(field_name="image__name")
+
+    class Meta:
+        model = ImageVersion
+        fields = ["image", "status", "profile"]
+
+
+class OperationFilter(filters.FilterSet):
+    since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+
+    class Meta:
+        model = Operation
+        fields = ["kind", "status", "desktop", "image", "since"]
+
+
+class AuditFilter(filters.FilterSet):
+    actor = filters.CharFilter(field_name="actor_name")
+    action_prefix = filters.CharFilter(field_name="action", lookup_expr="startswith")
+    since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["action", "action_prefix", "actor", "target_type", "target_id", "since",
+                  "until"]
