@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import Env
 from portal.ldap import ldap_backends, ldap_settings
+from portal.oidc import read_oidc, socialaccount_settings
 from portal.rates import parse_rates
 from portal.timing import Timing, problems
 
@@ -85,6 +86,8 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "allauth.usersessions",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -133,6 +136,8 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+# Sign-in through OpenID Connect, when VDI_OIDC_ISSUER names a provider (portal/oidc.py).
+OIDC = read_oidc(env)
 # Scripts, styles and connections only from the portal itself: no inline script anywhere.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -145,7 +150,8 @@ CONTENT_SECURITY_POLICY = {
         "font-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
-        "form-action": ["'self'"],
+        # The OpenID Connect button's form is answered by a redirect to the provider.
+        "form-action": ["'self'", *([OIDC.origin] if OIDC else [])],
         "frame-ancestors": ["'none'"],
     },
 }
@@ -218,6 +224,9 @@ if not all(re.fullmatch(r"\d+/\d*[smhd](/(ip|user|key))?", rule.strip())
     raise ImproperlyConfigured(
         f"VDI_LOGIN_RATE_LIMIT: expected rules like 10/m/ip,5/5m/key, got {_login_rate!r}")
 ACCOUNT_RATE_LIMITS = {"login_failed": _login_rate}
+# Sign-in through OpenID Connect (portal/oidc.py, vdi/oidc.py): off while VDI_OIDC_ISSUER is
+# empty (OIDC, read with the security settings, is None).
+globals().update(socialaccount_settings(OIDC))
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env.text("VDI_SITE_NAME", "VDI portal")
 ADMIN_REQUIRE_2FA = env.flag("VDI_ADMIN_REQUIRE_2FA", False)

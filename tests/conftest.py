@@ -16,7 +16,8 @@ from tests.support import make_version, purge
 from vdi.choices import DesktopStatus
 from vdi.models import Desktop, Host, ImageVersion, Pool
 
-pytest_plugins = ["tests.vm_fixtures", "tests.browser_fixtures", "tests.ldap_fixtures"]
+pytest_plugins = ["tests.vm_fixtures", "tests.browser_fixtures", "tests.ldap_fixtures",
+                  "tests.oidc_fixtures"]
 
 
 @pytest.fixture(autouse=True)

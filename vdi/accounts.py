@@ -1,7 +1,9 @@
 """How django-allauth behaves here: accounts are made by administrators, not by sign-up; a
 sign-in refused by the rate limit is audited; a directory that does not answer is named in
 the refusal. Accounts without a local password (directory accounts) get none by self-service:
-no reset mail, no "set password" form."""
+no reset mail, no "set password" form. An account that belongs to the configured OpenID
+Connect provider signs in through it only (a password an administrator gave it would outlive
+its closing in the directory)."""
 
 from __future__ import annotations
 
@@ -10,15 +12,30 @@ from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.forms import SetPasswordForm
+from allauth.socialaccount.models import SocialAccount
+from django.conf import settings
+from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
+from portal.oidc import OidcConfig
 from vdi.ldap_backend import UNREACHABLE_MESSAGE, directory_unreachable
 from vdi.services import audit
+from vdi.services.access import Account
 
 log = logging.getLogger(__name__)
 DIRECTORY_ACCOUNT = ("This account signs in through your organisation's directory: its "
                      "password is changed there, not here.")
+
+
+def owning_provider(user: Account) -> OidcConfig | None:
+    """The configured OpenID Connect provider, if it owns this account."""
+    oidc: OidcConfig | None = settings.OIDC
+    if oidc is not None and SocialAccount.objects.filter(
+            user_id=user.pk, provider=oidc.provider_id).exists():
+        return oidc
+    return None
 
 
 class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
@@ -38,6 +55,19 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
         super().authentication_failed(request, **credentials)
         if directory_unreachable(request):
             raise ValidationError(UNREACHABLE_MESSAGE)
+
+    def pre_login(self, request: HttpRequest, user: Account,
+                  **kwargs: Any) -> HttpResponse | None:
+        response: HttpResponse | None = super().pre_login(request, user, **kwargs)
+        if response is not None or "sociallogin" in (kwargs.get("signal_kwargs") or {}):
+            return response
+        if (provider := owning_provider(user)) is not None:
+            audit.record(user, "auth.login_refused", user, request.META.get("REMOTE_ADDR"),
+                         reason="directory account: signs in through its provider")
+            messages.error(request, f"{user.get_username()} signs in with {provider.name}, "
+                                    "not with a password.")
+            response = HttpResponseRedirect(reverse("account_login"))
+        return response
 
     def send_password_reset_mail(self, user: Any, email: str, context: dict[str, Any]) -> None:
         if not user.has_usable_password():

@@ -18,7 +18,7 @@ from vdi.worker import jobs
 ROOT = Path(__file__).resolve().parents[2]
 WEB_TIER = ("vdi/views.py", "vdi/console_views.py", "vdi/urls.py", "vdi/networks.py",
             "vdi/middleware.py", "vdi/accounts.py", "vdi/state.py", "vdi/actions.py",
-            "vdi/roles.py", "vdi/auth_backends.py", "vdi/admin",
+            "vdi/roles.py", "vdi/auth_backends.py", "vdi/oidc.py", "vdi/admin",
             "vdi/receivers", "vdi/console", "vdi/services", "vdi/models", "portal")
 FORBIDDEN = ("libvirt", "vdi.tasks", "vdi.worker", "vdi.hypervisor", "vdi.images",
              "vdi.testing")
