@@ -119,6 +119,18 @@ def running_desktop(owner: Any, pool: Pool, host: Host,
 
 
 @pytest.fixture
+def persistent_desktop(running_desktop: Desktop) -> Desktop:
+    """The owner's running desktop, in a persistent pool, with a data disk (a row only)."""
+    pool = running_desktop.pool
+    assert pool is not None
+    pool.persistence = "persistent"
+    pool.save()
+    Desktop.objects.filter(pk=running_desktop.pk).update(data_disk_path="/nonexistent/d.qcow2")
+    running_desktop.refresh_from_db()
+    return running_desktop
+
+
+@pytest.fixture
 def empty_queue(host: Host) -> Iterator[None]:
     """The host's task queue in Redis is empty before and after the test."""
     purge(host.queue)

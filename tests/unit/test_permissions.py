@@ -24,7 +24,7 @@ from vdi import actions
 from vdi.choices import DesktopStatus
 from vdi.console.codes import CloseCode
 from vdi.models import Desktop, Pool
-from vdi.roles import ADMINISTRATORS, HELPDESK, POOL_OPERATORS
+from vdi.roles import ADMINISTRATORS, POOL_OPERATORS
 from vdi.services.console import issue_ticket
 
 PERSONAS = ("owner", "member", "helpdesk", "operator", "other_operator", "administrator",
@@ -36,11 +36,6 @@ def _staff(username: str, role: str) -> Any:
     person = get_user_model().objects.create_user(username, password="x", is_staff=True)
     person.groups.add(Group.objects.get(name=role))
     return person
-
-
-@pytest.fixture
-def helpdesk(db):
-    return _staff("helpdesk", HELPDESK)
 
 
 @pytest.fixture
