@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.test import Client
 
 from tests.console_helpers import communicator, session_cookie
@@ -23,57 +21,12 @@ from tests.support import drain, purge
 from vdi import actions
 from vdi.choices import DesktopStatus
 from vdi.console.codes import CloseCode
-from vdi.models import Desktop, Pool
-from vdi.roles import ADMINISTRATORS, POOL_OPERATORS
+from vdi.models import Desktop
 from vdi.services.console import issue_ticket
 
 PERSONAS = ("owner", "member", "helpdesk", "operator", "other_operator", "administrator",
             "outsider", "disabled_user", "anonymous")
 OK, LOGIN, GONE, DENIED, NOTHING = "ok", "login", "404", "403", "no effect"
-
-
-def _staff(username: str, role: str) -> Any:
-    person = get_user_model().objects.create_user(username, password="x", is_staff=True)
-    person.groups.add(Group.objects.get(name=role))
-    return person
-
-
-@pytest.fixture
-def operator(db, pool):
-    person = _staff("operator", POOL_OPERATORS)
-    pool.operators.add(person)
-    return person
-
-
-@pytest.fixture
-def other_operator(db, image_version):
-    person = _staff("other-operator", POOL_OPERATORS)
-    elsewhere = Pool.objects.create(name="Elsewhere", image=image_version.image)
-    elsewhere.operator_groups.add(Group.objects.create(name="elsewhere-ops"))
-    person.groups.add(Group.objects.get(name="elsewhere-ops"))
-    return person
-
-
-@pytest.fixture
-def administrator(db):
-    return _staff("administrator", ADMINISTRATORS)
-
-
-@pytest.fixture
-def spy_driver(monkeypatch) -> list[str]:
-    """Records every attempt to reach a hypervisor (behaviour unchanged)."""
-    import vdi.hypervisor.driver as driver_module
-
-    calls: list[str] = []
-    original = driver_module.get_driver
-
-    def recording(uri: str) -> Any:
-        calls.append(uri)
-        return original(uri)
-
-    monkeypatch.setattr(driver_module, "get_driver", recording)
-    monkeypatch.setattr("vdi.worker.hosts.get_driver", recording)
-    return calls
 
 
 def client_for(request, persona: str) -> Client:
