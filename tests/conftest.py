@@ -54,14 +54,50 @@ def admin_user(db: None) -> AbstractUser:
     return _user("boss", is_staff=True, is_superuser=True)
 
 
+def _staff(username: str, role: str) -> AbstractUser:
+    """A staff account holding one role (``vdi.roles``)."""
+    person = _user(username, is_staff=True)
+    person.groups.add(Group.objects.get(name=role))
+    return person
+
+
 @pytest.fixture
 def helpdesk(db: None) -> AbstractUser:
     """A member of the Helpdesk role (watches consoles, view only)."""
     from vdi.roles import HELPDESK
 
-    person = _user("helper", is_staff=True)
-    person.groups.add(Group.objects.get(name=HELPDESK))
+    return _staff("helper", HELPDESK)
+
+
+@pytest.fixture
+def operator(pool: Pool) -> AbstractUser:
+    """A pool operator made operator of ``pool`` (by name)."""
+    from vdi.roles import POOL_OPERATORS
+
+    person = _staff("operator", POOL_OPERATORS)
+    pool.operators.add(person.pk)
     return person
+
+
+@pytest.fixture
+def other_operator(image_version: ImageVersion) -> AbstractUser:
+    """A pool operator of another pool only (through a group of that pool's operators)."""
+    from vdi.roles import POOL_OPERATORS
+
+    person = _staff("other-operator", POOL_OPERATORS)
+    elsewhere = Pool.objects.create(name="Elsewhere", image=image_version.image)
+    operators = Group.objects.create(name="elsewhere-ops")
+    elsewhere.operator_groups.add(operators)
+    person.groups.add(operators)
+    return person
+
+
+@pytest.fixture
+def administrator(db: None) -> AbstractUser:
+    """An administrator by role (the Administrators group), not a superuser."""
+    from vdi.roles import ADMINISTRATORS
+
+    return _staff("administrator", ADMINISTRATORS)
 
 
 @pytest.fixture
@@ -120,11 +156,40 @@ def running_desktop(owner: Any, pool: Pool, host: Host,
 
 
 @pytest.fixture
+def persistent_desktop(running_desktop: Desktop) -> Desktop:
+    """The owner's running desktop, in a persistent pool, with a data disk (a row only)."""
+    pool = running_desktop.pool
+    assert pool is not None
+    pool.persistence = "persistent"
+    pool.save()
+    Desktop.objects.filter(pk=running_desktop.pk).update(data_disk_path="/nonexistent/d.qcow2")
+    running_desktop.refresh_from_db()
+    return running_desktop
+
+
+@pytest.fixture
 def empty_queue(host: Host) -> Iterator[None]:
     """The host's task queue in Redis is empty before and after the test."""
     purge(host.queue)
     yield
     purge(host.queue)
+
+
+@pytest.fixture
+def spy_driver(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records every attempt to reach a hypervisor (behaviour unchanged)."""
+    import vdi.hypervisor.driver as driver_module
+
+    calls: list[str] = []
+    original = driver_module.get_driver
+
+    def recording(uri: str) -> Any:
+        calls.append(uri)
+        return original(uri)
+
+    monkeypatch.setattr(driver_module, "get_driver", recording)
+    monkeypatch.setattr("vdi.worker.hosts.get_driver", recording)
+    return calls
 
 
 def pytest_configure(config: pytest.Config) -> None:

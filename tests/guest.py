@@ -1,13 +1,20 @@
-"""Typing into a guest with ``virsh send-key`` (Linux key codes) and reading its serial log."""
+"""Typing into a guest with ``virsh send-key`` (Linux key codes) and reading its serial log;
+a tiny desktop claimed and booted, files written on it and looked for."""
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
-from vdi.models import Desktop
+from tests.support import wait_status
+from vdi.choices import DesktopStatus
+from vdi.images.tiny import READY_MARKER
+from vdi.models import Desktop, Pool
+from vdi.services.claims import claim_desktop
 from vdi.testing.processes import wait_for
 
 _PLAIN = {" ": "KEY_SPACE", "\n": "KEY_ENTER", "-": "KEY_MINUS", "=": "KEY_EQUAL",
@@ -47,3 +54,30 @@ def ask(desktop: Desktop, command: str, answer: str) -> None:
     """Type ``command`` on the guest's console; wait for ``answer`` on its serial port."""
     type_text(desktop.domain_name, command + "\n")
     wait_serial(desktop.serial_log_path, answer, timeout=60)
+
+
+def booted(owner: Any, pool: Pool) -> Desktop:
+    """A desktop of the tiny ``pool`` claimed for ``owner``, up to its ready marker (and, in a
+    persistent pool, its data disk mounted)."""
+    desktop = claim_desktop(owner, pool)
+    wait_status(desktop, DesktopStatus.RUNNING)
+    wait_serial(desktop.serial_log_path, "VDI-DATA-MOUNTED")
+    wait_serial(desktop.serial_log_path, READY_MARKER)
+    return desktop
+
+
+def write(desktop: Desktop, name: str) -> None:
+    """A file ``name`` on the system disk (/root) and on the data disk (/data)."""
+    mark = secrets.token_hex(3)
+    ask(desktop, f"echo {name} > /root/{name}; echo {name} > /data/{name}; sync; "
+                 f"echo W{mark} > /dev/ttyS0", f"W{mark}")
+
+
+def present(desktop: Desktop, names: list[str]) -> dict[str, tuple[bool, bool]]:
+    """Which of the files exist now: name -> (on the system disk, on the data disk)."""
+    probe = secrets.token_hex(3)
+    checks = "; ".join(f"test -e /root/{n} && echo R{n}{probe} > /dev/ttyS0; "
+                       f"test -e /data/{n} && echo D{n}{probe} > /dev/ttyS0" for n in names)
+    ask(desktop, f"{checks}; echo P{probe} > /dev/ttyS0", f"P{probe}")
+    log = serial(desktop.serial_log_path)
+    return {n: (f"R{n}{probe}" in log, f"D{n}{probe}" in log) for n in names}

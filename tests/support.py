@@ -1,12 +1,14 @@
 """Helpers shared by the tests (fixtures live in the conftest files): image version rows,
-waiting for a desktop's state, signed-in clients, and reading what Celery published to Redis
-without a worker consuming it."""
+waiting for a desktop's state or an operation's end, signed-in clients, and reading what
+Celery published to Redis without a worker consuming it."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import subprocess
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -14,11 +16,11 @@ from django.conf import settings
 from django.test import Client
 
 from vdi.choices import DesktopStatus
-from vdi.models import Desktop, GoldenImage, ImageVersion
+from vdi.models import Desktop, GoldenImage, ImageVersion, Operation
 from vdi.testing.processes import wait_for
 
-__all__ = ["drain", "is_gone", "make_version", "purge", "signed_in", "status_of",
-           "wait_for", "wait_gone", "wait_status"]
+__all__ = ["done", "drain", "is_gone", "make_version", "process_ended", "purge", "signed_in",
+           "status_of", "wait_for", "wait_gone", "wait_status"]
 
 
 def make_version(image_name: str, disk_path: str, **files: str) -> ImageVersion:
@@ -50,6 +52,19 @@ def wait_status(desktop: Desktop, wanted: str, timeout: float = 120) -> None:
         return current == wanted
 
     wait_for(reached, timeout, f"desktop to be {wanted}")
+
+
+def done(operation: Operation, desktop: Desktop, status: str) -> None:
+    """Wait for ``operation`` to finish without an error and the desktop to be ``status``."""
+    wait_for(lambda: Operation.objects.get(pk=operation.pk).finished_at is not None, 180,
+             f"the {operation.kind}")
+    operation.refresh_from_db()
+    assert not operation.error, operation.detail
+    wait_status(desktop, status)
+
+
+def process_ended(process: subprocess.Popen[bytes]) -> Callable[[], bool]:
+    return lambda: process.poll() is not None
 
 
 def is_gone(desktop: Desktop) -> bool:

@@ -63,6 +63,14 @@ def tiny_pool(tiny_version: ImageVersion, vm_host: Host, owner: Any) -> Pool:
 
 
 @pytest.fixture
+def persistent_pool(tiny_pool: Pool) -> Pool:
+    """The tiny pool, persistent: its desktops get a data disk."""
+    tiny_pool.persistence = "persistent"
+    tiny_pool.save()
+    return tiny_pool
+
+
+@pytest.fixture
 def worker(transactional_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     WorkerProcess
 ]:

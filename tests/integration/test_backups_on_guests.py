@@ -13,15 +13,8 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from tests.guest import ask, wait_serial
-from tests.integration.test_snapshots_on_guests import (
-    booted,
-    done,
-    present,
-    process_ended,
-    write,
-)
-from tests.support import wait_status
+from tests.guest import ask, booted, present, wait_serial, write
+from tests.support import done, process_ended, wait_status
 from vdi.choices import BackupKind, BackupStatus, DesktopStatus
 from vdi.images.tiny import READY_MARKER
 from vdi.models import Backup, Desktop, FileTransfer
@@ -32,13 +25,6 @@ from vdi.worker.reconcile import reconcile
 
 pytestmark = [pytest.mark.vm, pytest.mark.django_db(transaction=True)]
 FILES = ["alpha", "beta", "gamma"]
-
-
-@pytest.fixture
-def persistent(tiny_pool):
-    tiny_pool.persistence = "persistent"
-    tiny_pool.save()
-    return tiny_pool
 
 
 def back_up(owner, desktop: Desktop) -> Backup:
@@ -62,8 +48,8 @@ def restored(owner, desktop: Desktop, backup: Backup, boots: int) -> dict[str, t
     return present(desktop, FILES)
 
 
-def test_full_and_incremental_backups_and_a_restore_drill(worker, persistent, owner):
-    desktop = booted(owner, persistent)
+def test_full_and_incremental_backups_and_a_restore_drill(worker, persistent_pool, owner):
+    desktop = booted(owner, persistent_pool)
     fill(desktop, "base", 32)
     write(desktop, "alpha")
     full = back_up(owner, desktop)
@@ -101,8 +87,8 @@ def test_full_and_incremental_backups_and_a_restore_drill(worker, persistent, ow
     assert missing.status == FileTransfer.Status.FAILED and "not found" in missing.error
 
     # the stopped desktop's backup as a new desktop, its files all there
-    persistent.max_per_user = 2
-    persistent.save()
+    persistent_pool.max_per_user = 2
+    persistent_pool.save()
     copy = backups.restore_as_new(owner, stopped)
     wait_status(copy, DesktopStatus.RUNNING)
     wait_serial(copy.serial_log_path, READY_MARKER)
@@ -110,8 +96,8 @@ def test_full_and_incremental_backups_and_a_restore_drill(worker, persistent, ow
     assert Backup.objects.filter(desktop=copy).count() == 0
 
     # retention: keep only the newest; the next backup is full (a restore started a new chain)
-    persistent.backup_keep_last, persistent.backup_keep_daily = 1, 1
-    persistent.save()
+    persistent_pool.backup_keep_last, persistent_pool.backup_keep_daily = 1, 1
+    persistent_pool.save()
     old = [Path(b.folder) for b in (full, running, stopped)]
     newest = back_up(owner, desktop)
     assert newest.kind == BackupKind.FULL, "a restore starts a new chain"
@@ -120,12 +106,12 @@ def test_full_and_incremental_backups_and_a_restore_drill(worker, persistent, ow
     assert all(Path(str(f["path"])).exists() for f in newest.files.values())
 
 
-def test_a_worker_killed_in_a_backup_leaves_nothing_half_made(persistent, owner, tmp_path,
+def test_a_worker_killed_in_a_backup_leaves_nothing_half_made(persistent_pool, owner, tmp_path,
                                                               monkeypatch):
     healthy = WorkerProcess(tmp_path / "worker.log")
     healthy.start()
     try:
-        desktop = booted(owner, persistent)
+        desktop = booted(owner, persistent_pool)
     finally:
         healthy.stop()
     monkeypatch.setenv("VDI_CRASH_AT", "backup")

@@ -4,9 +4,6 @@ reset that takes every snapshot with it, and a worker killed during a take and a
 
 from __future__ import annotations
 
-import secrets
-import subprocess
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,58 +11,18 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from tests.guest import ask, serial, wait_serial
-from tests.support import wait_status
+from tests.guest import booted, present, wait_serial, write
+from tests.support import done, process_ended
 from vdi.choices import DesktopStatus, SnapshotKind, SnapshotStatus
 from vdi.hypervisor.snapshots import disk_tags
 from vdi.images.tiny import READY_MARKER
-from vdi.models import Desktop, Operation, Snapshot
+from vdi.models import Desktop, Snapshot
 from vdi.services import snapshots
-from vdi.services.claims import claim_desktop
 from vdi.services.desktops import request_action
 from vdi.testing.processes import WorkerProcess, wait_for
 from vdi.worker.reconcile import reconcile
 
 pytestmark = [pytest.mark.vm, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def persistent(tiny_pool):
-    tiny_pool.persistence = "persistent"
-    tiny_pool.save()
-    return tiny_pool
-
-
-def booted(owner, pool) -> Desktop:
-    desktop = claim_desktop(owner, pool)
-    wait_status(desktop, DesktopStatus.RUNNING)
-    wait_serial(desktop.serial_log_path, "VDI-DATA-MOUNTED")
-    wait_serial(desktop.serial_log_path, READY_MARKER)
-    return desktop
-
-
-def done(operation: Operation, desktop: Desktop, status: str) -> None:
-    wait_for(lambda: Operation.objects.get(pk=operation.pk).finished_at is not None, 180,
-             f"the {operation.kind}")
-    operation.refresh_from_db()
-    assert not operation.error, operation.detail
-    wait_status(desktop, status)
-
-
-def write(desktop: Desktop, name: str) -> None:
-    mark = secrets.token_hex(3)
-    ask(desktop, f"echo {name} > /root/{name}; echo {name} > /data/{name}; sync; "
-                 f"echo W{mark} > /dev/ttyS0", f"W{mark}")
-
-
-def present(desktop: Desktop, names: list[str]) -> dict[str, tuple[bool, bool]]:
-    """Which of the files exist now: name -> (on the system disk, on the data disk)."""
-    probe = secrets.token_hex(3)
-    checks = "; ".join(f"test -e /root/{n} && echo R{n}{probe} > /dev/ttyS0; "
-                       f"test -e /data/{n} && echo D{n}{probe} > /dev/ttyS0" for n in names)
-    ask(desktop, f"{checks}; echo P{probe} > /dev/ttyS0", f"P{probe}")
-    log = serial(desktop.serial_log_path)
-    return {n: (f"R{n}{probe}" in log, f"D{n}{probe}" in log) for n in names}
 
 
 def take(owner, desktop: Desktop, name: str, **options) -> Snapshot:
@@ -74,8 +31,8 @@ def take(owner, desktop: Desktop, name: str, **options) -> Snapshot:
     return Snapshot.objects.get(desktop=desktop, name=name)
 
 
-def test_three_levels_revert_to_each_then_delete_the_middle_one(worker, persistent, owner):
-    desktop = booted(owner, persistent)
+def test_three_levels_revert_to_each_then_delete_the_middle_one(worker, persistent_pool, owner):
+    desktop = booted(owner, persistent_pool)
     levels = ["one", "two", "three"]
     taken = []
     for name in levels:
@@ -102,8 +59,8 @@ def test_three_levels_revert_to_each_then_delete_the_middle_one(worker, persiste
     assert present(desktop, levels) == {n: (True, True) for n in levels}
 
 
-def test_an_offline_snapshot_without_the_data_disk_and_a_reset(worker, persistent, owner):
-    desktop = booted(owner, persistent)
+def test_an_offline_snapshot_without_the_data_disk_and_a_reset(worker, persistent_pool, owner):
+    desktop = booted(owner, persistent_pool)
     write(desktop, "before")
     done(request_action(owner, desktop, "stop"), desktop, DesktopStatus.STOPPED)
     offline = take(owner, desktop, "system only", with_data_disk=False)
@@ -127,16 +84,12 @@ def test_an_offline_snapshot_without_the_data_disk_and_a_reset(worker, persisten
     assert live.tag not in disk_tags(data) and disk_tags(data) == {}, "no orphan snapshot"
 
 
-def process_ended(process: subprocess.Popen[bytes]) -> Callable[[], bool]:
-    return lambda: process.poll() is not None
-
-
-def test_a_worker_killed_in_a_take_or_a_revert_leaves_a_clear_state(persistent, owner, tmp_path,
-                                                                    monkeypatch):
+def test_a_worker_killed_in_a_take_or_a_revert_leaves_a_clear_state(persistent_pool, owner,
+                                                                    tmp_path, monkeypatch):
     healthy = WorkerProcess(tmp_path / "worker.log")
     healthy.start()
     try:
-        desktop = booted(owner, persistent)
+        desktop = booted(owner, persistent_pool)
         kept = take(owner, desktop, "kept")
     finally:
         healthy.stop()

@@ -117,14 +117,15 @@ def test_an_unreachable_host_is_waited_for_then_the_error_says_what_to_do(
     assert desktop.status == DesktopStatus.PROVISIONING, "still claimed while it waits"
     operation = Operation.objects.get(desktop=desktop)
     assert operation.status == OperationStatus.QUEUED and operation.waiting_since is not None
-    assert operation.step.startswith("Waiting for its host test to come back")
+    assert operation.step.startswith(f"Waiting for its host {settings.HOST_NAME} to come back")
     assert "/nonexistent/sock" in operation.detail, "the raw cause is for operators"
     Operation.objects.filter(pk=operation.pk).update(
         waiting_since=operation.waiting_since - timedelta(seconds=61))
     assert run("provision", desktop) == "failed", "past the window it fails"
     desktop.refresh_from_db()
     assert desktop.status == DesktopStatus.ERROR
-    assert desktop.last_error.startswith("Its host test could not be reached for 1 min")
+    assert desktop.last_error.startswith(
+        f"Its host {settings.HOST_NAME} could not be reached for 1 min")
     assert "ask an administrator" in desktop.last_error
     assert "/nonexistent" not in desktop.last_error, "no socket path for the user"
     assert "/nonexistent/sock" in desktop.error_detail
@@ -245,4 +246,62 @@ def test_a_guest_ready_by_its_serial_marker_is_recorded(owner, test_pool):
         status_changed_at=timezone.now() - timedelta(hours=1))
     Path(desktop.serial_log_path).write_text("")
     assert guests.check(desktop.pk) == "timeout"
+    get_driver(TEST_URI).undefine(desktop.domain_name, (Path(desktop.disk_path),))
+
+
+def console_password_of(desktop: Desktop) -> str | None:
+    """The VNC password the domain's definition holds (the test driver assigns no port, so
+    read the definition itself rather than the endpoint)."""
+    import libvirt
+    from lxml import etree
+
+    domain = get_driver(TEST_URI).connection().lookupByName(desktop.domain_name)
+    graphics = etree.fromstring(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE).encode()).find(
+        "devices/graphics")
+    assert graphics is not None, "a screen"
+    return graphics.get("passwd")
+
+
+def test_a_desktop_without_a_console_password_gets_one_at_its_next_start(owner, test_pool):
+    """Desktops made before console passwords existed: the next start gives them one, in the
+    row the proxy reads and in the domain's definition the guest's VNC server uses."""
+    desktop = create_desktop(owner, test_pool)
+    run("provision", desktop)
+    request_action(owner, desktop, "stop")
+    assert run("stop", desktop) == "done"
+    Desktop.objects.filter(pk=desktop.pk).update(vnc_password="")
+    request_action(owner, desktop, "start")
+    assert run("start", desktop) == "done"
+    desktop.refresh_from_db()
+    assert len(desktop.vnc_password) == 8
+    assert console_password_of(desktop) == desktop.vnc_password
+    get_driver(TEST_URI).undefine(desktop.domain_name, (Path(desktop.disk_path),))
+
+
+def test_a_start_keeps_the_console_password_it_has(owner, test_pool):
+    desktop = create_desktop(owner, test_pool)
+    run("provision", desktop)
+    desktop.refresh_from_db()
+    given = desktop.vnc_password
+    for action in ("stop", "start"):
+        request_action(owner, desktop, action)
+        run(action, desktop)
+    desktop.refresh_from_db()
+    assert desktop.vnc_password == given == console_password_of(desktop)
+    get_driver(TEST_URI).undefine(desktop.domain_name, (Path(desktop.disk_path),))
+
+
+def test_reset_and_release_change_the_console_password(owner, test_pool):
+    desktop = create_desktop(owner, test_pool)
+    run("provision", desktop)
+    desktop.refresh_from_db()
+    seen = [desktop.vnc_password]
+    for action in ("reset", "release"):
+        request_action(owner, desktop, action)
+        assert run(action, desktop) == "done"
+        desktop.refresh_from_db()
+        assert desktop.vnc_password not in seen, f"a new password after the {action}"
+        assert console_password_of(desktop) == desktop.vnc_password
+        seen.append(desktop.vnc_password)
+    assert desktop.owner is None and desktop.pristine, "released: reset, the next user's"
     get_driver(TEST_URI).undefine(desktop.domain_name, (Path(desktop.disk_path),))

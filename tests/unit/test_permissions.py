@@ -1,11 +1,12 @@
-"""The role matrix: every page, desktop action, admin page and admin action, and the console
-websocket, for every persona: the owner (a plain user), a member of a granted group, the
-helpdesk, the operator of the desktop's pool, the operator of another pool, an administrator
-(by role, not superuser), an outsider, a disabled account and an anonymous visitor.
+"""The role matrix, desktop side: the desktop list, claims, every desktop action, the
+console pages and the console websocket, for every persona (``tests/roles.py``): the owner (a
+plain user), a member of a granted group, the helpdesk, the operator of the desktop's pool,
+the operator of another pool, an administrator (by role, not superuser), an outsider, a
+disabled account and an anonymous visitor. The other portal pages are in
+test_permissions_pages.py, the admin in test_permissions_admin.py.
 
 Each persona gets exactly what it should. A refused call reaches no hypervisor driver and
-enqueues nothing; an allowed call takes effect (the desktop moves, a task is queued, the pool
-drains).
+enqueues nothing; an allowed call takes effect (the desktop moves, a task is queued).
 """
 
 from __future__ import annotations
@@ -14,109 +15,14 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from django.test import Client
 
 from tests.console_helpers import communicator, session_cookie
+from tests.roles import DENIED, EVERYONE, OK, PERSONAS, client_for, only, outcome
 from tests.support import drain, purge
 from vdi import actions
-from vdi.choices import DesktopStatus
 from vdi.console.codes import CloseCode
-from vdi.models import Desktop, Pool
-from vdi.roles import ADMINISTRATORS, HELPDESK, POOL_OPERATORS
+from vdi.models import Desktop
 from vdi.services.console import issue_ticket
-
-PERSONAS = ("owner", "member", "helpdesk", "operator", "other_operator", "administrator",
-            "outsider", "disabled_user", "anonymous")
-OK, LOGIN, GONE, DENIED, NOTHING = "ok", "login", "404", "403", "no effect"
-
-
-def _staff(username: str, role: str) -> Any:
-    person = get_user_model().objects.create_user(username, password="x", is_staff=True)
-    person.groups.add(Group.objects.get(name=role))
-    return person
-
-
-@pytest.fixture
-def helpdesk(db):
-    return _staff("helpdesk", HELPDESK)
-
-
-@pytest.fixture
-def operator(db, pool):
-    person = _staff("operator", POOL_OPERATORS)
-    pool.operators.add(person)
-    return person
-
-
-@pytest.fixture
-def other_operator(db, image_version):
-    person = _staff("other-operator", POOL_OPERATORS)
-    elsewhere = Pool.objects.create(name="Elsewhere", image=image_version.image)
-    elsewhere.operator_groups.add(Group.objects.create(name="elsewhere-ops"))
-    person.groups.add(Group.objects.get(name="elsewhere-ops"))
-    return person
-
-
-@pytest.fixture
-def administrator(db):
-    return _staff("administrator", ADMINISTRATORS)
-
-
-@pytest.fixture
-def spy_driver(monkeypatch) -> list[str]:
-    """Records every attempt to reach a hypervisor (behaviour unchanged)."""
-    import vdi.hypervisor.driver as driver_module
-
-    calls: list[str] = []
-    original = driver_module.get_driver
-
-    def recording(uri: str) -> Any:
-        calls.append(uri)
-        return original(uri)
-
-    monkeypatch.setattr(driver_module, "get_driver", recording)
-    monkeypatch.setattr("vdi.worker.hosts.get_driver", recording)
-    return calls
-
-
-def client_for(request, persona: str) -> Client:
-    client = Client()
-    if persona != "anonymous":
-        client.force_login(request.getfixturevalue(persona))
-    return client
-
-
-def outcome(response) -> str:
-    location = response.get("Location", "") if response.status_code == 302 else ""
-    if "/accounts/login/" in location or "/admin/login/" in location:
-        return LOGIN
-    if location == "/admin/":  # the admin's "that object does not exist (for you)"
-        return GONE
-    if response.status_code in (200, 302):
-        return OK
-    return {404: GONE, 403: DENIED, 409: OK}.get(response.status_code,
-                                                  str(response.status_code))
-
-
-SIGNED_IN = {"anonymous": LOGIN, "disabled_user": LOGIN}
-EVERYONE = {p: OK for p in PERSONAS} | SIGNED_IN
-NOBODY_BUT = {p: GONE for p in PERSONAS} | SIGNED_IN
-ADMIN_SITE_LOGIN = {p: LOGIN for p in PERSONAS}  # non-staff are sent to the admin's sign-in
-STAFF = ("helpdesk", "operator", "other_operator", "administrator")
-
-
-def only(*personas: str, others: str = GONE) -> dict[str, str]:
-    table = {p: others for p in PERSONAS} | SIGNED_IN
-    return table | {p: OK for p in personas}
-
-
-def admin_page(*personas: str) -> dict[str, str]:
-    """Staff without the permission get 403; everyone else is sent to sign in."""
-    table = ADMIN_SITE_LOGIN | {p: DENIED for p in STAFF}
-    return table | {p: OK for p in personas}
-
 
 ACTORS = ("owner", "operator", "administrator")  # may act on the owner's desktop
 MATRIX: dict[str, dict[str, str]] = {
@@ -131,26 +37,10 @@ MATRIX: dict[str, dict[str, str]] = {
     "POST vv": only("owner", "operator", "administrator") | {"helpdesk": DENIED},
     "GET snapshots": only("owner", "operator", "administrator"),
     "GET backups": only("owner", "operator", "administrator"),
-    "GET /admin/": admin_page(*STAFF),
-    "GET /admin/vdi/desktop/": admin_page("helpdesk", "operator", "other_operator",
-                                          "administrator"),
-    "GET admin desktop": admin_page("helpdesk", "operator", "administrator")
-    | {"other_operator": GONE},
-    "GET /admin/vdi/pool/": admin_page("helpdesk", "operator", "other_operator",
-                                       "administrator"),
-    "GET /admin/vdi/consolesession/": admin_page("helpdesk", "operator", "other_operator",
-                                                 "administrator"),
-    "GET /admin/vdi/auditevent/": admin_page("administrator"),
-    "GET /admin/auth/user/": admin_page("administrator"),
-}
-# Effects of admin actions (the request itself is a redirect for every staff member).
-ADMIN_ACTIONS: dict[str, tuple[str, ...]] = {
-    "stop_desktops": ("operator", "administrator"),
-    "drain_pools": ("operator", "administrator"),
 }
 
 
-def send(client: Client, what: str, desktop: Desktop):
+def send(client: Any, what: str, desktop: Desktop) -> Any:
     method, _, target = what.partition(" ")
     paths = {
         "claim": f"/pools/{desktop.pool_id}/claim/",
@@ -161,7 +51,6 @@ def send(client: Client, what: str, desktop: Desktop):
         "vv": f"/desktops/{desktop.pk}/console/remote-viewer.vv",
         "snapshots": f"/desktops/{desktop.pk}/snapshots/",
         "backups": f"/desktops/{desktop.pk}/backups/",
-        "admin desktop": f"/admin/vdi/desktop/{desktop.pk}/change/",
     }
     path = paths.get(target, target)
     return client.post(path) if method == "POST" else client.get(path)
@@ -197,27 +86,6 @@ def test_matrix(request, running_desktop, host, spy_driver, persona, what,
     elif claims is not None:
         assert running_desktop.status == claims, "the allowed action took effect"
         assert [m["args"][0] for m in queued] == [what.removeprefix("POST ")]
-
-
-@pytest.mark.parametrize("persona", PERSONAS)
-@pytest.mark.parametrize("action", list(ADMIN_ACTIONS))
-def test_admin_action_matrix(request, running_desktop, pool, host, spy_driver, persona, action,
-                             django_capture_on_commit_callbacks):
-    purge(host.queue)
-    model = "desktop" if action.endswith("desktops") else "pool"
-    target = running_desktop if model == "desktop" else pool
-    with django_capture_on_commit_callbacks(execute=True):
-        client_for(request, persona).post(f"/admin/vdi/{model}/",
-                                          {"action": action, "_selected_action": [target.pk]})
-    running_desktop.refresh_from_db()
-    pool.refresh_from_db()
-    took_effect = (running_desktop.status == DesktopStatus.STOPPING if model == "desktop"
-                   else pool.draining)
-    assert took_effect == (persona in ADMIN_ACTIONS[action]), f"{persona} {action}"
-    assert spy_driver == []
-    if not took_effect:
-        assert drain(host.queue) == []
-    purge(host.queue)
 
 
 CONSOLE = {"owner": CloseCode.VNC_UNREACHABLE, "helpdesk": CloseCode.VNC_UNREACHABLE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 
 from tests.support import drain, purge
 from vdi.choices import DesktopStatus, OperationStatus
@@ -21,7 +22,7 @@ def test_create_records_audit_operation_and_enqueues_after_commit(
         desktop = create_desktop(owner, pool, "192.0.2.7")
     assert drain(host.queue) == [], "nothing is sent before the transaction commits"
     assert desktop.status == DesktopStatus.PROVISIONING
-    assert desktop.host == host and desktop.domain_name.startswith("vditest-")
+    assert desktop.host == host and desktop.domain_name.startswith(f"{settings.DOMAIN_PREFIX}-")
     assert desktop.disk_path.endswith(f"{desktop.domain_name}.qcow2")
     operation = Operation.objects.get(desktop=desktop)
     assert (operation.kind, operation.status) == ("provision", OperationStatus.QUEUED)

@@ -4,60 +4,45 @@ forms ask the services for (the worker's side runs on real guests in tests/integ
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
+from tests.support import signed_in
 from vdi.choices import BackupKind, BackupStatus, SnapshotKind, SnapshotStatus
 from vdi.models import Backup, Desktop, FileTransfer, Operation, Snapshot
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def persistent(running_desktop: Desktop) -> Desktop:
-    pool = running_desktop.pool
-    pool.persistence = "persistent"
-    pool.save()
-    Desktop.objects.filter(pk=running_desktop.pk).update(data_disk_path="/nonexistent/d.qcow2")
-    running_desktop.refresh_from_db()
-    return running_desktop
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def test_the_desktop_list_links_a_persistent_desktops_pages(owner, persistent):
+def test_the_desktop_list_links_a_persistent_desktops_pages(owner, persistent_desktop):
     page = signed_in(owner).get(reverse("desktop-list")).content.decode()
-    assert reverse("desktop-snapshots", args=[persistent.pk]) in page
-    assert reverse("desktop-backups", args=[persistent.pk]) in page
+    assert reverse("desktop-snapshots", args=[persistent_desktop.pk]) in page
+    assert reverse("desktop-backups", args=[persistent_desktop.pk]) in page
 
 
-def test_taking_a_snapshot_from_its_page(owner, persistent, empty_queue):
+def test_taking_a_snapshot_from_its_page(owner, persistent_desktop, empty_queue):
     client = signed_in(owner)
-    page = client.get(reverse("desktop-snapshots", args=[persistent.pk])).content.decode()
+    page = client.get(reverse("desktop-snapshots", args=[persistent_desktop.pk])).content.decode()
     assert "Take a live snapshot" in page
-    response = client.post(reverse("snapshot-take", args=[persistent.pk]),
+    response = client.post(reverse("snapshot-take", args=[persistent_desktop.pk]),
                            {"name": "before", "with_data_disk": "on"})
     assert response.status_code == 302
     snapshot = Snapshot.objects.get()
     assert (snapshot.name, snapshot.kind) == ("before", SnapshotKind.LIVE)
     assert Operation.objects.get().kind == "snapshot"
     Snapshot.objects.filter(pk=snapshot.pk).update(status=SnapshotStatus.READY, current=True)
-    persistent.refresh_from_db()
-    Desktop.objects.filter(pk=persistent.pk).update(status="running")
-    page = client.get(reverse("desktop-snapshots", args=[persistent.pk])).content.decode()
+    persistent_desktop.refresh_from_db()
+    Desktop.objects.filter(pk=persistent_desktop.pk).update(status="running")
+    page = client.get(reverse("desktop-snapshots", args=[persistent_desktop.pk])).content.decode()
     assert "you are here" in page and reverse("snapshot-revert", args=[snapshot.pk]) in page
 
 
-def test_backing_up_and_restoring_a_file_from_the_page(owner, persistent, empty_queue):
+def test_backing_up_and_restoring_a_file_from_the_page(owner, persistent_desktop, empty_queue):
     client = signed_in(owner)
-    assert client.post(reverse("backup-now", args=[persistent.pk])).status_code == 302
+    assert client.post(reverse("backup-now", args=[persistent_desktop.pk])).status_code == 302
     assert Operation.objects.get().kind == "backup"
     backup = Backup.objects.create(
-        desktop=persistent, desktop_name=str(persistent), host=persistent.host,
+        desktop=persistent_desktop, desktop_name=str(persistent_desktop),
+        host=persistent_desktop.host,
         kind=BackupKind.FULL, checkpoint="cp", folder="/nonexistent", status=BackupStatus.READY,
         files={"vda": {"path": "/x"}, "vdb": {"path": "/y"}})
     response = client.post(reverse("backup-restore-file", args=[backup.pk]),
@@ -69,7 +54,7 @@ def test_backing_up_and_restoring_a_file_from_the_page(owner, persistent, empty_
     assert transfer.name == "notes.txt" and transfer.direction == FileTransfer.Direction.OUT
 
 
-def test_outsiders_find_no_pages(outsider, persistent):
+def test_outsiders_find_no_pages(outsider, persistent_desktop):
     client = signed_in(outsider)
-    assert client.get(reverse("desktop-snapshots", args=[persistent.pk])).status_code == 404
-    assert client.get(reverse("desktop-backups", args=[persistent.pk])).status_code == 404
+    assert client.get(reverse("desktop-snapshots", args=[persistent_desktop.pk])).status_code == 404
+    assert client.get(reverse("desktop-backups", args=[persistent_desktop.pk])).status_code == 404

@@ -18,6 +18,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from vdi import actions
 from vdi.admin.base import AuditedAdmin, address
 from vdi.choices import Profile, Readiness
 from vdi.models import Desktop, InstallMedia
@@ -126,6 +127,8 @@ class InstallMediaAdmin(AuditedAdmin):
         return _receive_upload(request)
 
     def install_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not access.holds(request.user, INSTALL):  # no form for those who can't use it
+            raise PermissionDenied
         media = get_object_or_404(InstallMedia, pk=pk)
         form = InstallForm(request.POST if request.method == "POST" else None)
         if form.is_valid():
@@ -165,6 +168,8 @@ def _receive_upload(request: HttpRequest) -> HttpResponse:
 def publish_view(model_admin: Any, request: HttpRequest, pk: int) -> HttpResponse:
     """Publish an install desktop as the next version of an image."""
     desktop = get_object_or_404(Desktop, pk=pk)
+    if not access.holds(request.user, actions.PUBLISH.permission, desktop):
+        raise PermissionDenied  # no form (nor the desktop's name) for those who can't publish
     form = PublishForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         try:
