@@ -4,21 +4,15 @@ allowed ones take effect."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.test import Client
 
+from tests.roles import PERSONAS
 from tests.support import drain, purge
 from vdi import actions
 from vdi.models import ApiToken, Desktop, Pool
-from vdi.roles import ADMINISTRATORS, POOL_OPERATORS
 from vdi.services import tokens
 
-PERSONAS = ("owner", "member", "helpdesk", "operator", "other_operator", "administrator",
-            "outsider", "disabled_user", "anonymous")
 SEES_DESKTOP = ("owner", "helpdesk", "operator", "administrator")
 SEES_POOL = ("owner", "member", "helpdesk", "operator", "administrator")
 ACTORS = ("owner", "operator", "administrator")
@@ -61,46 +55,6 @@ MATRIX: dict[str, dict[str, int]] = {
     "GET /api/tokens/": EVERYONE,
     "GET /api/schema/": {p: 200 for p in PERSONAS},  # public
 }
-
-
-def _staff(username: str, role: str) -> Any:
-    person = get_user_model().objects.create_user(username, password="x", is_staff=True)
-    person.groups.add(Group.objects.get(name=role))
-    return person
-
-
-@pytest.fixture
-def operator(db, pool):
-    person = _staff("operator", POOL_OPERATORS)
-    pool.operators.add(person)
-    return person
-
-
-@pytest.fixture
-def other_operator(db, image_version):
-    person = _staff("other-operator", POOL_OPERATORS)
-    Pool.objects.create(name="Elsewhere", image=image_version.image).operators.add(person)
-    return person
-
-
-@pytest.fixture
-def administrator(db):
-    return _staff("administrator", ADMINISTRATORS)
-
-
-@pytest.fixture
-def spy_driver(monkeypatch) -> list[str]:
-    import vdi.hypervisor.driver as driver_module
-
-    calls: list[str] = []
-    original = driver_module.get_driver
-
-    def recording(uri: str) -> Any:
-        calls.append(uri)
-        return original(uri)
-
-    monkeypatch.setattr(driver_module, "get_driver", recording)
-    return calls
 
 
 def client_for(request, persona: str) -> Client:
