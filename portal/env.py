@@ -32,6 +32,20 @@ class Env:
         value = self._raw(name)
         return default if value is None or value == "" else value
 
+    def secret(self, name: str) -> str:
+        """A secret from ``name``, or read from the file ``name_FILE`` names (one or the other,
+        not both); empty when neither is set. Line ends around a file's secret are dropped."""
+        value, path = self.text(name, ""), self.text(f"{name}_FILE", "")
+        if value and path:
+            raise ImproperlyConfigured(f"{name}_FILE: set it or {name}, not both")
+        if not path:
+            return value
+        try:
+            return Path(path).read_text().strip("\r\n")
+        except OSError as exc:
+            raise ImproperlyConfigured(
+                f"{name}_FILE: cannot read {path!r} ({exc.strerror})") from None
+
     def required_str(self, name: str, why: str) -> str:
         value = self._raw(name)
         if not value:

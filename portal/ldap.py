@@ -128,17 +128,7 @@ def _user_filter(env: Env, default: str) -> str:
 
 
 def _bind_password(env: Env, bind_dn: str) -> str:
-    password = env.text("VDI_LDAP_BIND_PASSWORD", "")
-    path = env.text("VDI_LDAP_BIND_PASSWORD_FILE", "")
-    if password and path:
-        raise ImproperlyConfigured(
-            "VDI_LDAP_BIND_PASSWORD_FILE: set it or VDI_LDAP_BIND_PASSWORD, not both")
-    if path:
-        try:
-            password = Path(path).read_text().rstrip("\r\n")
-        except OSError as exc:
-            raise ImproperlyConfigured(
-                f"VDI_LDAP_BIND_PASSWORD_FILE: cannot read {path!r} ({exc.strerror})") from None
+    password = env.secret("VDI_LDAP_BIND_PASSWORD")
     if bind_dn and not password:
         raise ImproperlyConfigured(
             "VDI_LDAP_BIND_PASSWORD: must be set (or VDI_LDAP_BIND_PASSWORD_FILE), "

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,17 +59,7 @@ def _issuer(value: str) -> str:
 
 
 def _client_secret(env: Env) -> str:
-    secret = env.text("VDI_OIDC_CLIENT_SECRET", "")
-    path = env.text("VDI_OIDC_CLIENT_SECRET_FILE", "")
-    if secret and path:
-        raise ImproperlyConfigured(
-            "VDI_OIDC_CLIENT_SECRET_FILE: set it or VDI_OIDC_CLIENT_SECRET, not both")
-    if path:
-        try:
-            secret = Path(path).read_text().strip()
-        except OSError as exc:
-            raise ImproperlyConfigured(
-                f"VDI_OIDC_CLIENT_SECRET_FILE: cannot read {path!r} ({exc.strerror})") from None
+    secret = env.secret("VDI_OIDC_CLIENT_SECRET")
     if not secret:
         raise ImproperlyConfigured("VDI_OIDC_CLIENT_SECRET: must be set (or "
                                    "VDI_OIDC_CLIENT_SECRET_FILE) when VDI_OIDC_ISSUER is set")

@@ -10,6 +10,9 @@ import pytest
 from django.http import HttpResponseBase
 from django.test import Client
 
+from vdi import actions
+from vdi.models import Desktop
+
 # owner: a plain user with a desktop; member: entitled to the pool through a group; helpdesk,
 # operator (of the desktop's pool), other_operator (of another pool), administrator: roles;
 # outsider: signed in, no grant; disabled_user: an account switched off; anonymous.
@@ -56,3 +59,14 @@ def outcome(response: HttpResponseBase) -> str:
         return OK
     return {404: GONE, 403: DENIED, 409: OK}.get(response.status_code,
                                                   str(response.status_code))
+
+
+def prepare(what: str, desktop: Desktop) -> str | None:
+    """For "POST <action>": put the desktop in a state the action starts from; return the
+    state the action claims (None for anything that is not a desktop action)."""
+    name = what.removeprefix("POST ")
+    if name not in actions.ACTIONS:
+        return None
+    action = actions.get(name)
+    Desktop.objects.filter(pk=desktop.pk).update(status=sorted(action.allowed_from)[-1])
+    return action.claims

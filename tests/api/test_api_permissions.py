@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.roles import PERSONAS
+from tests.roles import PERSONAS, prepare
 from tests.support import drain, purge
 from vdi import actions
 from vdi.models import ApiToken, Desktop, Pool
@@ -86,14 +86,6 @@ def send(client: Client, what: str, desktop: Desktop):
     return client.post(path) if method == "POST" else client.get(path)
 
 
-def prepare(what: str, desktop: Desktop) -> str | None:
-    """Put the desktop in a state the action starts from; return the state it claims."""
-    name = what.removeprefix("POST ")
-    if name not in actions.ACTIONS:
-        return None
-    action = actions.get(name)
-    Desktop.objects.filter(pk=desktop.pk).update(status=sorted(action.allowed_from)[-1])
-    return action.claims
 
 
 def effect(what: str, desktop: Desktop, pool: Pool, claims: str | None) -> bool:

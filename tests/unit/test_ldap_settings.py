@@ -132,6 +132,8 @@ def test_a_wrong_value_stops_the_portal():
 
 @pytest.mark.parametrize("document", ["README.md", "docker/.env.example"])
 def test_every_variable_is_documented(document):
-    read = set(re.findall(r'"(VDI_LDAP_[A-Z_]+)"', (ROOT / "portal" / "ldap.py").read_text()))
+    source = (ROOT / "portal" / "ldap.py").read_text()
+    read = set(re.findall(r'"(VDI_LDAP_[A-Z_]+)"', source))
+    read |= {f"{name}_FILE" for name in re.findall(r'secret\("(VDI_LDAP_[A-Z_]+)"\)', source)}
     documented = set(re.findall(r"VDI_LDAP_[A-Z_]+", (ROOT / document).read_text()))
     assert len(read) > 15 and read <= documented, read - documented

@@ -117,6 +117,8 @@ def test_the_portal_starts_with_a_provider_and_lets_its_form_go_there():
 @pytest.mark.parametrize("document", ["README.md", "docker/.env.example"])
 def test_every_variable_is_documented(document):
     root = Path(__file__).resolve().parents[2]
-    read = set(re.findall(r'"(VDI_OIDC_[A-Z_]+)"', (root / "portal" / "oidc.py").read_text()))
+    source = (root / "portal" / "oidc.py").read_text()
+    read = set(re.findall(r'"(VDI_OIDC_[A-Z_]+)"', source))
+    read |= {f"{name}_FILE" for name in re.findall(r'secret\("(VDI_OIDC_[A-Z_]+)"\)', source)}
     documented = set(re.findall(r"VDI_OIDC_[A-Z_]+", (root / document).read_text()))
     assert len(read) == 10 and read <= documented, read - documented

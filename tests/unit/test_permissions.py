@@ -17,7 +17,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from tests.console_helpers import communicator, session_cookie
-from tests.roles import DENIED, EVERYONE, OK, PERSONAS, client_for, only, outcome
+from tests.roles import DENIED, EVERYONE, OK, PERSONAS, client_for, only, outcome, prepare
 from tests.support import drain, purge
 from vdi import actions
 from vdi.console.codes import CloseCode
@@ -56,14 +56,6 @@ def send(client: Any, what: str, desktop: Desktop) -> Any:
     return client.post(path) if method == "POST" else client.get(path)
 
 
-def prepare(what: str, desktop: Desktop) -> str | None:
-    """Put the desktop in a state the request's action starts from; the state it claims."""
-    name = what.removeprefix("POST ")
-    if name not in actions.ACTIONS:
-        return None
-    action = actions.get(name)
-    Desktop.objects.filter(pk=desktop.pk).update(status=sorted(action.allowed_from)[-1])
-    return action.claims
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
