@@ -3,8 +3,12 @@ charts' series, and a constant number of queries whatever the number of desktops
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -293,3 +297,46 @@ def test_the_page_names_each_thumbnail_by_its_version(admin_user, pool, host, ow
     version = int(thumbnails.taken_at(shown.domain_name).timestamp())
     page = signed_in(admin_user).get("/dashboard/parts/sessions/").content.decode()
     assert f"/dashboard/desktops/{shown.pk}/thumbnail.jpg?v={version}" in page
+
+
+@pytest.mark.parametrize("name", ["VDI_THUMBNAIL_DIR", "VDI_THUMBNAIL_INTERVAL"])
+def test_the_dashboards_settings_are_documented(name):
+    root = Path(__file__).resolve().parents[2]
+    assert f'"{name}"' in (root / "portal" / "settings.py").read_text()
+    assert f"`{name}`" in (root / "README.md").read_text()
+    assert f"{name}=" in (root / "docker" / ".env.example").read_text()
+
+
+def beat_entry(interval: str) -> subprocess.CompletedProcess[str]:
+    """Start Django on the real settings with ``VDI_THUMBNAIL_INTERVAL`` and print beat's
+    thumbnail entry."""
+    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings",
+               "VDI_SECRET_KEY": "k" * 40, "VDI_THUMBNAIL_INTERVAL": interval}
+    code = ("import django; django.setup(); from django.conf import settings; "
+            "print(settings.CELERY_BEAT_SCHEDULE.get('take-thumbnails'))")
+    return subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
+                          text=True, check=False, timeout=120)
+
+
+def test_thumbnails_are_scheduled_or_turned_off():
+    assert beat_entry("12").stdout.strip() == (
+        "{'task': 'vdi.take_thumbnails', 'schedule': 12}")
+    assert beat_entry("0").stdout.strip() == "None", "0 turns them off"
+    refused = beat_entry("3")
+    assert refused.returncode != 0
+    assert "VDI_THUMBNAIL_INTERVAL: must be 0 (off) or at least 5, got 3" in refused.stderr
+
+
+def test_a_claim_keeps_its_time_to_ready_for_the_chart(owner, pool, host,
+                                                       django_capture_on_commit_callbacks):
+    from vdi.services import claims
+
+    ready = desktop(pool, host, owner=None, pristine=True, guest_ready_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        claimed = claims.claim_desktop(owner, pool)
+    assert claimed.pk == ready.pk
+    timing = ClaimTiming.objects.get()
+    assert (timing.pool, timing.desktop_id) == (pool, ready.pk)
+    assert 0 <= timing.seconds < 5, "a warm desktop whose guest was ready: at once"
+    claims.timed(ready, None, timezone.now())  # no claim was waiting: nothing kept
+    assert ClaimTiming.objects.count() == 1
