@@ -33,6 +33,9 @@ MEDIA_DIR = env.path("VDI_MEDIA_DIR", DATA_DIR / "media")  # uploaded installer 
 SPOOL_DIR = env.path("VDI_SPOOL_DIR", DATA_DIR / "spool")  # files on their way to/from desktops
 RECORDING_DIR = env.path("VDI_RECORDING_DIR", DATA_DIR / "recordings")  # console recordings
 BACKUP_DIR = env.path("VDI_BACKUP_DIR", DATA_DIR / "backups")  # desktops' backups, per host
+# The dashboard's thumbnails of desktops' screens: written by the workers, served by the portal
+# (shared by both, like the spool).
+THUMBNAIL_DIR = env.path("VDI_THUMBNAIL_DIR", DATA_DIR / "thumbnails")
 MEDIA_UPLOAD_MAX_BYTES = env.number("VDI_MEDIA_UPLOAD_MAX_BYTES", 8 * 1024**3, minimum=1)
 INSTALL_DISK_MAX_GIB = env.number("VDI_INSTALL_DISK_MAX_GIB", 200, minimum=1)
 # libguestfs (virt-sysprep when publishing): a fixed appliance made by the set-up scripts,
@@ -402,6 +405,12 @@ WEBHOOK_BACKOFF = env.number("VDI_WEBHOOK_BACKOFF", 10, minimum=1)
 WEBHOOK_BACKOFF_MAX = env.number("VDI_WEBHOOK_BACKOFF_MAX",
                                  min(1800, TASK_VISIBILITY_TIMEOUT // 2), minimum=1)
 WEBHOOK_SWEEP_INTERVAL = env.number("VDI_WEBHOOK_SWEEP_INTERVAL", 60, minimum=5)
+# The dashboard: each host's worker takes a thumbnail of every running desktop's screen every
+# THUMBNAIL_INTERVAL s (0: never; the dashboard then shows none).
+THUMBNAIL_INTERVAL = env.number("VDI_THUMBNAIL_INTERVAL", 30, minimum=0)
+if 0 < THUMBNAIL_INTERVAL < 5:
+    raise ImproperlyConfigured(
+        f"VDI_THUMBNAIL_INTERVAL: must be 0 (off) or at least 5, got {THUMBNAIL_INTERVAL}")
 
 CELERY_BEAT_SCHEDULE = {
     "maintain-pools": {"task": "vdi.maintain_pools", "schedule": POLICY_INTERVAL},
@@ -419,6 +428,9 @@ CELERY_BEAT_SCHEDULE = {
     "heartbeat-hosts": {"task": "vdi.heartbeat_hosts", "schedule": HEARTBEAT_INTERVAL},
     "sweep-webhooks": {"task": "vdi.sweep_webhooks", "schedule": WEBHOOK_SWEEP_INTERVAL},
 }
+if THUMBNAIL_INTERVAL:
+    CELERY_BEAT_SCHEDULE["take-thumbnails"] = {"task": "vdi.take_thumbnails",
+                                               "schedule": THUMBNAIL_INTERVAL}
 
 # --- The demo (scripts/run's setup_demo) ---
 DEMO_DESKTOP_IMAGE = env.flag("VDI_DEMO_DESKTOP_IMAGE", True)  # build it in the background

@@ -48,6 +48,10 @@ def serve_everything() -> None:
                      "auditevent", "deleteddesktop", "reconcilerun", "stray", "webhook",
                      "webhookdelivery"):
             assert staff.get(f"/admin/vdi/{page}/").status_code == 200, page
+        for path in ("/dashboard/", "/dashboard/charts.json",
+                     *(f"/dashboard/parts/{part}/" for part in
+                       ("summary", "hosts", "pools", "sessions", "failures", "reconciler"))):
+            assert staff.get(path).status_code == 200, path  # files and the database only
         assert staff.get("/metrics").status_code == 200  # reads Redis and the database only
         for probe in ("/health/live", "/health/ready"):
             assert client.get(probe).status_code in (200, 503), probe

@@ -125,9 +125,11 @@ class DesktopAction:
 
 _ANY_SETTLED = frozenset({S.RUNNING, S.STOPPED, S.ERROR})
 
+# A new desktop is recorded already provisioning; a failed provisioning (which removed what it
+# had made) may be tried again from the error it left (``vdi.services.retries``).
 PROVISION = DesktopAction(
-    "provision", "Provision", frozenset(), S.PROVISIONING, S.RUNNING, ends_consoles=False,
-    permission="vdi.add_desktop", self_service=False)
+    "provision", "Provision", frozenset({S.ERROR}), S.PROVISIONING, S.RUNNING,
+    ends_consoles=False, permission="vdi.add_desktop", self_service=False)
 START = DesktopAction(
     "start", "Start", frozenset({S.STOPPED, S.ERROR}), S.STARTING, S.RUNNING,
     ends_consoles=False, permission="vdi.start_desktop", admin_label="Start selected desktops")

@@ -1,8 +1,9 @@
 """Roles, built on Django groups and permissions.
 
 - *user*: anyone signed in: their own desktops, from the pools granted to them.
-- *helpdesk* (group "Helpdesk"): sees desktops and console sessions; may watch a user's
-  console view-only (the proxy drops their input; the user is told); no power actions.
+- *helpdesk* (group "Helpdesk"): sees desktops, console sessions, hosts and the reconciler's
+  findings; may watch a user's console view-only (the proxy drops their input; the user is
+  told); no power actions.
 - *pool operator* (group "Pool operators" plus being made operator of a pool, a relation
   separate from being entitled to use it): manages those pools and their desktops. The group
   holds only the marker permission ``vdi.operate_pools``; ``PoolOperatorBackend`` grants
@@ -27,6 +28,8 @@ ROLE_GROUPS = (HELPDESK, POOL_OPERATORS, ADMINISTRATORS)
 
 HELPDESK_PERMISSIONS = frozenset({
     "vdi.view_desktop", "vdi.view_consolesession", "vdi.view_pool", "vdi.view_operation",
+    # the dashboard, read-only: hosts' load and heartbeats, the reconciler's findings
+    "vdi.view_host", "vdi.view_reconcilerun", "vdi.view_stray",
     actions.SHADOW,
 })
 OPERATOR_PERMISSIONS = frozenset({

@@ -22,7 +22,7 @@ from vdi.models import Host, Pool
 from vdi.services import backups, capacity, history, policies, rollouts, webhooks
 from vdi.services.console import purge_expired_tickets
 from vdi.worker import backups as worker_backups
-from vdi.worker import guests, heartbeat, image_jobs, jobs, session, transfers
+from vdi.worker import guests, heartbeat, image_jobs, jobs, session, thumbnails, transfers
 from vdi.worker import signals as _signals  # noqa: F401  (task logs and metrics)
 from vdi.worker import webhooks as worker_webhooks
 from vdi.worker.files import remove_version_files
@@ -188,3 +188,17 @@ def deliver_webhook(self: Task[Any, Any], delivery_id: int, attempts: int) -> st
 def sweep_webhooks() -> int:
     """Beat: deliveries whose message was lost, or whose worker died, are sent again."""
     return len(webhooks.sweep(timezone.now()))
+
+
+@shared_task(name=task_names.TAKE_THUMBNAILS)
+def take_thumbnails() -> int:
+    """Beat: each enabled host's worker takes thumbnails of its running desktops' screens."""
+    hosts = list(Host.objects.filter(enabled=True))
+    for host in hosts:
+        host_thumbnails.apply_async(args=(host.pk,), queue=host.queue)
+    return len(hosts)
+
+
+@shared_task(name=task_names.HOST_THUMBNAILS)
+def host_thumbnails(host_id: int) -> dict[str, int]:
+    return thumbnails.take(host_id)

@@ -3,6 +3,7 @@ from django.urls import path
 from vdi import (
     backup_views,
     console_views,
+    dashboard_views,
     file_views,
     preference_views,
     recording_views,
@@ -13,6 +14,13 @@ from vdi import (
 
 urlpatterns = [
     path("", views.desktop_list, name="desktop-list"),
+    path("dashboard/", dashboard_views.dashboard_page, name="dashboard"),
+    path("dashboard/parts/<str:name>/", dashboard_views.dashboard_part, name="dashboard-part"),
+    path("dashboard/charts.json", dashboard_views.dashboard_charts, name="dashboard-charts"),
+    path("dashboard/desktops/<int:pk>/thumbnail.jpg", dashboard_views.desktop_thumbnail,
+         name="dashboard-thumbnail"),
+    path("dashboard/operations/<int:pk>/retry/", dashboard_views.operation_retry,
+         name="dashboard-retry"),
     path("settings/", preference_views.preferences_page, name="preferences"),
     path("settings/tokens/", token_views.token_page, name="api-tokens"),
     path("settings/tokens/<int:pk>/revoke/", token_views.token_revoke,

@@ -13,7 +13,14 @@ from django.utils import timezone
 
 from tests.support import drain, make_version, purge
 from vdi.choices import DesktopStatus, ImageStatus, OperationStatus
-from vdi.models import DeletedDesktop, Desktop, ImageVersion, Operation, ReconcileRun
+from vdi.models import (
+    ClaimTiming,
+    DeletedDesktop,
+    Desktop,
+    ImageVersion,
+    Operation,
+    ReconcileRun,
+)
 from vdi.services import history
 from vdi.services.desktops import create_desktop
 from vdi.services.records import FILES_QUEUE
@@ -44,6 +51,8 @@ def test_purge_forgets_what_is_older_than_the_retention(settings, host):
     old_op, recent_op = operation(31, OperationStatus.SUCCEEDED), operation(1, "failed")
     running = operation(0, OperationStatus.RUNNING)
     Operation.objects.filter(pk=running.pk).update(created_at=NOW - timedelta(days=40))
+    for days in (31, 29):  # the dashboard's claim-to-ready chart
+        ClaimTiming.objects.create(desktop_id=1, seconds=2.0, ready_at=NOW - timedelta(days=days))
     quiet = ReconcileRun.objects.create(host=host)
     telling = ReconcileRun.objects.create(host=host, findings=[{"kind": "drift"}])
     ReconcileRun.objects.filter(pk__in=[quiet.pk, telling.pk]).update(
@@ -52,7 +61,8 @@ def test_purge_forgets_what_is_older_than_the_retention(settings, host):
     done = history.purge(NOW)
 
     assert done == {"deleted_desktops": 1, "operations": 1, "reconcile_runs": 1,
-                    "recordings": 0, "file_transfers": 0}
+                    "claim_timings": 1, "recordings": 0, "file_transfers": 0}
+    assert ClaimTiming.objects.get().ready_at == NOW - timedelta(days=29)
     assert set(DeletedDesktop.objects.values_list("pk", flat=True)) == {recent.pk}
     assert set(Operation.objects.values_list("pk", flat=True)) == {recent_op.pk, running.pk}
     assert set(ReconcileRun.objects.values_list("pk", flat=True)) == {telling.pk}

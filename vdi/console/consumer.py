@@ -269,8 +269,13 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
     async def beat(self, session_id: int) -> None:
         while True:
             await asyncio.sleep(settings.CONSOLE_HEARTBEAT)
-            await database_sync_to_async(session_seen)(session_id)
+            await database_sync_to_async(session_seen)(session_id, self.relayed())
             await self.report_bytes()
+
+    def relayed(self) -> tuple[int, int] | None:
+        """Bytes relayed so far (to the browser, to the guest), for the session's row."""
+        counters = self.counters
+        return None if counters is None else (counters.to_browser, counters.to_vnc)
 
     async def report_bytes(self) -> None:
         """The bytes relayed since the last report go to the metrics (shared by every
@@ -352,7 +357,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
         self.tasks = []
         if self.session_id is not None:
             session_id, self.session_id = self.session_id, None
-            await database_sync_to_async(session_closed)(session_id)
+            await database_sync_to_async(session_closed)(session_id, self.relayed())
         await self.report_bytes()
         if self.vnc is not None:
             vnc, self.vnc = self.vnc, None

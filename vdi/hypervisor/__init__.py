@@ -20,6 +20,7 @@ from vdi.hypervisor.specs import (
     MachineProfile,
     NicSpec,
     PowerState,
+    Screenshot,
     Shutdown,
     VncEndpoint,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "MachineProfile",
     "NicSpec",
     "PowerState",
+    "Screenshot",
     "Shutdown",
     "VncEndpoint",
     "get_driver",

@@ -34,11 +34,13 @@ from vdi.hypervisor.specs import (
     DomainInfo,
     DomainSpec,
     PowerState,
+    Screenshot,
     Shutdown,
     VncEndpoint,
 )
 
 log = logging.getLogger(__name__)
+SCREENSHOT_MAX_BYTES = 64 * 1024 * 1024  # a 4K screen as PPM is 25 MB
 
 _RETRYABLE_CODES = {
     libvirt.VIR_ERR_NO_CONNECT,
@@ -255,6 +257,32 @@ class Driver:
         with _translate(f"read {name}"):
             xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
         return parse_vnc_endpoint(xml)
+
+    def screenshot(self, name: str, screen: int = 0,
+                   max_bytes: int = SCREENSHOT_MAX_BYTES) -> Screenshot | None:
+        """What the running domain's screen shows now, through libvirt's screenshot call (a
+        stream); None when it is not running. Bigger than ``max_bytes``: an error."""
+        dom = self._domain(name)
+        if dom is None or self._state(dom) != PowerState.RUNNING:
+            return None
+        with _translate(f"screenshot {name}"):
+            stream = self.connection().newStream(0)
+            try:
+                mime = dom.screenshot(stream, screen, 0)
+                chunks, size = [], 0
+                while chunk := stream.recv(256 * 1024):
+                    if isinstance(chunk, int):  # -2: would block (a blocking stream never does)
+                        continue
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise HypervisorError(f"screenshot {name}: more than {max_bytes} bytes")
+                    chunks.append(chunk)
+                stream.finish()
+            except BaseException:
+                with suppress(libvirt.libvirtError):
+                    stream.abort()
+                raise
+        return Screenshot(mime=str(mime or ""), data=b"".join(chunks))
 
     def ensure_network(self, spec: NetworkSpec) -> None:
         """The network exists, runs and starts with the host (made if missing)."""

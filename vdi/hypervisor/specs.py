@@ -127,3 +127,12 @@ class DiskInfo:
     actual_size: int
     backing_file: Path | None
     other_files: tuple[Path, ...] = ()  # an external data file, vmdk extents elsewhere
+
+
+@dataclass(frozen=True)
+class Screenshot:
+    """What a running guest's screen shows, as its hypervisor encoded it (``image/png`` from
+    QEMU 7.1+, ``image/x-portable-pixmap`` from older ones)."""
+
+    mime: str
+    data: bytes

@@ -11,7 +11,7 @@ from vdi.console.notify import tell
 from vdi.models import Desktop
 
 log = logging.getLogger(__name__)
-CHANGED = "live.changed"  # {"kind": "desktop", "id": int}
+CHANGED = "live.changed"  # {"kind": "desktop" | "thumbnail" | "reconcile", "id": int}
 OPERATORS = "live-operators"  # those who see every desktop (helpdesk, administrators)
 
 
@@ -44,3 +44,24 @@ def desktop_changed(desktop_id: int) -> None:
             tell(group, message)
 
     transaction.on_commit(send)
+
+
+def thumbnail_taken(desktop_id: int, pool_id: int | None) -> None:
+    """A new thumbnail of the desktop's screen is stored: the dashboards that may show it
+    (the operators, its pool's operators) fetch that picture again, and nothing else. Its
+    owner's pages are not told: they show no thumbnail."""
+    message = {"type": CHANGED, "kind": "thumbnail", "id": desktop_id}
+    groups = {OPERATORS} | ({pool_group(pool_id)} if pool_id else set())
+
+    def send() -> None:
+        for group in sorted(groups):
+            tell(group, message)
+
+    transaction.on_commit(send)
+
+
+def reconciled(host_id: int) -> None:
+    """A reconciler pass on the host found something (or failed): the operators' dashboards
+    show its findings."""
+    message = {"type": CHANGED, "kind": "reconcile", "id": host_id}
+    transaction.on_commit(lambda: tell(OPERATORS, message))

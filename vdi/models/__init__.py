@@ -2,6 +2,7 @@
 
 from vdi.models.audit import AuditEvent
 from vdi.models.backups import Backup
+from vdi.models.claims import ClaimTiming
 from vdi.models.console import ConsoleSession, ConsoleTicket
 from vdi.models.desktops import DeletedDesktop, Desktop
 from vdi.models.directory import DirectoryMembership
@@ -20,8 +21,8 @@ from vdi.models.transfers import FileTransfer
 from vdi.models.webhooks import Webhook, WebhookDelivery
 
 __all__ = [
-    "ApiToken", "AuditEvent", "Backup", "ConsoleSession", "ConsoleTicket", "DeletedDesktop",
-    "Desktop", "DirectoryMembership", "FileTransfer", "GoldenImage",
+    "ApiToken", "AuditEvent", "Backup", "ClaimTiming", "ConsoleSession", "ConsoleTicket",
+    "DeletedDesktop", "Desktop", "DirectoryMembership", "FileTransfer", "GoldenImage",
     "Host", "ImageVersion", "InstallMedia", "Operation", "Pool", "Preferences", "ReconcileRun",
     "Recording", "Rollout", "Snapshot", "Stray", "UserQuota", "Webhook", "WebhookDelivery",
 ]

@@ -49,6 +49,11 @@ class ConsoleSession(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True, db_index=True)
     view_only = models.BooleanField(default=False, help_text="Someone watching, not the user.")
     client_address = models.GenericIPAddressField(null=True, blank=True)
+    bytes_to_browser = models.BigIntegerField(
+        default=0, help_text="Bytes the proxy relayed from the desktop so far (written at each "
+        "heartbeat and at the close).")
+    bytes_to_guest = models.BigIntegerField(
+        default=0, help_text="Bytes the proxy relayed from the browser so far.")
 
     class Meta:
         ordering = ["-opened_at"]

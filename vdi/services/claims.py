@@ -9,6 +9,7 @@ hand-over itself is also a compare-and-set on ``owner IS NULL``.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -16,7 +17,7 @@ from django.utils import timezone
 from vdi import telemetry
 from vdi.choices import DesktopStatus
 from vdi.live import events as live
-from vdi.models import Desktop, Pool
+from vdi.models import ClaimTiming, Desktop, Pool
 from vdi.services import access, audit, quotas
 from vdi.services.access import Account, User
 from vdi.services.desktops import new_desktop
@@ -89,6 +90,15 @@ def _measure(desktop: Desktop, pool: Pool, started: float, warm: bool) -> None:
         telemetry.inc("claims_total", {"pool": pool.name, "warm": str(warm).lower()})
         telemetry.claim_started(desktop.pk, pool.name, started)
         if ready:
-            telemetry.claim_ready(desktop.pk, time.time())
+            now = timezone.now()
+            timed(desktop, telemetry.claim_ready(desktop.pk, now.timestamp()), now)
 
     transaction.on_commit(record)
+
+
+def timed(desktop: Desktop, seconds: float | None, ready_at: datetime) -> None:
+    """Keep how long the claim of ``desktop`` took to be ready (the dashboard's chart), when
+    a claim was waiting for it (``seconds`` from ``telemetry.claim_ready``)."""
+    if seconds is not None:
+        ClaimTiming.objects.create(pool_id=desktop.pool_id, desktop_id=desktop.pk,
+                                   seconds=seconds, ready_at=ready_at)

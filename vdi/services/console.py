@@ -235,13 +235,22 @@ def session_opened(desktop_id: int, user: User, view_only: bool,
     return session.pk
 
 
-def session_seen(session_id: int) -> None:
-    ConsoleSession.objects.filter(pk=session_id).update(last_seen_at=timezone.now())
+def _byte_counts(relayed: tuple[int, int] | None) -> dict[str, int]:
+    """The session's totals so far (to the browser, to the guest), when the proxy counts."""
+    if relayed is None:
+        return {}
+    return {"bytes_to_browser": relayed[0], "bytes_to_guest": relayed[1]}
 
 
-def session_closed(session_id: int) -> None:
+def session_seen(session_id: int, relayed: tuple[int, int] | None = None) -> None:
+    ConsoleSession.objects.filter(pk=session_id).update(last_seen_at=timezone.now(),
+                                                        **_byte_counts(relayed))
+
+
+def session_closed(session_id: int, relayed: tuple[int, int] | None = None) -> None:
     now = timezone.now()
-    ConsoleSession.objects.filter(pk=session_id).update(last_seen_at=now, closed_at=now)
+    ConsoleSession.objects.filter(pk=session_id).update(last_seen_at=now, closed_at=now,
+                                                        **_byte_counts(relayed))
     desktop_id = ConsoleSession.objects.filter(pk=session_id).values_list(
         "desktop_id", flat=True).first()
     if desktop_id is not None:

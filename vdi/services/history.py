@@ -1,7 +1,7 @@
 """History that does not pin everything forever.
 
-Deleted desktops (``DeletedDesktop``), finished operations and reconciler runs that found
-nothing are forgotten after ``VDI_HISTORY_DAYS`` (quiet reconciler runs after a day); the audit
+Deleted desktops (``DeletedDesktop``), finished operations, claims' timings and reconciler
+runs are forgotten after ``VDI_HISTORY_DAYS`` (quiet reconciler runs after a day); the audit
 log is kept. Console recordings go after ``VDI_RECORDING_DAYS``; spooled files of finished
 transfers after a day. Retired image versions that no desktop uses are deleted, rows and
 files.
@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 
 from vdi.choices import ImageStatus, OperationStatus
-from vdi.models import DeletedDesktop, ImageVersion, Operation, ReconcileRun
+from vdi.models import ClaimTiming, DeletedDesktop, ImageVersion, Operation, ReconcileRun
 from vdi.services import recordings, records, transfers
 
 QUIET_RUNS_KEPT = timedelta(days=1)
@@ -28,6 +28,7 @@ def purge(now: datetime) -> dict[str, int]:
             finished_at__lt=cutoff,
             status__in=[OperationStatus.SUCCEEDED, OperationStatus.FAILED]).delete()[0],
         "reconcile_runs": ReconcileRun.objects.filter(started_at__lt=cutoff).delete()[0],
+        "claim_timings": ClaimTiming.objects.filter(ready_at__lt=cutoff).delete()[0],
     }
     done["reconcile_runs"] += ReconcileRun.objects.filter(
         started_at__lt=now - QUIET_RUNS_KEPT, findings=[], error="").delete()[0]

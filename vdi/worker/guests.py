@@ -23,6 +23,7 @@ from vdi.hypervisor import HypervisorError
 from vdi.images.tiny import READY_MARKER
 from vdi.live import events as live
 from vdi.models import Desktop
+from vdi.services import claims
 from vdi.services.preferences import has_session_agent, keyboard_layout
 from vdi.worker import session
 from vdi.worker.hosts import driver_for
@@ -72,7 +73,8 @@ def check(desktop_id: int) -> str:
         Desktop.objects.filter(pk=desktop.pk, status=DesktopStatus.RUNNING).update(
             guest_ready_at=now, guest_facts=facts)
         live.desktop_changed(desktop.pk)
-        telemetry.claim_ready(desktop.pk, now.timestamp())  # a claim waiting for it, if any
+        # a claim waiting for it, if any: the metric, and the dashboard's chart
+        claims.timed(desktop, telemetry.claim_ready(desktop.pk, now.timestamp()), now)
         _owners_keyboard(desktop)
         return "ready"
     if facts:

@@ -24,6 +24,7 @@ from django.utils import timezone
 from vdi import state
 from vdi.choices import TRANSITIONAL_STATUSES, BackupStatus, DesktopStatus, SnapshotStatus
 from vdi.hypervisor import DomainInfo, HypervisorError, PowerState
+from vdi.live import events as live
 from vdi.models import Backup, Desktop, Host, ReconcileRun, Snapshot, Stray
 from vdi.worker import backups, snapshots
 from vdi.worker.guests import refresh_facts
@@ -59,6 +60,8 @@ def reconcile(host: Host, now: datetime | None = None) -> ReconcileRun:
     for finding in findings:
         log.warning("reconcile %s: %s %s -> %s", host, finding.kind, finding.target,
                     finding.action)
+    if findings or run.error:  # the dashboards show its findings (a quiet pass changes nothing)
+        live.reconciled(host.pk)
     return run
 
 

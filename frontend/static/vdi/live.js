@@ -1,5 +1,6 @@
 // Live pages: the server says what changed over /ws/live/; parts of the page that show it
-// ([data-live]) are refreshed once (htmx's "vdi:changed" event). Nothing polls. After a lost
+// ([data-live]) are refreshed once (htmx's "vdi:changed" event). A new thumbnail of a desktop's
+// screen (the dashboard) is a "vdi:thumbnail" event of its own. Nothing polls. After a lost
 // connection it reconnects with a growing pause and refreshes once, for what it missed.
 (() => {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/live/`;
@@ -21,7 +22,14 @@
       document.body.dataset.live = "on";
       if (isReconnect) { changed({ kind: "reconnected" }); }
     });
-    socket.addEventListener("message", (event) => changed(JSON.parse(event.data)));
+    socket.addEventListener("message", (event) => {
+      const detail = JSON.parse(event.data);
+      if (detail.kind === "thumbnail") {  // a new picture of one screen: only it is fetched
+        document.body.dispatchEvent(new CustomEvent("vdi:thumbnail", { detail }));
+        return;
+      }
+      changed(detail);
+    });
     socket.addEventListener("close", (event) => {
       document.body.dataset.live = "off";
       if (event.code === 4401) { return; }  // signed out: the page's next request says so
