@@ -239,3 +239,10 @@ def test_an_unknown_api_path_is_a_json_404_and_a_page_404_elsewhere(owner):
     response = client.post("/api/pools/0.5/claim/")
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
     assert client.get("/no-such-page/")["Content-Type"].startswith("text/html")
+
+
+def test_the_settings_page_leads_to_tokens_and_two_factor(owner):
+    client = Client()
+    client.force_login(owner)
+    page = client.get("/settings/").content.decode()
+    assert 'href="/settings/tokens/"' in page and 'href="/accounts/2fa/"' in page
