@@ -8,15 +8,17 @@ import os
 _configured = False
 
 
-def configure() -> None:
-    """Once per process (a benchmark may import another's helpers, which configure too)."""
+def configure(folder: str = "bench") -> None:
+    """Once per process (a benchmark may import another's helpers, which configure too).
+    ``folder``: the data folder under the main one (a benchmark that needs no guest or image
+    may keep a database of its own)."""
     global _configured
     if _configured:
         return
     import django
 
     main_data = os.environ.get("VDI_DATA_DIR", "/var/lib/vdi-portal")
-    os.environ["VDI_TEST_DATA_DIR"] = f"{main_data}/bench"
+    os.environ["VDI_TEST_DATA_DIR"] = f"{main_data}/{folder}"
     os.environ["VDI_DOMAIN_PREFIX"] = "vdibench"
     os.environ["VDI_HOST_NAME"] = "bench"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
