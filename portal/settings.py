@@ -268,6 +268,8 @@ STORAGES = {
 # --- Redis: Celery broker and channel layer --------------------------------------------------
 REDIS_URL = env.url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix"))
 REDIS_KEY_PREFIX = env.text("VDI_REDIS_KEY_PREFIX", "vdi")  # the portal's own Redis keys
+# Connections a process's channel layer may hold at once (websocket groups joined and left).
+REDIS_MAX_CONNECTIONS = env.number("VDI_REDIS_MAX_CONNECTIONS", 2000, minimum=10)
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_ACKS_LATE = True
@@ -302,7 +304,11 @@ CHANNEL_LAYERS = {
         # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s that
         # channels-redis blocks for in BZPOPMIN: every idle consumer would then die with a
         # TimeoutError after 5 s. Allow the blocking read its time, and a margin.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+        # redis-py 8 fails at once when its pool is out of connections (default 100): 500
+        # pages closing together left most of them in their groups. Each group operation
+        # borrows a connection for a moment; allow what a busy web process needs.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15,
+                              "max_connections": REDIS_MAX_CONNECTIONS}]},
     }
 }
 

@@ -4,6 +4,7 @@ of changes (never data the page could not fetch itself); the page asks for what 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -13,6 +14,8 @@ from vdi.auth_backends import operated_pool_ids
 from vdi.console.codes import CloseCode
 from vdi.live.events import OPERATORS, pool_group, user_group
 from vdi.services import access
+
+log = logging.getLogger(__name__)
 
 
 def groups_of(user: Any) -> list[str]:
@@ -40,7 +43,10 @@ class LiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def disconnect(self, code: int) -> None:
         for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception as exc:  # the rest still leave; the layer expires this one
+                log.warning("live page could not leave %s: %s", group, exc)
 
     async def receive(self, text_data: str | None = None,
                       bytes_data: bytes | None = None) -> None:

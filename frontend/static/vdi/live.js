@@ -33,7 +33,8 @@
     socket.addEventListener("close", (event) => {
       document.body.dataset.live = "off";
       if (event.code === 4401) { return; }  // signed out: the page's next request says so
-      setTimeout(() => connect(true), pause);
+      // Pages of a restarted server come back spread out, not all at once.
+      setTimeout(() => connect(true), pause * (0.5 + Math.random()));
       pause = Math.min(pause * 2, 30000);
     });
   }
