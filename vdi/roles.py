@@ -39,7 +39,7 @@ OPERATOR_PERMISSIONS = frozenset({
     actions.HANDOVER, "vdi.view_desktop", "vdi.view_pool", "vdi.change_pool",
     "vdi.view_consolesession", "vdi.view_operation",
 })
-ADMINISTRATOR_APPS = ("vdi", "auth", "mfa", "usersessions", "account")
+ADMINISTRATOR_APPS = ("vdi", "auth", "mfa", "usersessions", "account", "socialaccount")
 
 
 def _permissions(names: frozenset[str]) -> list[Permission]:

@@ -34,6 +34,7 @@ from tests.roles import (
 from tests.support import drain, purge
 from vdi.choices import DesktopStatus, RolloutStatus
 from vdi.models import AuditEvent, Desktop, InstallMedia, Pool, Rollout, UserQuota
+from vdi.models.webhooks import Webhook, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -54,14 +55,19 @@ CHANGELISTS: dict[str, dict[str, str]] = {
     "vdi.deleteddesktop": ADMINS,
     "vdi.auditevent": ADMINS,
     "vdi.installmedia": ADMINS,
-    "vdi.host": ADMINS,
+    "vdi.host": admin_page("helpdesk", "administrator"),
     "vdi.goldenimage": ADMINS,
     "vdi.imageversion": ADMINS,
     "vdi.userquota": ADMINS,
-    "vdi.reconcilerun": ADMINS,
-    "vdi.stray": ADMINS,
+    "vdi.reconcilerun": admin_page("helpdesk", "administrator"),
+    "vdi.stray": admin_page("helpdesk", "administrator"),
     "vdi.recording": ADMINS,
     "vdi.rollout": ADMINS,
+    "vdi.webhook": ADMINS,
+    "vdi.webhookdelivery": ADMINS,
+    "socialaccount.socialaccount": ADMINS,
+    "socialaccount.socialapp": ADMINS,
+    "socialaccount.socialtoken": ADMINS,
 }
 # Lists scoped by pool: who sees the owner's desktop (or its pool) in them.
 SCOPED = {"vdi.desktop": ("helpdesk", "operator", "administrator"),
@@ -166,6 +172,7 @@ class Stage:
     rollout: Rollout
     quota: UserQuota
     email: EmailAddress
+    delivery: WebhookDelivery
 
     def status(self) -> str:
         return Desktop.objects.get(pk=self.desktop.pk).status
@@ -180,7 +187,11 @@ def stage(running_desktop: Desktop, pool: Pool, member: Any, owner: Any,
         rollout=Rollout.objects.create(pool=pool, from_version=image_version,
                                        to_version=image_version, status=RolloutStatus.CANARY),
         quota=UserQuota.objects.create(user=member, max_desktops=2),
-        email=EmailAddress.objects.create(user=owner, email="owner@example.org"))
+        email=EmailAddress.objects.create(user=owner, email="owner@example.org"),
+        delivery=WebhookDelivery.objects.create(
+            webhook=Webhook.objects.create(name="hook", url="http://127.0.0.1:9/",
+                                           events="desktop.*", secret="s" * 32),
+            event="desktop.claim", payload={}, status=WebhookDelivery.Status.FAILED))
 
 
 @dataclass(frozen=True)
@@ -271,6 +282,12 @@ ACTIONS: dict[str, Action] = {
         "vdi/userquota", ("administrator",), lambda s: None,
         lambda s, r, q: not UserQuota.objects.filter(pk=s.quota.pk).exists(),
         lambda s: s.quota.pk, lambda s: {"post": "yes"}),
+    "retry_now": Action(
+        "vdi/webhookdelivery", ("administrator",), lambda s: None,
+        lambda s, r, q: WebhookDelivery.objects.get(pk=s.delivery.pk).status
+        == WebhookDelivery.Status.PENDING and AuditEvent.objects.filter(
+            action="webhook.retry").exists(),
+        lambda s: s.delivery.pk),
     "make_verified": Action(
         "account/emailaddress", ("administrator",), lambda s: None,
         lambda s, r, q: EmailAddress.objects.get(pk=s.email.pk).verified,
