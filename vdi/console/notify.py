@@ -11,7 +11,7 @@ import logging
 import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 
 from vdi.console.codes import CloseCode
@@ -44,12 +44,21 @@ def _send(group: str, message: dict[str, Any]) -> None:
         log.warning("could not send %s to %s: %s", message["type"], group, exc)
 
 
-def tell(group: str, message: dict[str, Any]) -> None:
-    """Send from synchronous code; from a thread that runs an event loop (a caller driving a
-    browser, say), send from a helper thread, as async_to_sync can't run there."""
+def _near_an_event_loop() -> bool:
+    """This thread runs an event loop, or is one of asgiref's threads serving one (a
+    consumer's ``database_sync_to_async``): async_to_sync would hand the send to that loop and
+    wait, and must not (it may be the one waiting for us, or be closing)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        return getattr(SyncToAsync.threadlocal, "main_event_loop", None) is not None
+    return True
+
+
+def tell(group: str, message: dict[str, Any]) -> None:
+    """Send from synchronous code; near an event loop (a consumer's database call, a caller
+    driving a browser), send from a helper thread with a loop of its own."""
+    if not _near_an_event_loop():
         _send(group, message)
         return
     helper = threading.Thread(target=_send, args=(group, message), daemon=True)
