@@ -6,9 +6,12 @@ import enum
 
 
 class CloseCode(enum.IntEnum):
+    """1000, or from the private range: autobahn (daphne) refuses to send any other code, such
+    as the standard 1002 or 1009, and the console then never closed."""
+
     NORMAL = 1000
-    PROTOCOL_ERROR = 1002
-    MESSAGE_TOO_BIG = 1009
+    PROTOCOL_ERROR = 4002
+    MESSAGE_TOO_BIG = 4009
     NOT_SIGNED_IN = 4401
     NO_TICKET = 4400
     TICKET_REFUSED = 4403

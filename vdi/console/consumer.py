@@ -28,9 +28,10 @@ from django.conf import settings
 from vdi import telemetry
 from vdi.console import guards
 from vdi.console.client_filter import ClientStream, ProtocolError
-from vdi.console.clipboard import ClipboardRules
+from vdi.console.clipboard import ClipboardRules, Refused
 from vdi.console.codes import CloseCode
 from vdi.console.flow import Flow, from_server
+from vdi.console.lane import Lane
 from vdi.console.notify import NOTICES, WATCH, desktop_group, user_group
 from vdi.console.recorder import Recorder
 from vdi.console.relay import Counters, VncConnection, connect_vnc, pump_to_browser
@@ -64,6 +65,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
     counters: Counters | None = None
     recorder: Recorder | None = None
     recording_id: int | None = None
+    lane: Lane | None = None  # daphne's fast lane, while relaying (vdi.console.lane)
     closing = False  # no more bytes either way (set first thing when a console must end)
     ended = False
 
@@ -123,6 +125,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
         protocol = self.scope.get("vdi.protocol")
         if protocol is not None:
             self.flow.attach(protocol)
+            self.lane = Lane.attach(protocol)
         self.counters = Counters()
         self.client = ClientStream(
             target.view_only, handshake=1 if target.password else HANDSHAKE_WITHOUT_GREETER,
@@ -136,6 +139,9 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
         inbound = self.scope.get("vdi.inbound")
         if inbound is not None:
             inbound.sink = self.forward_to_vnc
+        if self.lane is not None:
+            self.lane.listen(self.take_frames, self.can_take_frames)
+            self.vnc.passes = self.pass_to_browser
         await self.opened(target)
 
     async def opened(self, target: ConsoleTarget) -> None:
@@ -203,10 +209,43 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
         await self.end(CloseCode.NORMAL)
 
     async def send_bytes(self, data: bytes) -> None:
-        if not self.closing:
-            if self.recorder is not None:
-                self.recorder.write(data)
+        if self.closing:
+            return
+        if self.recorder is not None:
+            self.recorder.write(data)
+        if self.lane is not None:
+            self.lane.send(data)
+        else:
             await self.send(bytes_data=data)
+
+    # --- the fast lane (daphne): bytes that need nothing but the relay, with no task switch --
+    def pass_to_browser(self, data: bytes) -> bool:
+        """A chunk from the VNC server straight out, unless the browser side is paused or the
+        console is closing: then the relay task takes it when it may."""
+        if self.closing or self.flow.paused or self.lane is None or self.counters is None:
+            return False
+        if self.recorder is not None:
+            self.recorder.write(data)
+        self.lane.send(data)
+        self.counters.to_browser += len(data)
+        return True
+
+    def can_take_frames(self) -> bool:
+        """Whether the browser's frames may skip the queue: nothing of theirs waits in it, the
+        handshake with the browser is over and the VNC side takes bytes now."""
+        inbound = self.scope.get("vdi.inbound")
+        return (self.relaying() and self.vnc is not None and self.vnc.writable
+                and (self.greeter is None or self.greeter.done)
+                and (inbound is None or not inbound.busy))
+
+    def take_frames(self, payloads: list[bytes]) -> None:
+        for payload in payloads:
+            data = self.pass_on(payload) if self.relaying() else None
+            if data and self.vnc is not None:
+                try:
+                    self.vnc.write_now(data)
+                except (ConnectionError, OSError):
+                    self.end_soon(CloseCode.NORMAL)
 
     async def start_recording(self, target: ConsoleTarget) -> None:
         """The pool records its sessions: the page says so before the first frame."""
@@ -233,38 +272,54 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
             await self.page_says(text_data)
 
     async def forward_to_vnc(self, bytes_data: bytes) -> None:
-        if self.vnc is None or self.closing or self.client is None:
+        """The browser's bytes on the usual path (the handshake, and whatever the lane left)."""
+        if not self.relaying():
             return
-        if len(bytes_data) > settings.CONSOLE_MAX_MESSAGE:
-            await self.end(CloseCode.MESSAGE_TOO_BIG)
-            return
-        if self.greeter is not None and not self.greeter.done:
+        if (self.greeter is not None and not self.greeter.done
+                and len(bytes_data) <= settings.CONSOLE_MAX_MESSAGE):
             reply, bytes_data = self.greeter.feed(bytes_data)
             if reply:
                 await self.send_bytes(reply)
+        data = self.pass_on(bytes_data)
+        if data and self.vnc is not None:
+            try:
+                await self.vnc.write(data)
+            except (ConnectionError, OSError):
+                await self.end(CloseCode.NORMAL)
+
+    def relaying(self) -> bool:
+        return self.vnc is not None and not self.closing and self.client is not None
+
+    def pass_on(self, data: bytes) -> bytes:
+        """The browser's bytes through the size limit and the filter: what goes on to the VNC
+        server. A breach ends the console (no byte more passes)."""
+        assert self.client is not None and self.counters is not None
+        if len(data) > settings.CONSOLE_MAX_MESSAGE:
+            self.end_soon(CloseCode.MESSAGE_TOO_BIG)
+            return b""
         try:
-            bytes_data = self.client.feed(bytes_data)
+            data = self.client.feed(data)
         except ProtocolError as exc:
             log.warning("console of desktop %s: %s", self.desktop_id, exc)
-            await self.end(CloseCode.PROTOCOL_ERROR)
-            return
-        await self.tell_refusals(self.client)
-        if not bytes_data:
-            return
-        if self.counters is not None:
-            self.counters.to_vnc += len(bytes_data)
-        try:
-            await self.vnc.write(bytes_data)
-        except (ConnectionError, OSError):
-            await self.end(CloseCode.NORMAL)
+            self.end_soon(CloseCode.PROTOCOL_ERROR)
+            return b""
+        if self.client.refusals:
+            refusals, self.client.refusals = self.client.refusals, []
+            self.tasks.append(asyncio.ensure_future(self.tell_refusals(refusals)))
+        self.counters.to_vnc += len(data)
+        return data
 
-    async def tell_refusals(self, client: ClientStream) -> None:
+    def end_soon(self, code: CloseCode) -> None:
+        """End from a callback: nothing more crosses from now on, the closing follows."""
+        self.closing = True
+        self.tasks.append(asyncio.ensure_future(self.end(code)))
+
+    async def tell_refusals(self, refusals: list[Refused]) -> None:
         """The page says why a copy did not cross (the pool's clipboard policy or size)."""
-        for refused in client.refusals:
+        for refused in refusals:
             await self.send(text_data=json.dumps({
                 "notice": "clipboard_refused", "direction": refused.direction,
                 "reason": refused.reason}))
-        client.refusals.clear()
 
     async def beat(self, session_id: int) -> None:
         while True:
@@ -336,8 +391,10 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
             return
         self.ended = self.closing = True
         self.close_code = code
-        await self.close(code=int(code))
-        await self.cleanup()
+        try:
+            await self.close(code=int(code))
+        finally:
+            await self.cleanup()
 
     async def disconnect(self, code: int) -> None:
         self.ended = self.closing = True
@@ -359,8 +416,11 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
             session_id, self.session_id = self.session_id, None
             await database_sync_to_async(session_closed)(session_id, self.relayed())
         await self.report_bytes()
+        if self.lane is not None:
+            self.lane.close()
         if self.vnc is not None:
             vnc, self.vnc = self.vnc, None
+            vnc.passes = None
             vnc.close()
             protocol = self.scope.get("vdi.protocol")
             if protocol is not None:

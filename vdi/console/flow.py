@@ -68,8 +68,7 @@ class Flow:
         no_delay = getattr(transport, "setTcpNoDelay", None)
         if no_delay is not None:
             no_delay(True)  # keystrokes and small screen updates go out at once
-        if getattr(transport, "bufferSize", 0) < TRANSPORT_BUFFER:
-            transport.bufferSize = TRANSPORT_BUFFER
+        hold_more(transport, TRANSPORT_BUFFER)
         current = getattr(transport, "producer", None)
         if current is None:
             transport.registerProducer(self, True)
@@ -84,6 +83,24 @@ class Flow:
             transport.producer = producer.first
         elif producer is self:
             transport.unregisterProducer()
+
+
+def hold_more(transport: Any, limit: int) -> None:
+    """Let Twisted hold up to ``limit`` bytes before it pauses us.
+
+    Twisted pauses its producer once its buffer passes ``bufferSize``, but ``bufferSize`` is
+    also how much each read asks the kernel for: raising it made every browser frame map, and
+    unmap, a ``limit``-sized buffer. So the fullness check itself gets the larger limit, and
+    reads stay at Twisted's 64 KiB.
+    """
+    if not callable(getattr(transport, "_isSendBufferFull", None)):
+        transport.bufferSize = max(getattr(transport, "bufferSize", 0), limit)  # older Twisted
+        return
+
+    def full() -> bool:
+        return bool(len(transport.dataBuffer) + transport._tempDataLen > limit)
+
+    transport._isSendBufferFull = full
 
 
 class _Both:
@@ -146,6 +163,7 @@ class Inbound:
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
         self.sink: Callable[[bytes], Awaitable[None]] | None = None
+        self.busy = False  # a frame is on its way to the sink (the fast lane waits for it)
 
     async def receive(self) -> dict[str, Any]:
         while True:
@@ -154,7 +172,11 @@ class Inbound:
             if sink is not None and message["type"] == "websocket.receive" and message.get(
                 "bytes"
             ):
-                await sink(message["bytes"])
+                self.busy = True
+                try:
+                    await sink(message["bytes"])
+                finally:
+                    self.busy = False
                 continue
             marked: dict[Any, Any] = dict(message)
             marked[FROM_SERVER] = True
