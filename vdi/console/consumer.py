@@ -14,30 +14,26 @@ Text frames to the browser carry notices for the page (noVNC ignores them).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from vdi import telemetry
 from vdi.console import guards
-from vdi.console.client_filter import ClientStream, ProtocolError
-from vdi.console.clipboard import ClipboardRules, Refused
+from vdi.console.client_filter import ClientStream
+from vdi.console.clipboard import ClipboardRules
 from vdi.console.codes import CloseCode
 from vdi.console.flow import Flow, from_server
 from vdi.console.lane import Lane
 from vdi.console.notify import NOTICES, WATCH, desktop_group, user_group
-from vdi.console.recorder import Recorder
-from vdi.console.relay import Counters, VncConnection, connect_vnc, pump_to_browser
+from vdi.console.relay import Counters, connect_vnc
+from vdi.console.relaying import RelayMixin
 from vdi.console.vnc_auth import BrowserGreeter, VncAuthError, sign_in
 from vdi.console.watching import WatchingMixin
-from vdi.services import audit, recordings
+from vdi.services import audit
 from vdi.services.console import (
     SUBPROTOCOL,
     ConsoleTarget,
@@ -56,17 +52,9 @@ log = logging.getLogger(__name__)
 HANDSHAKE_WITHOUT_GREETER = 12 + 1 + 1  # version, security type, ClientInit
 
 
-class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[misc]
+class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin, RelayMixin):  # type: ignore[misc]
     target: ConsoleTarget | None = None
-    vnc: VncConnection | None = None
-    greeter: BrowserGreeter | None = None
-    client: ClientStream | None = None
     session_id: int | None = None
-    counters: Counters | None = None
-    recorder: Recorder | None = None
-    recording_id: int | None = None
-    lane: Lane | None = None  # daphne's fast lane, while relaying (vdi.console.lane)
-    closing = False  # no more bytes either way (set first thing when a console must end)
     ended = False
 
     # --- messages: the browser's from the server, and only our notices from the layer -----
@@ -201,68 +189,6 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
         await self.accept_once()
         await self.close(code=int(refusal.code))
 
-    # --- relaying -----------------------------------------------------------------------------
-    async def relay_from_vnc(self, vnc: VncConnection) -> None:
-        assert self.counters is not None
-        with contextlib.suppress(ConnectionError, OSError):
-            await pump_to_browser(vnc, self.send_bytes, self.flow, self.counters)
-        await self.end(CloseCode.NORMAL)
-
-    async def send_bytes(self, data: bytes) -> None:
-        if self.closing:
-            return
-        if self.recorder is not None:
-            self.recorder.write(data)
-        if self.lane is not None:
-            self.lane.send(data)
-        else:
-            await self.send(bytes_data=data)
-
-    # --- the fast lane (daphne): bytes that need nothing but the relay, with no task switch --
-    def pass_to_browser(self, data: bytes) -> bool:
-        """A chunk from the VNC server straight out, unless the browser side is paused or the
-        console is closing: then the relay task takes it when it may."""
-        if self.closing or self.flow.paused or self.lane is None or self.counters is None:
-            return False
-        if self.recorder is not None:
-            self.recorder.write(data)
-        self.lane.send(data)
-        self.counters.to_browser += len(data)
-        return True
-
-    def can_take_frames(self) -> bool:
-        """Whether the browser's frames may skip the queue: nothing of theirs waits in it, the
-        handshake with the browser is over and the VNC side takes bytes now."""
-        inbound = self.scope.get("vdi.inbound")
-        return (self.relaying() and self.vnc is not None and self.vnc.writable
-                and (self.greeter is None or self.greeter.done)
-                and (inbound is None or not inbound.busy))
-
-    def take_frames(self, payloads: list[bytes]) -> None:
-        for payload in payloads:
-            data = self.pass_on(payload) if self.relaying() else None
-            if data and self.vnc is not None:
-                try:
-                    self.vnc.write_now(data)
-                except (ConnectionError, OSError):
-                    self.end_soon(CloseCode.NORMAL)
-
-    async def start_recording(self, target: ConsoleTarget) -> None:
-        """The pool records its sessions: the page says so before the first frame."""
-        recording = await database_sync_to_async(recordings.start)(
-            target.desktop_id, self.scope["user"])
-        self.recording_id = recording.pk
-        self.recorder = Recorder(Path(recording.path), settings.RECORDING_MAX_BYTES)
-        await self.send(text_data=json.dumps({"notice": "recorded"}))
-
-    async def finish_recording(self) -> None:
-        recorder, self.recorder = self.recorder, None
-        if recorder is None or self.recording_id is None:
-            return
-        recorder.close()
-        await database_sync_to_async(recordings.finish)(
-            self.recording_id, recorder.size, recorder.last_ms, recorder.truncated)
-
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Frames that did not take the fast path: the page's text frames (its answers about
         watching), and binary ones before the relay starts or without the middleware."""
@@ -271,75 +197,11 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin):  # type: ignore[mi
         elif text_data:
             await self.page_says(text_data)
 
-    async def forward_to_vnc(self, bytes_data: bytes) -> None:
-        """The browser's bytes on the usual path (the handshake, and whatever the lane left)."""
-        if not self.relaying():
-            return
-        if (self.greeter is not None and not self.greeter.done
-                and len(bytes_data) <= settings.CONSOLE_MAX_MESSAGE):
-            reply, bytes_data = self.greeter.feed(bytes_data)
-            if reply:
-                await self.send_bytes(reply)
-        data = self.pass_on(bytes_data)
-        if data and self.vnc is not None:
-            try:
-                await self.vnc.write(data)
-            except (ConnectionError, OSError):
-                await self.end(CloseCode.NORMAL)
-
-    def relaying(self) -> bool:
-        return self.vnc is not None and not self.closing and self.client is not None
-
-    def pass_on(self, data: bytes) -> bytes:
-        """The browser's bytes through the size limit and the filter: what goes on to the VNC
-        server. A breach ends the console (no byte more passes)."""
-        assert self.client is not None and self.counters is not None
-        if len(data) > settings.CONSOLE_MAX_MESSAGE:
-            self.end_soon(CloseCode.MESSAGE_TOO_BIG)
-            return b""
-        try:
-            data = self.client.feed(data)
-        except ProtocolError as exc:
-            log.warning("console of desktop %s: %s", self.desktop_id, exc)
-            self.end_soon(CloseCode.PROTOCOL_ERROR)
-            return b""
-        if self.client.refusals:
-            refusals, self.client.refusals = self.client.refusals, []
-            self.tasks.append(asyncio.ensure_future(self.tell_refusals(refusals)))
-        self.counters.to_vnc += len(data)
-        return data
-
-    def end_soon(self, code: CloseCode) -> None:
-        """End from a callback: nothing more crosses from now on, the closing follows."""
-        self.closing = True
-        self.tasks.append(asyncio.ensure_future(self.end(code)))
-
-    async def tell_refusals(self, refusals: list[Refused]) -> None:
-        """The page says why a copy did not cross (the pool's clipboard policy or size)."""
-        for refused in refusals:
-            await self.send(text_data=json.dumps({
-                "notice": "clipboard_refused", "direction": refused.direction,
-                "reason": refused.reason}))
-
     async def beat(self, session_id: int) -> None:
         while True:
             await asyncio.sleep(settings.CONSOLE_HEARTBEAT)
             await database_sync_to_async(session_seen)(session_id, self.relayed())
             await self.report_bytes()
-
-    def relayed(self) -> tuple[int, int] | None:
-        """Bytes relayed so far (to the browser, to the guest), for the session's row."""
-        counters = self.counters
-        return None if counters is None else (counters.to_browser, counters.to_vnc)
-
-    async def report_bytes(self) -> None:
-        """The bytes relayed since the last report go to the metrics (shared by every
-        portal process through Redis)."""
-        if self.counters is None:
-            return
-        to_browser, to_guest = self.counters.unreported()
-        if to_browser or to_guest:
-            await sync_to_async(telemetry.console_bytes)(to_browser, to_guest)
 
     # --- access, for as long as the console lasts -------------------------------------------
     async def watch_access(self) -> None:
