@@ -21,6 +21,7 @@ from vdi.console import guards
 from vdi.console.codes import CloseCode
 from vdi.console.consumer import ConsoleConsumer
 from vdi.console.flow import Flow
+from vdi.console.lane import Lane
 from vdi.console.notify import desktop_group, user_group
 from vdi.console.relay import Counters, connect_vnc
 from vdi.console.spice_link import (
@@ -126,12 +127,16 @@ class SpiceConsumer(ConsoleConsumer):
         protocol = self.scope.get("vdi.protocol")
         if protocol is not None:
             self.flow.attach(protocol)
+            self.lane = Lane.attach(protocol)
         self.counters = Counters()
         if rest := self.incoming.rest():
             await self.vnc.write(rest)
         inbound = self.scope.get("vdi.inbound")
         if inbound is not None:
             inbound.sink = self.forward_to_vnc
+        if self.lane is not None:
+            self.lane.listen(self.take_frames, self.can_take_frames)
+            self.vnc.passes = self.pass_to_browser
         if joined.main:
             await self.opened(target)
             return
@@ -145,14 +150,21 @@ class SpiceConsumer(ConsoleConsumer):
         if self.joined is None:  # still linking: the link step reads these
             self.incoming.feed(bytes_data)
             return
-        if self.vnc is None:
+        if not self.relaying() or self.vnc is None:
             return
-        if self.counters is not None:
-            self.counters.to_vnc += len(bytes_data)
         try:
-            await self.vnc.write(bytes_data)
+            await self.vnc.write(self.pass_on(bytes_data))
         except (ConnectionError, OSError):
             await self.end(CloseCode.NORMAL)
+
+    def relaying(self) -> bool:
+        return self.vnc is not None and not self.closing and self.joined is not None
+
+    def pass_on(self, data: bytes) -> bytes:
+        """After the link step (the proxy's to answer) SPICE's bytes pass as they are."""
+        if self.counters is not None:
+            self.counters.to_vnc += len(data)
+        return data
 
     async def page_says(self, text: str) -> None:
         """spice-html5 sends only binary frames."""
