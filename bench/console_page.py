@@ -22,7 +22,6 @@ import argparse
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,9 +39,10 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
-from bench.console_proxy import _listening, portal_desktop, start_websockify  # noqa: E402
+from bench.console_proxy import portal_desktop, start_websockify  # noqa: E402
 from vdi.testing.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from vdi.testing.processes import ServerProcess, wait_for  # noqa: E402
+from vdi.testing.processes import ServerProcess  # noqa: E402
+from vdi.testing.vnc_screen import vnc_screen  # noqa: E402
 
 BEFORE = "before the bundle (the issue's numbers): 0.85 s empty, 0.33-0.42 s warm, " \
          "53 JavaScript requests, 600 KB uncompressed"
@@ -70,22 +70,6 @@ import RFB from "./core/rfb.js";
 new RFB(document.getElementById("screen"), `ws://${location.host}/websockify`, {shared: true});
 </script>
 """
-
-
-def start_qemu() -> tuple[subprocess.Popen[bytes], int]:
-    """A running QEMU with a VNC server and a screen (SeaBIOS's), no disk, no network."""
-    port = free_port_from(5900)
-    process = subprocess.Popen(
-        ["qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "64", "-nodefaults",
-         "-vga", "std", "-display", "none", "-vnc", f"127.0.0.1:{port - 5900}",
-         "-net", "none"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    wait_for(lambda: _listening(port), 20, "QEMU's VNC server")
-    return process, port
-
-
-def free_port_from(start: int) -> int:
-    return next(port for port in range(start, start + 100) if not _listening(port))
 
 
 def load(page: Page, url: str) -> dict[str, Any]:
@@ -132,7 +116,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     call_command("collectstatic", interactive=False, verbosity=0)
-    qemu, vnc_port = start_qemu()
+    with vnc_screen() as vnc_port:
+        results = measure_both(args.runs, vnc_port)
+    report(results)
+
+
+def measure_both(runs: int, vnc_port: int) -> dict[str, dict[str, list[dict[str, Any]]]]:
     _user, desktop, session = portal_desktop(vnc_port)
     web = Path(tempfile.mkdtemp(prefix="bench-novnc-"))
     novnc = settings.BASE_DIR / "frontend" / "node_modules" / "@novnc" / "novnc"
@@ -149,16 +138,15 @@ def main() -> None:
             host = server.origin.split("://", 1)[1].split(":")[0]
             cookie = [{"name": "sessionid", "value": session, "domain": host, "path": "/"}]
             results["portal console page"] = measure(
-                browser, f"{server.origin}/desktops/{desktop.pk}/console/", args.runs, cookie)
+                browser, f"{server.origin}/desktops/{desktop.pk}/console/", runs, cookie)
             results["noVNC unbundled + websockify"] = measure(
-                browser, f"http://127.0.0.1:{ws_port}/index.html", args.runs, [])
+                browser, f"http://127.0.0.1:{ws_port}/index.html", runs, [])
             browser.close()
     finally:
         server.stop()
         os.killpg(websockify.pid, signal.SIGTERM)
-        os.killpg(qemu.pid, signal.SIGTERM)
         desktop.delete()
-    report(results)
+    return results
 
 
 if __name__ == "__main__":

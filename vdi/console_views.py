@@ -15,11 +15,17 @@ from django.views.decorators.http import require_GET, require_POST
 
 from vdi.choices import DesktopStatus, DisplayProtocol
 from vdi.console import guards
-from vdi.console.codes import EXPLANATIONS
+from vdi.console.codes import EXPLANATIONS, CloseCode
 from vdi.console.spice_gateway import parse_listen
 from vdi.models import Desktop
 from vdi.services import access
-from vdi.services.console import SUBPROTOCOL, TICKET_PREFIX, clipboard_policy, issue_ticket
+from vdi.services.console import (
+    SUBPROTOCOL,
+    TICKET_PREFIX,
+    IssuedTicket,
+    clipboard_policy,
+    issue_ticket,
+)
 from vdi.services.errors import AccessDenied, ServiceError
 from vdi.services.preferences import has_session_agent, keyboard_layout
 from vdi.services.spice import issue_native_ticket
@@ -48,6 +54,7 @@ def console_page(request: HttpRequest, pk: int) -> HttpResponse:
         "explanations": {int(code): text for code, text in EXPLANATIONS.items()},
         "subprotocol": SUBPROTOCOL,
         "ticket_prefix": TICKET_PREFIX,
+        "ticket_refused_code": int(CloseCode.TICKET_REFUSED),
         "view_only": mode is access.ConsoleMode.VIEW_ONLY,
         "someone_elses": desktop.owner_id != request.user.pk,
         "clipboard": clipboard_policy(desktop),
@@ -57,8 +64,34 @@ def console_page(request: HttpRequest, pk: int) -> HttpResponse:
         "keyboard": keyboard_layout(request.user),
         "clipboard_max": settings.CLIPBOARD_MAX_BYTES,
         "file_max": settings.FILE_TRANSFER_MAX_BYTES,
+        "page_ticket": page_ticket(request, desktop),
     }
-    return render(request, "vdi/console.html", context)
+    response = render(request, "vdi/console.html", context)
+    response["Cache-Control"] = "no-store"  # it holds a ticket
+    return response
+
+
+def page_ticket(request: HttpRequest, desktop: Desktop) -> dict[str, object] | None:
+    """A ticket issued with the page, so that its socket opens while the console's code loads.
+    None when one can't be issued now: the page then asks the ticket endpoint, which says why.
+    """
+    if not guards.allow_ticket(request.META.get("REMOTE_ADDR"), request.user.pk):
+        return None
+    try:
+        issued = issue_ticket(request.user, request.session.session_key, desktop)
+    except ServiceError:  # AccessDenied and NotReady among them
+        return None
+    return ticket_answer(desktop, issued)
+
+
+def ticket_answer(desktop: Desktop, issued: IssuedTicket) -> dict[str, object]:
+    return {
+        "ticket": issued.ticket,
+        "expires_in": issued.expires_in,
+        "view_only": issued.view_only,
+        "protocol": desktop.display_protocol,
+        "path": f"/ws/desktops/{desktop.pk}/{WEBSOCKET[desktop.display_protocol]}/",
+    }
 
 
 def _policies(desktop: Desktop) -> dict[str, object]:
@@ -136,13 +169,7 @@ def console_ticket(request: HttpRequest, pk: int) -> JsonResponse:
         return JsonResponse({"error": str(exc)}, status=403)
     except ServiceError as exc:
         return JsonResponse({"error": str(exc), "status": desktop.status}, status=409)
-    response = JsonResponse({
-        "ticket": issued.ticket,
-        "expires_in": issued.expires_in,
-        "view_only": issued.view_only,
-        "protocol": desktop.display_protocol,
-        "path": f"/ws/desktops/{desktop.pk}/{WEBSOCKET[desktop.display_protocol]}/",
-    })
+    response = JsonResponse(ticket_answer(desktop, issued))
     response["Cache-Control"] = "no-store"
     return response
 

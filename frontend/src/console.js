@@ -2,7 +2,7 @@
 // and pass the portal's notices (text frames) to the parts of the page they concern.
 import RFB from "@novnc/novnc";
 import { setUpClipboard } from "./clipboard.js";
-import { csrfToken, diagnose, getTicket, statusLine } from "./console_common.js";
+import { csrfToken, diagnose, getTicket, statusLine, ticketFrom } from "./console_common.js";
 import { setUpFiles } from "./files.js";
 import { typeText } from "./keys.js";
 import { setUpTouch } from "./touch.js";
@@ -20,6 +20,7 @@ let rfb = null;
 let socket = null;
 let connected = false;
 let closeCode = null;
+let early = false;  // the socket is the one the page opened (its ticket may have expired)
 const liveRfb = () => (rfb && connected ? rfb : null);
 
 const { setState, showProblem } = statusLine(root);
@@ -57,30 +58,64 @@ function onNotice(notice) {
   onWatchNotice(notice);
 }
 
+// The first socket was opened by the page while this code loaded (console.html): it is taken
+// over with what it received meanwhile. Later ones (Reconnect) are opened here.
+async function openSocket() {
+  const pending = window.vdiEarly;
+  window.vdiEarly = null;
+  const opened = pending && await pending;
+  if (opened && opened.refused) { await ticketFrom(opened.refused); }
+  if (opened) {
+    opened.socket.removeEventListener("message", opened.hold);
+    opened.socket.removeEventListener("close", opened.closed);
+    early = true;
+    return opened;
+  }
+  early = false;
+  const ticket = await getTicket(root.dataset.ticketUrl);
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(`${scheme}//${location.host}${ticket.path}`,
+    [root.dataset.subprotocol, root.dataset.ticketPrefix + ticket.ticket]);
+  socket.binaryType = "arraybuffer";
+  return { socket, held: [], closeCode: null };
+}
+
+// The ticket that came with the page may have expired before its socket opened (a page left
+// loading in a background tab): one more try, with a new ticket.
+function retryWithNewTicket() {
+  if (!early || connected || closeCode !== Number(root.dataset.ticketRefusedCode)) { return false; }
+  early = false;
+  connect();
+  return true;
+}
+
 async function connect() {
   if (rfb) { rfb.disconnect(); rfb = null; }
   reconnectButton.hidden = true;
   showProblem("");
-  closeCode = null;
   setState("Asking for a console ticket…");
-  let ticket;
+  let opened;
   try {
-    ticket = await getTicket(root.dataset.ticketUrl);
+    opened = await openSocket();
   } catch (error) {
     await failed(error.message);
     return;
   }
   setState("Connecting…");
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  socket = new WebSocket(`${scheme}//${location.host}${ticket.path}`,
-    [root.dataset.subprotocol, root.dataset.ticketPrefix + ticket.ticket]);
-  socket.binaryType = "arraybuffer";
+  socket = opened.socket;
+  closeCode = opened.closeCode;
   socket.addEventListener("close", (event) => { closeCode = event.code; });
   // The portal's notices come as text frames (noVNC reads only binary ones).
   socket.addEventListener("message", (event) => {
     if (typeof event.data === "string") { onNotice(JSON.parse(event.data)); }
   });
+  if (socket.readyState === WebSocket.CLOSED) {  // refused before this code ran
+    opened.held.filter((data) => typeof data === "string").forEach((data) => onNotice(JSON.parse(data)));
+    if (!retryWithNewTicket()) { await failed(explainClose()); }
+    return;
+  }
   rfb = new RFB(screen, socket, { shared: true });
+  for (const data of opened.held) { socket.dispatchEvent(new MessageEvent("message", { data })); }
   // The guest's resolution follows the window where it can (QEMU passes the size to a
   // virtio-gpu screen); scaling covers the guests that keep theirs.
   rfb.resizeSession = resizeOption.checked;
@@ -95,7 +130,7 @@ async function connect() {
   rfb.addEventListener("disconnect", () => {
     rfb = null;
     // Let the socket's close event land first so its code is known.
-    setTimeout(() => failed(explainClose()), 0);
+    setTimeout(() => { if (!retryWithNewTicket()) { failed(explainClose()); } }, 0);
   });
   rfb.addEventListener("securityfailure", (event) => {
     showProblem(`The desktop refused the connection: ${event.detail.reason || "security failure"}.`);

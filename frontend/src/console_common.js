@@ -26,11 +26,15 @@ export async function getTicket(ticketUrl) {
   // The first ticket was asked for by the page itself, while this code loaded.
   const early = window.vdiTicket;
   window.vdiTicket = null;
-  const response = await (early || fetch(ticketUrl, {
+  return ticketFrom(await (early || fetch(ticketUrl, {
     method: "POST",
     credentials: "same-origin",
     headers: { "X-CSRFToken": csrfToken() },
-  }));
+  })));
+}
+
+// The ticket in the portal's answer, or an error with its reason.
+export async function ticketFrom(response) {
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     throw new Error(body.error || `The portal refused a console ticket (HTTP ${response.status}).`);

@@ -35,7 +35,7 @@ def test_user_types_into_the_desktop_from_the_browser(
     wait_for(lambda: READY_MARKER in serial_log(desktop), 120, "the guest to boot")
     page.goto(f"{portal.origin}/")
     page.click("text=Connect")
-    page.wait_for_selector("#console-state:has-text('Connected')", timeout=30_000)
+    page.wait_for_selector("#console-state:text-is('Connected')", timeout=30_000)
     wait_for(lambda: canvas_shows_something(page), 30, "the guest's screen in the canvas")
 
     marker = f"typed{secrets.token_hex(4)}"
@@ -78,7 +78,7 @@ def helpdesk_watches_with_consent(browser, portal, users_page, desktop: Desktop)
     page.wait_for_selector("#console-state:has-text('Waiting for the user')", timeout=30_000)
     users_page.wait_for_selector("#consent-text:has-text('helper (helpdesk) asks to watch')")
     users_page.click("#btn-consent-allow")
-    page.wait_for_selector("#console-state:has-text('Connected')", timeout=30_000)
+    page.wait_for_selector("#console-state:text-is('Connected')", timeout=30_000)
     users_page.wait_for_selector("#watchers-text:has-text('helper (helpdesk) is watching')")
 
     marker = f"watcher{secrets.token_hex(4)}"

@@ -53,7 +53,7 @@ def test_a_recording_replays_the_screen_the_user_saw(browser, portal, worker, ti
     wait_for(lambda: serial.exists() and READY_MARKER in serial.read_text(errors="replace"),
              120, "the guest to boot")
     page.goto(f"{portal.origin}/desktops/{desktop.pk}/console/")
-    page.wait_for_selector("#console-state:has-text('Connected')", timeout=30_000)
+    page.wait_for_selector("#console-state:text-is('Connected')", timeout=30_000)
     assert page.is_visible("#console-recorded"), "the user is told"
     wait_for(lambda: canvas_shows_something(page), 30, "the guest's screen")
     page.click("#screen canvas")

@@ -32,7 +32,7 @@ def test_claim_connect_release(browser, portal, worker, tiny_pool, tiny_version,
     # The list refreshes by itself (htmx): no reload until Connect shows up.
     page.wait_for_selector(f"#desktop-{desktop.pk} a:has-text('Connect')", timeout=120_000)
     page.click(f"#desktop-{desktop.pk} a:has-text('Connect')")
-    page.wait_for_selector("#console-state:has-text('Connected')", timeout=60_000)
+    page.wait_for_selector("#console-state:text-is('Connected')", timeout=60_000)
     page.screenshot(path=str(artifacts / "portal-console.png"))
 
     page.click("text=Back to my desktops")

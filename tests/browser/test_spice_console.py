@@ -66,7 +66,7 @@ def test_a_spice_console_types_plays_sound_and_never_holds_the_password(
     wait_for(lambda: serial.exists() and READY_MARKER in serial.read_text(errors="replace"),
              120, "the guest to boot")
     page.goto(f"{portal.origin}/desktops/{desktop.pk}/console/")
-    page.wait_for_selector("#console-state:has-text('Connected')", timeout=30_000)
+    page.wait_for_selector("#console-state:text-is('Connected')", timeout=30_000)
     wait_for(lambda: canvas_shows_something(page, "#spice-screen canvas"), 30,
              "the guest's screen")
     marker = f"spice{secrets.token_hex(4)}"

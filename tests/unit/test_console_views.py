@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 import pytest
@@ -87,15 +88,48 @@ def test_console_page_loads_one_bundle_with_a_hashed_name_cached_for_good(owner,
     assert "immutable" in static["Cache-Control"] and "max-age=315360000" in static["Cache-Control"]
 
 
-def test_the_ticket_is_asked_for_by_the_page_itself_under_its_nonce(owner, running_desktop):
+def page_ticket(response) -> dict | None:
+    found = re.search(r'<script id="page-ticket" type="application/json">(.*?)</script>',
+                      response.content.decode(), re.S)
+    assert found is not None, "the page carries its ticket (or null)"
+    return json.loads(found.group(1))  # type: ignore[no-any-return]
+
+
+def test_the_page_comes_with_a_ticket_its_own_script_opens_the_socket_with(owner,
+                                                                           running_desktop):
+    """The socket opens while the console's code loads: no ticket request on the way."""
     client = signed_in(owner)
     response = client.get(reverse("desktop-console", args=[running_desktop.pk]))
+    assert response["Cache-Control"] == "no-store", "a page with a ticket is never cached"
+    given = page_ticket(response)
+    assert given is not None and given["path"] == f"/ws/desktops/{running_desktop.pk}/console/"
+    ticket = ConsoleTicket.objects.get()
+    assert ticket.token_hash == digest(given["ticket"]) and ticket.used_at is None
+    assert ticket.session_hash == digest(str(client.session.session_key))
     nonce = re.search(r"'nonce-([^']+)'", response["Content-Security-Policy"])
     assert nonce is not None
-    page = response.content.decode()
+    inline = re.search(rf'<script nonce="{re.escape(nonce.group(1))}">(.*?)</script>',
+                       response.content.decode(), re.S)
+    assert inline is not None and "new WebSocket(" in inline.group(1)
     ticket_url = reverse("desktop-console-ticket", args=[running_desktop.pk])
-    inline = re.search(rf'<script nonce="{re.escape(nonce.group(1))}">(.*?)</script>', page, re.S)
-    assert inline is not None and f'fetch("{ticket_url}"' in inline.group(1)
+    assert f'fetch("{ticket_url}"' in inline.group(1), "without one, the page asks for it"
+
+
+def test_a_page_that_cannot_have_a_ticket_still_loads_and_asks_the_endpoint(owner,
+                                                                            running_desktop):
+    Desktop.objects.filter(pk=running_desktop.pk).update(status=DesktopStatus.STOPPED)
+    response = signed_in(owner).get(reverse("desktop-console", args=[running_desktop.pk]))
+    assert response.status_code == 200 and page_ticket(response) is None
+    assert not ConsoleTicket.objects.exists()
+
+
+def test_the_pages_tickets_count_toward_the_ticket_limit(owner, running_desktop, settings):
+    settings.TICKET_RATE_LIMIT = "100/m/ip,1/m/user"
+    client = signed_in(owner)
+    url = reverse("desktop-console", args=[running_desktop.pk])
+    assert page_ticket(client.get(url)) is not None
+    assert page_ticket(client.get(url)) is None
+    assert ConsoleTicket.objects.count() == 1
 
 
 def test_diagnosis_says_why(owner, running_desktop):

@@ -1,0 +1,77 @@
+"""The console page opens its socket with the ticket it came with, while its code loads; a
+ticket refused by then (expired in a tab left loading) is replaced once, by itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from tests.browser_fixtures import canvas_shows_something
+from vdi.models import ConsoleTicket, Desktop
+from vdi.testing.processes import ServerProcess, wait_for
+from vdi.testing.vnc_screen import vnc_screen
+
+pytestmark = [pytest.mark.browser, pytest.mark.vm, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def screen(running_desktop: Desktop) -> Iterator[Desktop]:
+    """The owner's desktop, its VNC endpoint a real QEMU screen (SeaBIOS)."""
+    with vnc_screen() as port:
+        Desktop.objects.filter(pk=running_desktop.pk).update(vnc_port=port)
+        yield running_desktop
+
+
+def console_page(browser: Any, portal: ServerProcess, user: Any) -> Any:
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context()
+    context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
+                          "domain": "127.0.0.1", "path": "/"}])
+    return context.new_page()
+
+
+def connected(page: Any) -> None:
+    page.wait_for_selector("#console-state:text-is('Connected')", timeout=30_000)
+    wait_for(lambda: canvas_shows_something(page), 30, "the screen in the canvas")
+
+
+def test_the_console_opens_with_the_pages_own_ticket(browser, portal, owner, screen):
+    page = console_page(browser, portal, owner)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto(f"{portal.origin}/desktops/{screen.pk}/console/")
+    connected(page)
+    assert not [url for url in asked if url.endswith("/ticket/")], "no ticket request"
+    ticket = ConsoleTicket.objects.get()
+    assert ticket.used_at is not None
+
+
+STALE_FIRST_TICKET = """(() => {
+  const Real = window.WebSocket;
+  let first = true;
+  window.WebSocket = function (url, protocols) {
+    if (first) {  // the page's ticket, as if it had expired while the page loaded
+      first = false;
+      const stale = "vdi-ticket." + "x".repeat(43);
+      protocols = protocols.map((p) => (p.startsWith("vdi-ticket.") ? stale : p));
+    }
+    return new Real(url, protocols);
+  };
+  window.WebSocket.prototype = Real.prototype;
+  for (const name of ["CONNECTING", "OPEN", "CLOSING", "CLOSED"]) {
+    window.WebSocket[name] = Real[name];
+  }
+})();"""
+
+
+def test_a_refused_page_ticket_is_replaced_once(browser, portal, owner, screen):
+    page = console_page(browser, portal, owner)
+    page.add_init_script(STALE_FIRST_TICKET)
+    page.goto(f"{portal.origin}/desktops/{screen.pk}/console/")
+    connected(page)
+    assert ConsoleTicket.objects.filter(used_at__isnull=False).count() == 1
+    assert ConsoleTicket.objects.count() == 2, "the page's, unused, and the one asked for"
