@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.setup_django import configure  # noqa: E402
 
+os.environ.setdefault("VDI_TICKET_RATE_LIMIT", "10000/m/ip,10000/m/user")  # a page, a ticket
 configure()
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop shares this thread
 
