@@ -28,6 +28,7 @@ from django.urls import reverse  # noqa: E402
 from portal.limits import BodyLimit, BodyLimitMiddleware  # noqa: E402
 from portal.proxy import TrustedProxyMiddleware  # noqa: E402
 from vdi.console.flow import FlowControlMiddleware  # noqa: E402
+from vdi.console.notify import ServerLoopMiddleware  # noqa: E402
 from vdi.console.routing import websocket_urlpatterns  # noqa: E402
 
 websocket_app = FlowControlMiddleware(
@@ -44,7 +45,7 @@ http_app = BodyLimitMiddleware(django_asgi_app, [
     BodyLimit(r"/desktops/\d+/files/upload/", settings.FILE_TRANSFER_MAX_BYTES,
               "VDI_FILE_TRANSFER_MAX_BYTES"),
 ])
-application = TrustedProxyMiddleware(
+application = ServerLoopMiddleware(TrustedProxyMiddleware(
     ProtocolTypeRouter({"http": http_app, "websocket": websocket_app}),
     settings.TRUSTED_PROXY_COUNT,
-)
+))

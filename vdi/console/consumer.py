@@ -18,6 +18,7 @@ import json
 import logging
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -25,7 +26,6 @@ from vdi.console import guards
 from vdi.console.client_filter import ClientStream
 from vdi.console.clipboard import ClipboardRules
 from vdi.console.codes import CloseCode
-from vdi.console.db import db_call
 from vdi.console.flow import Flow, from_server
 from vdi.console.lane import Lane
 from vdi.console.notify import NOTICES, WATCH, desktop_group, user_group
@@ -85,7 +85,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin, RelayMixin):  # typ
         if raw is None:
             await self.refuse(Refusal(CloseCode.NO_TICKET, "no ticket presented"))
             return
-        result = await db_call(open_console)(
+        result = await database_sync_to_async(open_console)(
             raw, user, self.session_key(), self.desktop_id)
         if isinstance(result, Refusal):
             await self.refuse(result)
@@ -139,7 +139,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin, RelayMixin):  # typ
             await self.send(text_data=json.dumps({"notice": "view_only"}))
         self.tasks.append(asyncio.create_task(self.relay_from_vnc(self.vnc)))
         await self.audit("console.open", view_only=target.view_only)
-        self.session_id = await db_call(session_opened)(
+        self.session_id = await database_sync_to_async(session_opened)(
             target.desktop_id, self.scope.get("user"), target.view_only, self.client_address())
         if self.session_id is None:  # the account or the desktop went away as it opened
             await self.recheck()
@@ -155,7 +155,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin, RelayMixin):  # typ
                             lambda: asyncio.ensure_future(self.check_handshake())),
         ]
         if target.as_owner and not target.view_only:
-            await db_call(keyboard_for_console)(target.desktop_id,
+            await database_sync_to_async(keyboard_for_console)(target.desktop_id,
                                                                self.scope.get("user"))
         if target.view_only:
             await self.channel_layer.group_send(desktop_group(target.desktop_id), {
@@ -184,7 +184,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin, RelayMixin):  # typ
         await guards.count_refusal(self.client_address(), refusal.reason)
         if user is not None and user.is_authenticated and refusal.code not in (
                 CloseCode.RATE_LIMITED, CloseCode.NOT_SIGNED_IN):
-            await db_call(record_console_error)(self.desktop_id, user,
+            await database_sync_to_async(record_console_error)(self.desktop_id, user,
                                                                refusal.reason)
         await self.accept_once()
         await self.close(code=int(refusal.code))
@@ -200,7 +200,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin, RelayMixin):  # typ
     async def beat(self, session_id: int) -> None:
         while True:
             await asyncio.sleep(settings.CONSOLE_HEARTBEAT)
-            await db_call(session_seen)(session_id, self.relayed())
+            await database_sync_to_async(session_seen)(session_id, self.relayed())
             await self.report_bytes()
 
     # --- access, for as long as the console lasts -------------------------------------------
@@ -212,7 +212,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin, RelayMixin):  # typ
     async def recheck(self) -> None:
         if self.target is None or self.closing:
             return
-        refusal = await db_call(still_allowed)(
+        refusal = await database_sync_to_async(still_allowed)(
             self.target, self.scope["user"].pk, self.session_key())
         if refusal is not None:
             await self.revoke(refusal.code, refusal.reason)
@@ -276,7 +276,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin, RelayMixin):  # typ
         self.tasks = []
         if self.session_id is not None:
             session_id, self.session_id = self.session_id, None
-            await db_call(session_closed)(session_id, self.relayed())
+            await database_sync_to_async(session_closed)(session_id, self.relayed())
         await self.report_bytes()
         if self.lane is not None:
             self.lane.close()
@@ -310,7 +310,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin, RelayMixin):  # typ
             details["bytes_to_vnc"] = counters.to_vnc
         if self.client is not None and self.client.dropped:
             details["input_dropped"] = self.client.dropped
-        await db_call(audit.record)(
+        await database_sync_to_async(audit.record)(
             self.scope.get("user"), action, None, self.client_address(),
             desktop=self.desktop_id, **details,
         )

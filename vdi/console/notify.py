@@ -55,6 +55,15 @@ async def _send_async(group: str, message: dict[str, Any]) -> None:
 
 
 _on_their_way: set[asyncio.Task[None]] = set()  # sends handed to a loop, until they are done
+_server_loop: asyncio.AbstractEventLoop | None = None  # the ASGI server's, for the process
+
+
+def serve_from(loop: asyncio.AbstractEventLoop) -> None:
+    """The loop the ASGI server (daphne) runs the portal on, for as long as the process lives:
+    notices from the threads serving it are handed to it (``tell``). Only loops known to
+    live on take them: a send left on a test's short-lived loop would die with it."""
+    global _server_loop
+    _server_loop = loop
 
 
 def _hand_over(group: str, message: dict[str, Any]) -> None:
@@ -63,19 +72,32 @@ def _hand_over(group: str, message: dict[str, Any]) -> None:
     task.add_done_callback(_on_their_way.discard)
 
 
+class ServerLoopMiddleware:
+    """Outermost ASGI layer of the server's application: notes the loop it runs on."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not _server_loop:
+            serve_from(loop)
+        await self.app(scope, receive, send)
+
+
 def tell(group: str, message: dict[str, Any]) -> None:
     """Send from synchronous code.
 
-    - On one of asgiref's threads serving an event loop (a consumer's or a view's database
-      call under daphne): the loop sends it, and this thread does not wait. Waiting held the
-      thread that every consumer's database calls share, so one console closing (three
-      notices) delayed the next console's opening by up to 200 ms.
+    - On one of asgiref's threads serving the server's event loop (a consumer's or a view's
+      database call under daphne): the loop sends it, and this thread does not wait. Waiting
+      held the thread that every consumer's database calls share, so one console closing
+      (three notices) delayed the next console's opening by up to 200 ms.
     - Beside a running loop of its own (a test driving a browser): from a helper thread with
       a loop of its own, waited for (async_to_sync would hand the send to that loop).
     - Elsewhere (the worker, commands): sent here.
     """
     serving = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    if not _has_running_loop() and serving is not None and serving.is_running():
+    if serving is not None and serving is _server_loop and not _has_running_loop():
         serving.call_soon_threadsafe(_hand_over, group, message)
         return
     if not _near_an_event_loop():

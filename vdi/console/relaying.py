@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from vdi import telemetry
 from vdi.console.client_filter import ClientStream, ProtocolError
 from vdi.console.clipboard import Refused
 from vdi.console.codes import CloseCode
-from vdi.console.db import db_call
 from vdi.console.flow import Flow
 from vdi.console.lane import Lane
 from vdi.console.recorder import Recorder
@@ -104,7 +104,7 @@ class RelayMixin:
 
     async def start_recording(self, target: ConsoleTarget) -> None:
         """The pool records its sessions: the page says so before the first frame."""
-        recording = await db_call(recordings.start)(
+        recording = await database_sync_to_async(recordings.start)(
             target.desktop_id, self.scope["user"])
         self.recording_id = recording.pk
         self.recorder = Recorder(Path(recording.path), settings.RECORDING_MAX_BYTES)
@@ -115,7 +115,7 @@ class RelayMixin:
         if recorder is None or self.recording_id is None:
             return
         recorder.close()
-        await db_call(recordings.finish)(
+        await database_sync_to_async(recordings.finish)(
             self.recording_id, recorder.size, recorder.last_ms, recorder.truncated)
 
     async def forward_to_vnc(self, bytes_data: bytes) -> None:

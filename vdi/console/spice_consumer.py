@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from vdi.console import guards
 from vdi.console.codes import CloseCode
 from vdi.console.consumer import ConsoleConsumer
-from vdi.console.db import db_call
 from vdi.console.flow import Flow
 from vdi.console.lane import Lane
 from vdi.console.notify import desktop_group, user_group
@@ -82,12 +82,12 @@ class SpiceConsumer(ConsoleConsumer):
         if main and not await guards.allow_connect(self.client_address(), user.pk):
             await self.refuse_link(Refusal(CloseCode.RATE_LIMITED, "too many connects"))
             return
-        if not main and not await db_call(spice.may_join)(user.pk,
+        if not main and not await database_sync_to_async(spice.may_join)(user.pk,
                                                                           self.desktop_id):
             await self.refuse_link(Refusal(CloseCode.TICKET_REFUSED,
                                            f"{link.channel_name}: no SPICE session to join"))
             return
-        endpoint = await db_call(spice.endpoint)(self.desktop_id, user)
+        endpoint = await database_sync_to_async(spice.endpoint)(self.desktop_id, user)
         if isinstance(endpoint, Refusal):
             await self.refuse_link(endpoint)
             return
@@ -99,7 +99,7 @@ class SpiceConsumer(ConsoleConsumer):
             await self.end(CloseCode.VNC_UNREACHABLE)
             return
         ticket = await read_ticket(self.incoming.read_exactly, link)
-        joined = await db_call(spice.join)(
+        joined = await database_sync_to_async(spice.join)(
             ticket.ticket, link.channel_type, self.desktop_id,
             spice.Caller(user, self.session_key(), self.client_address()))
         if isinstance(joined, Refusal):
@@ -182,7 +182,7 @@ class SpiceConsumer(ConsoleConsumer):
         self.incoming.close()
         joined, self.joined = self.joined, None
         if joined is not None and joined.main:
-            await db_call(spice.end_session)(joined.ticket_id)
+            await database_sync_to_async(spice.end_session)(joined.ticket_id)
         await super().cleanup()
 
     async def vdi_watch(self, event: dict[str, object]) -> None:

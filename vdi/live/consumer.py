@@ -7,11 +7,11 @@ import json
 import logging
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from vdi.auth_backends import operated_pool_ids
 from vdi.console.codes import CloseCode
-from vdi.console.db import db_call
 from vdi.live.events import OPERATORS, pool_group, user_group
 from vdi.services import access
 
@@ -36,7 +36,7 @@ class LiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if user is None or not access.active(user):
             await self.close(code=int(CloseCode.NOT_SIGNED_IN))
             return
-        self.groups_joined = await db_call(groups_of)(user)
+        self.groups_joined = await database_sync_to_async(groups_of)(user)
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
