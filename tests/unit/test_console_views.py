@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -88,7 +89,7 @@ def test_console_page_loads_one_bundle_with_a_hashed_name_cached_for_good(owner,
     assert "immutable" in static["Cache-Control"] and "max-age=315360000" in static["Cache-Control"]
 
 
-def page_ticket(response) -> dict | None:
+def page_ticket(response: Any) -> dict[str, Any] | None:
     found = re.search(r'<script id="page-ticket" type="application/json">(.*?)</script>',
                       response.content.decode(), re.S)
     assert found is not None, "the page carries its ticket (or null)"
