@@ -249,6 +249,27 @@ def test_a_guest_ready_by_its_serial_marker_is_recorded(owner, test_pool):
     get_driver(TEST_URI).undefine(desktop.domain_name, (Path(desktop.disk_path),))
 
 
+def test_a_watch_sent_before_the_boot_is_marked_done_waits_for_it(owner, test_pool):
+    """The job sends the watch right after starting the guest and marks the desktop running
+    just after: a watch that runs in between waits instead of giving up on the guest."""
+    from vdi.images.tiny import READY_MARKER
+    from vdi.worker import guests
+
+    desktop = create_desktop(owner, test_pool)
+    run("provision", desktop)
+    Path(desktop.serial_log_path).write_text(f"{READY_MARKER}\n")
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RESETTING)
+    assert guests.check(desktop.pk) == "waiting", "still resetting: not looked at yet"
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING)
+    assert guests.check(desktop.pk) == "ready"
+    first = Desktop.objects.get(pk=desktop.pk).guest_ready_at
+    assert guests.check(desktop.pk) == "ready"
+    assert Desktop.objects.get(pk=desktop.pk).guest_ready_at == first, "marked once"
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.STOPPED)
+    assert guests.check(desktop.pk) == "gone"
+    get_driver(TEST_URI).undefine(desktop.domain_name, (Path(desktop.disk_path),))
+
+
 def console_password_of(desktop: Desktop) -> str | None:
     """The VNC password the domain's definition holds (the test driver assigns no port, so
     read the definition itself rather than the endpoint)."""

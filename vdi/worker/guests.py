@@ -18,7 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from vdi import telemetry
-from vdi.choices import DesktopStatus, KeyboardLayout, Readiness
+from vdi.choices import TRANSITIONAL_STATUSES, DesktopStatus, KeyboardLayout, Readiness
 from vdi.hypervisor import HypervisorError
 from vdi.images.tiny import READY_MARKER
 from vdi.live import events as live
@@ -56,10 +56,17 @@ def _session_runs(desktop: Desktop) -> bool:
 
 
 def check(desktop_id: int) -> str:
-    """'ready', 'waiting' (ask again), 'timeout' or 'gone' (not running any more)."""
+    """'ready', 'waiting' (ask again), 'timeout' or 'gone' (not running any more).
+
+    A job sends its watch once the guest is started but marks the desktop running only
+    after, so a desktop still in a transition is waited for, not given up on."""
     desktop = (Desktop.objects.select_related("host", "image_version", "owner", "pool")
                .filter(pk=desktop_id).first())
-    if desktop is None or desktop.status != DesktopStatus.RUNNING:
+    if desktop is None:
+        return "gone"
+    if desktop.status in TRANSITIONAL_STATUSES:
+        return "timeout" if _too_long(desktop) else "waiting"
+    if desktop.status != DesktopStatus.RUNNING:
         return "gone"
     if desktop.guest_ready_at is not None:
         return "ready"
@@ -70,8 +77,11 @@ def check(desktop_id: int) -> str:
         ready, facts = False, {}
     now = timezone.now()
     if ready:
-        Desktop.objects.filter(pk=desktop.pk, status=DesktopStatus.RUNNING).update(
+        marked = Desktop.objects.filter(pk=desktop.pk, status=DesktopStatus.RUNNING,
+                                        guest_ready_at__isnull=True).update(
             guest_ready_at=now, guest_facts=facts)
+        if not marked:  # another watch of the same boot was first
+            return "ready"
         live.desktop_changed(desktop.pk)
         # a claim waiting for it, if any: the metric, and the dashboard's chart
         claims.timed(desktop, telemetry.claim_ready(desktop.pk, now.timestamp()), now)
@@ -79,10 +89,15 @@ def check(desktop_id: int) -> str:
         return "ready"
     if facts:
         Desktop.objects.filter(pk=desktop.pk).update(guest_facts=facts)
-    if now - desktop.status_changed_at > timedelta(seconds=settings.GUEST_READY_TIMEOUT):
-        log.warning("guest of %s not ready after %s s", desktop, settings.GUEST_READY_TIMEOUT)
-        return "timeout"
-    return "waiting"
+    return "timeout" if _too_long(desktop) else "waiting"
+
+
+def _too_long(desktop: Desktop) -> bool:
+    if timezone.now() - desktop.status_changed_at <= timedelta(
+            seconds=settings.GUEST_READY_TIMEOUT):
+        return False
+    log.warning("guest of %s not ready after %s s", desktop, settings.GUEST_READY_TIMEOUT)
+    return True
 
 
 def _owners_keyboard(desktop: Desktop) -> None:
