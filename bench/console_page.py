@@ -2,12 +2,15 @@
 cache.
 
 The VNC server is a real QEMU (SeaBIOS on a standard VGA, no disk) already running, as a
-desktop would be. Two pages open it, each measured in the same run:
+desktop would be, with a VNC password as every desktop's screen has. Two pages open it, each
+measured in the same run:
 
 - the portal's console page (signed in, under daphne): one minified bundle with a hashed
-  name, gzip, a year's caching, and the ticket asked for while the code loads;
+  name, gzip, a year's caching, the page's own ticket and its socket opened while the code
+  loads; the proxy answers the VNC password and greets the browser in one message;
 - the peer: noVNC as published on npm, its ES modules loaded one by one (as the portal's page
-  did before the bundle), through websockify serving the same files (``--web``).
+  did before the bundle), through websockify serving the same files (``--web``); noVNC
+  answers the VNC password itself.
 
 "First frame": from the navigation's start until the screen's canvas holds an opaque pixel.
 The empty-cache run uses a new browser context, once the server is idle again (the previous
@@ -48,6 +51,7 @@ from vdi.testing.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from vdi.testing.processes import ServerProcess  # noqa: E402
 from vdi.testing.vnc_screen import vnc_screen  # noqa: E402
 
+PASSWORD = "b3nch-pw"  # the screen's VNC password (VNC uses its first 8 characters)
 SETTLE = 1.0  # seconds between one run's end and the next run's empty-cache load
 BEFORE = "before the bundle (the issue's numbers): 0.85 s empty, 0.33-0.42 s warm, " \
          "53 JavaScript requests, 600 KB uncompressed"
@@ -72,9 +76,10 @@ PEER_PAGE = """<!doctype html><meta charset="utf-8"><title>noVNC</title>
 <div id="screen"></div>
 <script type="module">
 import RFB from "./core/rfb.js";
-new RFB(document.getElementById("screen"), `ws://${location.host}/websockify`, {shared: true});
+new RFB(document.getElementById("screen"), `ws://${location.host}/websockify`,
+        {shared: true, credentials: {password: "%s"}});
 </script>
-"""
+""" % PASSWORD
 
 
 def load(page: Page, url: str) -> dict[str, Any]:
@@ -122,13 +127,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     call_command("collectstatic", interactive=False, verbosity=0)
-    with vnc_screen() as vnc_port:
+    with vnc_screen(PASSWORD) as vnc_port:
         results = measure_both(args.runs, vnc_port)
     report(results)
 
 
 def measure_both(runs: int, vnc_port: int) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    _user, desktop, session = portal_desktop(vnc_port)
+    _user, desktop, session = portal_desktop(vnc_port, password=PASSWORD)
     web = Path(tempfile.mkdtemp(prefix="bench-novnc-"))
     novnc = settings.BASE_DIR / "frontend" / "node_modules" / "@novnc" / "novnc"
     for part in ("core", "vendor"):

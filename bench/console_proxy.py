@@ -19,7 +19,6 @@ import asyncio
 import multiprocessing
 import os
 import signal
-import socket
 import statistics
 import struct
 import subprocess
@@ -54,7 +53,7 @@ from vdi.models import Desktop, GoldenImage, Pool  # noqa: E402
 from vdi.services.console import issue_ticket  # noqa: E402
 from vdi.services.hosts import ensure_local_host  # noqa: E402
 from vdi.services.spice import issue_native_ticket  # noqa: E402
-from vdi.testing.processes import ServerProcess, free_port, wait_for  # noqa: E402
+from vdi.testing.processes import ServerProcess, free_port, listening, wait_for  # noqa: E402
 from vdi.testing.spice_server import SpiceServer, spice_server  # noqa: E402
 
 CHUNK = 64 * 1024
@@ -279,15 +278,7 @@ def start_websockify(source_port: int, web: Path | None = None
          f"127.0.0.1:{source_port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
-
-    def listening() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            return False
-
-    wait_for(listening, 20, "websockify")
+    wait_for(lambda: listening(port), 20, "websockify")
     return process, port
 
 
@@ -392,7 +383,7 @@ def bench_vnc(args: argparse.Namespace) -> None:
                                      args=(source_port, args.megabytes * 1024 * 1024 * 4),
                                      daemon=True)
     source.start()
-    wait_for(lambda: _listening(source_port), 10, "the source")
+    wait_for(lambda: listening(source_port), 10, "the source")
     user, desktop, session = portal_desktop(source_port)
     websockify, ws_port = start_websockify(source_port)
     servers = {name: ServerProcess(Path(f"/tmp/bench-{name}.log"), server=name)
@@ -421,14 +412,6 @@ def bench_vnc(args: argparse.Namespace) -> None:
             server.stop()
         source.terminate()
     report(results)
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":

@@ -305,9 +305,12 @@ def test_the_proxy_signs_in_to_vnc_for_the_browser(owner, running_desktop, right
                 await expect_close(ws, CloseCode.VNC_UNREACHABLE)
                 return
             assert (await ws.connect())[0]
+            greeting = [bytes(await ws.receive_from(timeout=5)) for _ in range(2)]
+            assert greeting[0] == GREETING and greeting[1].endswith(b"tiny"), \
+                "the whole greeting at once, the server's ServerInit included"
 
             async def recv() -> bytes:
-                return bytes(await ws.receive_from(timeout=5))
+                return greeting.pop(0) if greeting else bytes(await ws.receive_from(timeout=5))
 
             # the RFB handshake of tests.rfb, driven over the communicator
             loop = asyncio.get_running_loop()
@@ -317,7 +320,7 @@ def test_the_proxy_signs_in_to_vnc_for_the_browser(owner, running_desktop, right
             init = await asyncio.to_thread(handshake, stream)
             assert (init.width, init.height, init.name) == (640, 400, "tiny")
             assert init.security_types == (1,), "the browser is offered no password step"
-            assert vnc.signed_in and vnc.client_init == b"\x01"
+            assert vnc.signed_in and vnc.client_init == b"\x01", "shared, by the proxy"
             assert stream.buffer == b"" and await ws.receive_nothing(timeout=0.3), \
                 "nothing of the server's own handshake (its challenge) reaches the browser"
         finally:

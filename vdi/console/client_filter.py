@@ -2,9 +2,9 @@
 extensions noVNC sends), so that a view-only console can drop every input message while the
 screen keeps updating, and a malformed or unknown message ends the console.
 
-The stream starts after the proxy's own handshake with the browser (``BrowserGreeter``), with
-the ClientInit byte; without a greeter (a guest with no VNC password) it starts with the
-version and the security type the browser picks.
+The stream starts after the proxy's own handshake with the browser (``BrowserGreeter``, which
+takes the ClientInit byte too); without a greeter (a guest with no VNC password) it starts
+with the version, the security type the browser picks and its ClientInit.
 """
 
 from __future__ import annotations

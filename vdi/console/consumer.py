@@ -104,7 +104,8 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin, RelayMixin):  # typ
             reason = f"VNC endpoint {target.where} unreachable ({exc})"
             await self.refuse(Refusal(CloseCode.VNC_UNREACHABLE, reason))
             return
-        if target.password and not await self.sign_in_to_vnc(target):
+        server_init = await self.sign_in_to_vnc(target) if target.password else b""
+        if server_init is None:
             return
         self.target = target
         await self.channel_layer.group_add(desktop_group(target.desktop_id), self.channel_name)
@@ -116,14 +117,15 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin, RelayMixin):  # typ
             self.lane = Lane.attach(protocol)
         self.counters = Counters()
         self.client = ClientStream(
-            target.view_only, handshake=1 if target.password else HANDSHAKE_WITHOUT_GREETER,
+            target.view_only, handshake=0 if target.password else HANDSHAKE_WITHOUT_GREETER,
             max_message=settings.CONSOLE_MAX_MESSAGE,
             clipboard=ClipboardRules(target.clipboard, settings.CLIPBOARD_MAX_BYTES))
         if target.record:
             await self.start_recording(target)
         if target.password:  # the browser gets a handshake that needs no password
-            self.greeter = BrowserGreeter()
-            await self.send_bytes(self.greeter.opening())
+            self.greeter = BrowserGreeter(server_init)
+            for message in self.greeter.opening():
+                await self.send_bytes(message)
         inbound = self.scope.get("vdi.inbound")
         if inbound is not None:
             inbound.sink = self.forward_to_vnc
@@ -161,17 +163,17 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin, RelayMixin):  # typ
             await self.channel_layer.group_send(desktop_group(target.desktop_id), {
                 "type": WATCH, "watcher": self.scope["user"].get_username(), "joined": True})
 
-    async def sign_in_to_vnc(self, target: ConsoleTarget) -> bool:
+    async def sign_in_to_vnc(self, target: ConsoleTarget) -> bytes | None:
+        """The VNC server's ServerInit once signed in; None when refused (and said so)."""
         assert self.vnc is not None
         try:
-            await asyncio.wait_for(sign_in(self.vnc, target.password),
-                                   settings.CONSOLE_CONNECT_TIMEOUT)
+            return await asyncio.wait_for(sign_in(self.vnc, target.password),
+                                          settings.CONSOLE_CONNECT_TIMEOUT)
         except (VncAuthError, ConnectionError, TimeoutError) as exc:
             self.vnc.close()
             self.vnc = None
             await self.refuse(Refusal(CloseCode.VNC_UNREACHABLE, f"VNC sign-in failed: {exc}"))
-            return False
-        return True
+            return None
 
     def subprotocol(self) -> str | None:
         return SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", []) else None

@@ -124,9 +124,12 @@ class RelayMixin:
             return
         if (self.greeter is not None and not self.greeter.done
                 and len(bytes_data) <= settings.CONSOLE_MAX_MESSAGE):
-            reply, bytes_data = self.greeter.feed(bytes_data)
-            if reply:
-                await self.send_bytes(reply)
+            try:
+                bytes_data = self.greeter.feed(bytes_data)
+            except ProtocolError as exc:
+                log.warning("console of desktop %s: %s", self.desktop_id, exc)
+                self.end_soon(CloseCode.PROTOCOL_ERROR)
+                return
         data = self.pass_on(bytes_data)
         if data and self.vnc is not None:
             try:

@@ -2,6 +2,12 @@
 behalf, then offers the browser a server that needs no password: the browser never sees a
 hypervisor credential.
 
+The proxy also opens the session (ClientInit, always shared: a helpdesk watching or a second
+tab does not cut the user off), so the browser's whole greeting goes out at once, in two
+messages: the version, then security None, its result and the server's ServerInit. noVNC
+stops reading after the version until another message comes, then reads on through the rest
+and answers all of it together: the handshake takes one round trip instead of four.
+
 RFB 3.8 (RFC 6143): VNC Authentication encrypts a 16-byte challenge with DES, keyed by the
 password's first 8 bytes, each byte's bits reversed (a quirk every VNC server shares).
 """
@@ -13,11 +19,14 @@ import struct
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
+from vdi.console.client_filter import ProtocolError
 from vdi.console.relay import VncConnection
 
 VERSION = b"RFB 003.008\n"
 SECURITY_NONE = 1
 SECURITY_VNC_AUTH = 2
+SHARED = b"\x01"  # ClientInit: leave other clients connected
+MAX_NAME = 4096  # a desktop name longer than this is not a VNC server's
 
 
 class VncAuthError(Exception):
@@ -40,9 +49,10 @@ async def _reason(vnc: VncConnection) -> str:
     return (await vnc.read_exactly(min(length, 1024))).decode(errors="replace")
 
 
-async def sign_in(vnc: VncConnection, password: str) -> None:
-    """Complete the server's handshake up to (not including) ClientInit, with VNC
-    Authentication: the only security type accepted when the desktop has a password."""
+async def sign_in(vnc: VncConnection, password: str) -> bytes:
+    """Complete the server's handshake with VNC Authentication (the only security type
+    accepted when the desktop has a password) and a shared ClientInit; the server's
+    ServerInit, whole."""
     version = await vnc.read_exactly(12)
     if not version.startswith(b"RFB 003."):
         raise VncAuthError(f"not a VNC server (it said {version!r})")
@@ -62,35 +72,42 @@ async def sign_in(vnc: VncConnection, password: str) -> None:
     (result,) = struct.unpack("!I", await vnc.read_exactly(4))
     if result != 0:
         raise VncAuthError(f"VNC authentication failed: {await _reason(vnc)}")
+    await vnc.write(SHARED)
+    head = await vnc.read_exactly(24)  # size, pixel format, name length
+    (name_length,) = struct.unpack_from("!I", head, 20)
+    if name_length > MAX_NAME:
+        raise VncAuthError(f"not a VNC server (a desktop name of {name_length} bytes)")
+    return head + await vnc.read_exactly(name_length)
 
 
 class BrowserGreeter:
-    """Plays the server's part of the handshake to the browser, offering no security."""
+    """Plays the server's part of the handshake to the browser, offering no security, with
+    the VNC server's own ServerInit: all of it at once, then the browser's answers are
+    checked and dropped (the proxy sent the server its ClientInit already)."""
 
-    def __init__(self) -> None:
+    ANSWERS = len(VERSION) + 1 + 1  # version, security type, ClientInit
+
+    def __init__(self, server_init: bytes) -> None:
+        self.server_init = server_init
         self.buffer = b""
-        self.stage = "version"
+        self.done = False
 
-    @property
-    def done(self) -> bool:
-        return self.stage == "done"
+    def opening(self) -> tuple[bytes, bytes]:
+        """The greeting's two messages (see the module's docstring)."""
+        return VERSION, struct.pack("!BBI", 1, SECURITY_NONE, 0) + self.server_init
 
-    def opening(self) -> bytes:
-        return VERSION
-
-    def feed(self, data: bytes) -> tuple[bytes, bytes]:
-        """Bytes from the browser in; (to the browser, to the VNC server) out."""
-        self.buffer += data
-        reply = b""
-        if self.stage == "version" and len(self.buffer) >= 12:
-            self.buffer = self.buffer[12:]
-            reply += struct.pack("!BB", 1, SECURITY_NONE)
-            self.stage = "security"
-        if self.stage == "security" and len(self.buffer) >= 1:
-            self.buffer = self.buffer[1:]
-            reply += struct.pack("!I", 0)
-            self.stage = "done"
+    def feed(self, data: bytes) -> bytes:
+        """Bytes from the browser in; what follows its handshake out (for the VNC server).
+        ProtocolError when it answers what was not offered."""
         if self.done:
-            rest, self.buffer = self.buffer, b""
-            return reply, rest
-        return reply, b""
+            return data
+        self.buffer += data
+        if len(self.buffer) < self.ANSWERS:
+            return b""
+        version, security = self.buffer[:12], self.buffer[12]
+        if version != VERSION:
+            raise ProtocolError(f"the browser answered RFB version {version!r}")
+        if security != SECURITY_NONE:
+            raise ProtocolError(f"the browser chose security type {security}, not None")
+        rest, self.buffer, self.done = self.buffer[self.ANSWERS:], b"", True
+        return rest

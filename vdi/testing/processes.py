@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +25,15 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: flo
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on ``host:port`` now."""
+    try:
+        socket.create_connection((host, port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
 
 
 def _database_url() -> str:
@@ -127,23 +137,13 @@ class ServerProcess:
                 "--ws", "websockets", "--log-level", "info", "portal.asgi:application"]
 
     def start(self) -> None:
-        import socket
-
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
                "DATABASE_URL": _database_url(), "VDI_ALLOWED_ORIGINS": self.origin,
                **self.env}
         handle = self.log.open("ab")
         self.process = subprocess.Popen(self.command(), cwd=ROOT, env=env, stdout=handle,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-
-        def listening() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
-
-        wait_for(listening, 30, f"{self.server} to listen")
+        wait_for(lambda: listening(self.port), 30, f"{self.server} to listen")
 
     def rss_kib(self) -> int:
         assert self.process is not None
