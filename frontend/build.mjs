@@ -7,23 +7,49 @@ const BANNER = "/*! VDI portal. Bundles noVNC (MPL-2.0, https://github.com/novnc
   "vendored pako (MIT), spice-html5 (LGPL-3.0, https://gitlab.freedesktop.org/spice/spice-html5) " +
   "and Chart.js (MIT, https://www.chartjs.org) with @kurkle/color (MIT). */";
 
-// noVNC asks the browser whether it can decode H.264 with a top-level await (a real decode
-// through WebCodecs) when its modules load: nothing after it in the bundle, the console's own
-// code included, ran until the media stack answered (30-40 ms on a page's first load here).
-// The answer is only needed once a server offers H.264, so the probe runs beside the rest.
+// What of noVNC is never used behind the portal is left out, which the console's first load
+// feels (less to fetch, compile and run, and no media pipeline started):
+// - the H.264 probe, a real WebCodecs decode that noVNC runs when its modules load, and the
+//   H.264 decoder: the portal's VNC servers (QEMU) never offer H.264, so it is never asked for;
+// - the security types' crypto (RA2, VNC password, Apple and MSLogon DH): the proxy signs in to
+//   the desktop itself and offers the browser security None only (vdi/console/vnc_auth.py).
+// Each stub fails loudly if it is ever reached; the build refuses a noVNC in which any of
+// these moved.
 const H264_PROBE = "supportsWebCodecsH264Decode = await _checkWebCodecsH264DecodeSupport();";
-const H264_BESIDE = "_checkWebCodecsH264DecodeSupport().then(" +
-  "(supported) => { supportsWebCodecsH264Decode = supported; });";
+const NOT_HERE = (what) => `throw new Error("${what} is not offered behind the VDI portal");`;
+const STUBS = {
+  "core/decoders/h264.js":
+    `export default class H264Decoder { decodeRect() { ${NOT_HERE("H.264")} } }`,
+  "core/ra2.js":
+    `export default class RSAAESAuthenticationState { constructor() { ${NOT_HERE("RA2 security")} } }`,
+  "core/crypto/crypto.js":
+    `export default new Proxy({}, { get() { ${NOT_HERE("This security type")} } });`,
+};
 
-const probeBeside = {
-  name: "novnc-h264-probe-beside",
+const noVncTrimmed = {
+  name: "novnc-trimmed",
   setup(build) {
-    build.onLoad({ filter: /@novnc[\\/]novnc[\\/]core[\\/]util[\\/]browser\.js$/ }, async (args) => {
+    const stubbed = new Set();
+    build.onLoad({ filter: /@novnc[\\/]novnc[\\/]core[\\/]/ }, async (args) => {
+      const path = args.path.replaceAll("\\", "/");
+      const stub = Object.entries(STUBS).find(([name]) => path.endsWith(`/@novnc/novnc/${name}`));
+      if (stub) {
+        stubbed.add(stub[0]);
+        return { contents: stub[1], loader: "js" };
+      }
+      if (!path.endsWith("/@novnc/novnc/core/util/browser.js")) { return undefined; }
       const source = await readFile(args.path, "utf8");
       if (!source.includes(H264_PROBE)) {
         throw new Error(`${args.path}: noVNC's H.264 probe changed; look at build.mjs again`);
       }
-      return { contents: source.replace(H264_PROBE, H264_BESIDE), loader: "js" };
+      return { contents: source.replace(H264_PROBE, ""), loader: "js" };
+    });
+    build.onEnd((result) => {
+      const missing = Object.keys(STUBS).filter((name) => !stubbed.has(name));
+      if (result.errors.length === 0 && missing.length) {
+        return { errors: [{ text: `noVNC no longer imports ${missing.join(", ")}: look at build.mjs again` }] };
+      }
+      return undefined;
     });
   },
 };
@@ -39,6 +65,6 @@ await esbuild.build({
   sourcemap: true,
   outdir: "dist/vdi",
   banner: { js: BANNER },
-  plugins: [probeBeside],
+  plugins: [noVncTrimmed],
   logLevel: logLevel || "info",
 });
