@@ -51,7 +51,7 @@ from vdi.testing.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from vdi.testing.processes import ServerProcess  # noqa: E402
 from vdi.testing.vnc_screen import vnc_screen  # noqa: E402
 
-PASSWORD = "b3nch-pw"  # the screen's VNC password (VNC uses its first 8 characters)
+PASSWORD = "b3nch-pw"  # noqa: S105 (the throwaway screen's; VNC uses 8 characters)
 SETTLE = 1.0  # seconds between one run's end and the next run's empty-cache load
 BEFORE = "before the bundle (the issue's numbers): 0.85 s empty, 0.33-0.42 s warm, " \
          "53 JavaScript requests, 600 KB uncompressed"
@@ -77,9 +77,9 @@ PEER_PAGE = """<!doctype html><meta charset="utf-8"><title>noVNC</title>
 <script type="module">
 import RFB from "./core/rfb.js";
 new RFB(document.getElementById("screen"), `ws://${location.host}/websockify`,
-        {shared: true, credentials: {password: "%s"}});
+        {shared: true, credentials: {password: "PASSWORD"}});
 </script>
-""" % PASSWORD
+""".replace("PASSWORD", PASSWORD)
 
 
 def load(page: Page, url: str) -> dict[str, Any]:
