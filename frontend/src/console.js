@@ -115,7 +115,6 @@ async function connect() {
     return;
   }
   rfb = new RFB(screen, socket, { shared: true });
-  for (const data of opened.held) { socket.dispatchEvent(new MessageEvent("message", { data })); }
   // The guest's resolution follows the window where it can (QEMU passes the size to a
   // virtio-gpu screen); scaling covers the guests that keep theirs.
   rfb.resizeSession = resizeOption.checked;
@@ -139,6 +138,9 @@ async function connect() {
   rfb.addEventListener("desktopname", (event) => {
     if (event.detail.name) { document.title = `${event.detail.name} · console`; }
   });
+  // Last: what the socket received while this code loaded may hold the whole handshake, and
+  // noVNC connects while it reads it, so everything above must be in place first.
+  for (const data of opened.held) { socket.dispatchEvent(new MessageEvent("message", { data })); }
 }
 
 reconnectButton.addEventListener("click", connect);

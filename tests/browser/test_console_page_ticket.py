@@ -1,8 +1,10 @@
 """The console page opens its socket with the ticket it came with, while its code loads; a
-ticket refused by then (expired in a tab left loading) is replaced once, by itself."""
+ticket refused by then (expired in a tab left loading) is replaced once, by itself; the
+whole handshake received before the code ran still connects."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +24,16 @@ def screen(running_desktop: Desktop) -> Iterator[Desktop]:
     """The owner's desktop, its VNC endpoint a real QEMU screen (SeaBIOS)."""
     with vnc_screen() as port:
         Desktop.objects.filter(pk=running_desktop.pk).update(vnc_port=port)
+        yield running_desktop
+
+
+@pytest.fixture
+def screen_with_password(running_desktop: Desktop) -> Iterator[Desktop]:
+    """The same with a VNC password, as every desktop has: the proxy signs in and greets the
+    browser with the whole handshake at once."""
+    with vnc_screen("s3cretpw") as port:
+        Desktop.objects.filter(pk=running_desktop.pk).update(vnc_port=port,
+                                                             vnc_password="s3cretpw")
         yield running_desktop
 
 
@@ -75,3 +87,18 @@ def test_a_refused_page_ticket_is_replaced_once(browser, portal, owner, screen):
     connected(page)
     assert ConsoleTicket.objects.filter(used_at__isnull=False).count() == 1
     assert ConsoleTicket.objects.count() == 2, "the page's, unused, and the one asked for"
+
+
+def test_a_handshake_held_before_the_code_ran_connects(browser, portal, owner,
+                                                      screen_with_password):
+    """The bundle comes late (a slow network): the page's socket has the whole greeting, and
+    noVNC connects while it reads it, before the page's code listens for anything else."""
+    page = console_page(browser, portal, owner)
+
+    def late(route: Any) -> None:
+        time.sleep(2)  # the socket opens and the greeting arrives meanwhile
+        route.continue_()
+
+    page.route("**/static/vdi/console.*.js", late)
+    page.goto(f"{portal.origin}/desktops/{screen_with_password.pk}/console/")
+    connected(page)

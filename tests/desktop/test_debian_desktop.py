@@ -254,8 +254,15 @@ def wait_until(condition, seconds: float) -> bool:
 
 
 def open_console(page, portal, desktop: Desktop) -> None:
+    logged: list[str] = []
+    page.on("console", lambda message: logged.append(f"{message.type}: {message.text}"))
     page.goto(f"{portal.origin}/desktops/{desktop.pk}/console/")
-    page.wait_for_selector("#console[data-state=ok]", timeout=60_000)
+    try:
+        page.wait_for_selector("#console[data-state=ok]", timeout=60_000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"the console did not connect: {page.inner_text('.console-bar')!r}, "
+                             f"{page.inner_text('#console-problem')!r}; its log: {logged}"
+                             ) from None
 
 
 def check_the_clipboard(desktop, pool, browser, portal, owner) -> None:

@@ -332,6 +332,33 @@ def test_the_proxy_signs_in_to_vnc_for_the_browser(owner, running_desktop, right
         assert "VNC sign-in failed" in running_desktop.console_error
 
 
+def test_a_browser_answering_what_it_was_not_offered_is_closed(owner, running_desktop):
+    """The proxy offered security None only: a browser choosing another type gets nothing
+    through to the desktop's screen."""
+    from tests.console_helpers import FakeVncWithPassword
+
+    Desktop.objects.filter(pk=running_desktop.pk).update(vnc_password="s3cretpw")
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running_desktop)
+
+    async def scenario() -> None:
+        vnc = FakeVncWithPassword("s3cretpw")
+        port = await vnc.start()
+        await asyncio.to_thread(Desktop.objects.filter(pk=running_desktop.pk).update, vnc_port=port)
+        ws = communicator(running_desktop.pk, session, ticket)
+        try:
+            assert (await ws.connect())[0]
+            for _ in range(2):  # the greeting
+                await ws.receive_from(timeout=5)
+            await ws.send_to(bytes_data=GREETING + b"\x02" + b"\x01")
+            assert await ws.receive_output(timeout=5) == {
+                "type": "websocket.close", "code": CloseCode.PROTOCOL_ERROR}
+        finally:
+            await vnc.stop()
+
+    run(scenario)
+
+
 def test_a_ticket_dies_with_its_desktop_even_if_another_guest_gets_the_port(
     owner, running_desktop, pool, host, image_version
 ):
