@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from datetime import timedelta
 
@@ -181,6 +182,55 @@ def test_relays_both_ways_and_audits_open_and_close(owner, running_desktop):
     assert closed.details["bytes_to_browser"] == len(GREETING) + 100_000
     assert closed.details["bytes_to_vnc"] == 12
     assert closed.details["seconds"] >= 0
+
+
+def test_the_first_full_screen_request_wakes_the_vnc_servers_refresh(owner, running_desktop):
+    """Right after the browser's first non-incremental FramebufferUpdateRequest has gone on,
+    the proxy opens a second connection to the VNC server and closes it at once (a new
+    connection makes QEMU refresh now, not at its backed-off timer); only once."""
+    from tests.console_helpers import HANDSHAKE
+
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running_desktop)
+    incremental = struct.pack("!BBHHHH", 3, 1, 0, 0, 640, 400)
+    full = struct.pack("!BBHHHH", 3, 0, 0, 0, 640, 400)
+
+    async def body(vnc: WokenVnc) -> None:
+        ws = communicator(running_desktop.pk, session, ticket)
+        assert (await ws.connect())[0]
+        assert await ws.receive_from(timeout=5) == GREETING
+        await ws.send_to(bytes_data=HANDSHAKE + incremental)
+        await wait_until(lambda: len(vnc.received) == len(HANDSHAKE + incremental))
+        assert vnc.connections == 1, "an incremental request wakes nothing"
+        await ws.send_to(bytes_data=full)
+        await wait_until(lambda: vnc.woken_and_closed == 1)
+        await ws.send_to(bytes_data=full)
+        await wait_until(lambda: len(vnc.received) == len(HANDSHAKE + incremental + 2 * full))
+        assert vnc.connections == 2, "once a console"
+        await ws.disconnect()
+
+    run(with_vnc, running_desktop, body, WokenVnc())
+
+
+class WokenVnc(FakeVnc):
+    """Counts the connections after the first, and sees each closed by the proxy."""
+
+    woken_and_closed = 0
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.connections:
+            await super()._handle(reader, writer)
+            return
+        self.connections += 1
+        await reader.read()  # until the proxy closes it
+        self.woken_and_closed += 1
+
+
+async def wait_until(condition, seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
 
 
 def test_vnc_side_closing_closes_the_browser_side(owner, running_desktop):

@@ -80,6 +80,7 @@ class ClientStream:
         self.buffer = bytearray()
         self.dropped = 0
         self.refusals: list[Refused] = []
+        self.full_updates = 0  # non-incremental FramebufferUpdateRequests passed on
 
     def feed(self, data: bytes) -> bytes:
         """Bytes from the browser in; the bytes to send on to the VNC server out."""
@@ -106,6 +107,8 @@ class ClientStream:
                     self.refusals.append(passed)
                     continue
                 message = passed
+            if message[0] == 3 and message[1] == 0:
+                self.full_updates += 1
             out += message
         return bytes(out)
 

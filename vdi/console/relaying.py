@@ -22,6 +22,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from vdi import telemetry
+from vdi.console import refresh
 from vdi.console.client_filter import ClientStream, ProtocolError
 from vdi.console.clipboard import Refused
 from vdi.console.codes import CloseCode
@@ -51,6 +52,8 @@ class RelayMixin:
     recording_id: int | None = None
     lane: Lane | None = None  # daphne's fast lane, while relaying (vdi.console.lane)
     closing = False  # no more bytes either way (set first thing when a console must end)
+    target: ConsoleTarget | None
+    woken = False  # the VNC server's refresh, for the first frame (vdi.console.refresh)
 
     if TYPE_CHECKING:  # provided by the consumer
         async def send(self, text_data: str | None = None, bytes_data: bytes | None = None,
@@ -156,8 +159,18 @@ class RelayMixin:
         if self.client.refusals:
             refusals, self.client.refusals = self.client.refusals, []
             self.tasks.append(asyncio.ensure_future(self.tell_refusals(refusals)))
+        if self.client.full_updates and not self.woken:
+            self.woken = True
+            asyncio.get_running_loop().call_soon(self.wake_refresh)  # once the request is sent
         self.counters.to_vnc += len(data)
         return data
+
+    def wake_refresh(self) -> None:
+        """The browser's first full-screen request has gone to the VNC server: have it sent
+        now rather than at the server's next refresh."""
+        if self.target is not None and not self.closing:
+            self.tasks.append(asyncio.ensure_future(refresh.wake(
+                self.target.host, self.target.port, self.target.socket)))
 
     def end_soon(self, code: CloseCode) -> None:
         """End from a callback: nothing more crosses from now on, the closing follows."""
