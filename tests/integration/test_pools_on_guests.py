@@ -113,6 +113,7 @@ def test_a_deleted_users_desktop_reaches_the_next_user_only_after_a_reset(
         ws = communicator(desktop.pk, session, ticket)
         assert (await ws.connect())[0]
         assert await ws.receive_from(timeout=10) == GREETING
+        await ws.receive_from(timeout=10)  # the rest of the proxy's greeting (ServerInit)
         await asyncio.to_thread(owner.delete)
         assert await ws.receive_output(timeout=10) == {"type": "websocket.close",
                                                        "code": CloseCode.ACCOUNT_CLOSED}
