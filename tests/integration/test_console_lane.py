@@ -19,8 +19,8 @@ from websockets.typing import Subprotocol
 from tests.console_helpers import GREETING, HANDSHAKE, FakeVnc, session_cookie, ticket_for
 from vdi.choices import ClipboardPolicy
 from vdi.console.codes import CloseCode
-from vdi.models import Desktop
-from vdi.testing.processes import ServerProcess
+from vdi.models import AuditEvent, ConsoleSession, Desktop
+from vdi.testing.processes import ServerProcess, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,6 +71,11 @@ def through_daphne(daphne: ServerProcess, owner: Any, desktop: Desktop, scenario
             await server.stop()
 
     asyncio.run(body())
+    # The server writes the console's end (its session row, the audit) after the browser has
+    # seen the close: the test's database teardown must not race it (PostgreSQL deadlocks).
+    wait_for(lambda: AuditEvent.objects.filter(action="console.close").exists()
+             and not ConsoleSession.objects.filter(closed_at__isnull=True).exists(), 10,
+             "the server to finish closing the console")
 
 
 def _point_at(desktop: Desktop, port: int) -> None:
