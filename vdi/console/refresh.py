@@ -12,9 +12,9 @@ within a few milliseconds.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+
+from vdi.console.relay import connect_vnc
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +22,8 @@ log = logging.getLogger(__name__)
 async def wake(host: str, port: int, socket: str = "") -> None:
     """Open and close a connection to the VNC server (it never gets past the greeting)."""
     try:
-        if socket:
-            _reader, writer = await asyncio.open_unix_connection(socket)
-        else:
-            _reader, writer = await asyncio.open_connection(host, port)
+        connection = await connect_vnc(host, port, socket)
     except OSError as exc:  # the frame comes at the next refresh all the same
         log.debug("could not wake the VNC server's refresh: %s", exc)
         return
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
+    connection.close()
