@@ -119,11 +119,16 @@ def communicator(
 
 @dataclass
 class FakeVncWithPassword:
-    """A VNC server that insists on VNC Authentication, then sends a ServerInit."""
+    """A VNC server that insists on VNC Authentication, sends a ServerInit, then records what
+    it receives and can push data. Connections that go no further than its greeting (the
+    proxy's refresh wake-up) are counted in ``left_at_greeting``."""
 
     password: str
     signed_in: bool = False
     client_init: bytes = b""
+    received: bytearray = field(default_factory=bytearray)
+    left_at_greeting: int = 0
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
     server: asyncio.Server | None = None
 
     async def start(self) -> int:
@@ -131,10 +136,17 @@ class FakeVncWithPassword:
         return int(self.server.sockets[0].getsockname()[1])
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(GREETING)
+        try:
+            await reader.readexactly(12)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.left_at_greeting += 1
+            return
+        await self._sign_in(reader, writer)
+
+    async def _sign_in(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         from vdi.console.vnc_auth import des_response
 
-        writer.write(GREETING)
-        await reader.readexactly(12)
         writer.write(b"\x01\x02")  # one security type: VNC Authentication
         await reader.readexactly(1)
         challenge = b"0123456789abcdef"
@@ -151,9 +163,18 @@ class FakeVncWithPassword:
         writer.write(b"\x02\x80\x01\x90" + b"\x20\x18\x00\x01" + b"\x00" * 12
                      + b"\x00\x00\x00\x04tiny")
         await writer.drain()
-        await reader.read()
+        self.writers.append(writer)
+        while data := await reader.read(65536):
+            self.received.extend(data)
+
+    async def push(self, data: bytes) -> None:
+        for writer in self.writers:
+            writer.write(data)
+            await writer.drain()
 
     async def stop(self) -> None:
+        for writer in self.writers:
+            writer.close()
         if self.server is not None:
             self.server.close()
 

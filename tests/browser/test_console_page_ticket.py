@@ -4,6 +4,7 @@ whole handshake received before the code ran still connects."""
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -102,3 +103,36 @@ def test_a_handshake_held_before_the_code_ran_connects(browser, portal, owner,
     page.route("**/static/vdi/console.*.js", late)
     page.goto(f"{portal.origin}/desktops/{screen_with_password.pk}/console/")
     connected(page)
+
+
+RECORD_SENT = """(() => {
+  window.vdiSent = [];
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (typeof data !== "string") {
+      const view = ArrayBuffer.isView(data) ? data : new Uint8Array(data);
+      window.vdiSent.push(...new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+    }
+    return send.call(this, data);
+  };
+})();"""
+
+
+def test_the_proxys_first_frame_request_is_what_the_bundled_novnc_asks_for(
+        browser, portal, owner, screen_with_password):
+    """The proxy asks for the first frame before noVNC runs (vdi.console.first_frame), so its
+    pixel format and encodings must be noVNC's own: the bundle's are read off the socket."""
+    from vdi.console import first_frame
+
+    page = console_page(browser, portal, owner)
+    page.add_init_script(RECORD_SENT)
+    page.goto(f"{portal.origin}/desktops/{screen_with_password.pk}/console/")
+    connected(page)
+    sent = bytes(page.evaluate("() => window.vdiSent"))
+    after_handshake = sent[12 + 1 + 1:]
+    pixel_format = after_handshake[:len(first_frame.PIXEL_FORMAT)]
+    assert pixel_format == first_frame.PIXEL_FORMAT
+    encodings = after_handshake[len(pixel_format):]
+    kind, count = struct.unpack_from("!BxH", encodings)
+    listed = struct.unpack_from(f"!{count}i", encodings, 4)
+    assert kind == 2 and listed[:len(first_frame.ENCODINGS)] == first_frame.ENCODINGS

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from tests.console_helpers import (
     GREETING,
+    HANDSHAKE,
     FakeVnc,
     communicator,
     expect_close,
@@ -188,8 +189,6 @@ def test_the_first_full_screen_request_wakes_the_vnc_servers_refresh(owner, runn
     """Right after the browser's first non-incremental FramebufferUpdateRequest has gone on,
     the proxy opens a second connection to the VNC server and closes it at once (a new
     connection makes QEMU refresh now, not at its backed-off timer); only once."""
-    from tests.console_helpers import HANDSHAKE
-
     session = session_cookie(owner)
     ticket = ticket_for(owner, session, running_desktop)
     incremental = struct.pack("!BBHHHH", 3, 1, 0, 0, 640, 400)
@@ -380,6 +379,43 @@ def test_the_proxy_signs_in_to_vnc_for_the_browser(owner, running_desktop, right
     if not right_password:
         running_desktop.refresh_from_db()
         assert "VNC sign-in failed" in running_desktop.console_error
+
+
+def test_the_first_frame_is_asked_for_before_the_browser_answers(owner, running_desktop):
+    """Right after signing in, the proxy asks the VNC server for a full frame in noVNC's pixel
+    format and encodings (and wakes its refresh); what the server sends goes to the browser
+    after the greeting, before the browser has said anything. The browser's own requests
+    follow on the same connection."""
+    from tests.console_helpers import FakeVncWithPassword
+    from vdi.console import first_frame
+
+    Desktop.objects.filter(pk=running_desktop.pk).update(vnc_password="s3cretpw")
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running_desktop)
+    asked = first_frame.request(struct.pack("!HH", 640, 400))
+    update = b"\x00\x00\x00\x01" + struct.pack("!HHHHi", 0, 0, 640, 400, 7) + b"tight bytes"
+
+    async def scenario() -> None:
+        vnc = FakeVncWithPassword("s3cretpw")
+        port = await vnc.start()
+        await asyncio.to_thread(Desktop.objects.filter(pk=running_desktop.pk).update, vnc_port=port)
+        ws = communicator(running_desktop.pk, session, ticket)
+        try:
+            assert (await ws.connect())[0]
+            for _ in range(2):  # the greeting
+                await ws.receive_from(timeout=5)
+            await wait_until(lambda: bytes(vnc.received) == asked)
+            await wait_until(lambda: vnc.left_at_greeting == 1)
+            await vnc.push(update)
+            assert await ws.receive_from(timeout=5) == update
+            await ws.send_to(bytes_data=HANDSHAKE + first_frame.PIXEL_FORMAT)
+            await wait_until(lambda: bytes(vnc.received) == asked + first_frame.PIXEL_FORMAT)
+            assert vnc.left_at_greeting == 1, "the refresh is woken once a console"
+            await ws.disconnect()
+        finally:
+            await vnc.stop()
+
+    run(scenario)
 
 
 def test_a_browser_answering_what_it_was_not_offered_is_closed(owner, running_desktop):

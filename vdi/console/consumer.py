@@ -126,6 +126,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin, RelayMixin):  # typ
             self.greeter = BrowserGreeter(server_init)
             for message in self.greeter.opening():
                 await self.send_bytes(message)
+            await self.ask_first_frame(server_init)
         inbound = self.scope.get("vdi.inbound")
         if inbound is not None:
             inbound.sink = self.forward_to_vnc

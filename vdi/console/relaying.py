@@ -22,7 +22,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from vdi import telemetry
-from vdi.console import refresh
+from vdi.console import first_frame, refresh
 from vdi.console.client_filter import ClientStream, ProtocolError
 from vdi.console.clipboard import Refused
 from vdi.console.codes import CloseCode
@@ -165,9 +165,19 @@ class RelayMixin:
         self.counters.to_vnc += len(data)
         return data
 
+    async def ask_first_frame(self, server_init: bytes) -> None:
+        """Ask the VNC server for the first frame while the page's code loads
+        (``vdi.console.first_frame``): the browser gets it after the greeting."""
+        assert self.vnc is not None and self.counters is not None
+        asked = first_frame.request(server_init)
+        await self.vnc.write(asked)
+        self.counters.to_vnc += len(asked)
+        self.woken = True
+        asyncio.get_running_loop().call_soon(self.wake_refresh)
+
     def wake_refresh(self) -> None:
-        """The browser's first full-screen request has gone to the VNC server: have it sent
-        now rather than at the server's next refresh."""
+        """The first full-screen request has gone to the VNC server: have it answered now
+        rather than at the server's next refresh (``vdi.console.refresh``)."""
         if self.target is not None and not self.closing:
             self.tasks.append(asyncio.ensure_future(refresh.wake(
                 self.target.host, self.target.port, self.target.socket)))
