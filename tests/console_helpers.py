@@ -191,6 +191,23 @@ async def opened(user: Any, session: str, desktop: Desktop) -> Any:
     return ws
 
 
+async def greeted(ws: Any, seconds: float = 10) -> Any:
+    """A console to a desktop with a VNC password, connected, its two greeting messages
+    taken (``vdi.console.vnc_auth``)."""
+    assert (await ws.connect())[0]
+    assert await ws.receive_from(timeout=seconds) == GREETING
+    await ws.receive_from(timeout=seconds)  # the rest, with the server's ServerInit
+    return ws
+
+
+async def closing_of(ws: Any, seconds: float = 10) -> dict[str, Any]:
+    """The console's close, past the screen's frames that come before it (a real VNC server
+    sends the first frame the proxy asked for)."""
+    while (message := await ws.receive_output(timeout=seconds))["type"] == "websocket.send":
+        pass
+    return dict(message)
+
+
 async def arrives(vnc: FakeVnc, data: bytes) -> None:
     for _ in range(100):
         if data in vnc.received:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser_fixtures import canvas_shows_something
 from vdi.models import ConsoleTicket, Desktop
@@ -44,11 +45,19 @@ def console_page(browser: Any, portal: ServerProcess, user: Any) -> Any:
     context = browser.new_context()
     context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
                           "domain": "127.0.0.1", "path": "/"}])
-    return context.new_page()
+    page = context.new_page()
+    page.logged = []
+    page.on("console", lambda message: page.logged.append(f"{message.type}: {message.text}"))
+    return page
 
 
 def connected(page: Any) -> None:
-    page.wait_for_selector("#console-state:text-is('Connected')", timeout=30_000)
+    try:
+        page.wait_for_selector("#console-state:text-is('Connected')", timeout=30_000)
+    except PlaywrightTimeout:
+        raise AssertionError(
+            f"the console did not connect: {page.inner_text('#console-state')!r}, "
+            f"{page.inner_text('#console-problem')!r}; its log: {page.logged}") from None
     wait_for(lambda: canvas_shows_something(page), 30, "the screen in the canvas")
 
 

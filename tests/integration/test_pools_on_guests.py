@@ -92,7 +92,14 @@ def test_a_deleted_users_desktop_reaches_the_next_user_only_after_a_reset(
         worker, tiny_pool, owner, outsider):
     """The first user leaves a file and an open console, then their account is deleted: the
     console closes, and the next user of the pool gets the desktop reset to its image."""
-    from tests.console_helpers import GREETING, communicator, run, session_cookie, ticket_for
+    from tests.console_helpers import (
+        closing_of,
+        communicator,
+        greeted,
+        run,
+        session_cookie,
+        ticket_for,
+    )
     from vdi.console.codes import CloseCode
 
     tiny_pool.assignment, tiny_pool.max_size = "automatic", 1
@@ -110,13 +117,10 @@ def test_a_deleted_users_desktop_reaches_the_next_user_only_after_a_reset(
     async def delete_while_watching() -> None:
         import asyncio
 
-        ws = communicator(desktop.pk, session, ticket)
-        assert (await ws.connect())[0]
-        assert await ws.receive_from(timeout=10) == GREETING
-        await ws.receive_from(timeout=10)  # the rest of the proxy's greeting (ServerInit)
+        ws = await greeted(communicator(desktop.pk, session, ticket))
         await asyncio.to_thread(owner.delete)
-        assert await ws.receive_output(timeout=10) == {"type": "websocket.close",
-                                                       "code": CloseCode.ACCOUNT_CLOSED}
+        assert await closing_of(ws) == {"type": "websocket.close",
+                                        "code": CloseCode.ACCOUNT_CLOSED}
 
     run(delete_while_watching)
     wait_for(lambda: Operation.objects.filter(desktop=desktop, kind="release").exists(), 10,

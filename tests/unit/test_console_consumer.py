@@ -14,8 +14,10 @@ from tests.console_helpers import (
     GREETING,
     HANDSHAKE,
     FakeVnc,
+    FakeVncWithPassword,
     communicator,
     expect_close,
+    greeted,
     run,
     session_cookie,
     ticket_for,
@@ -337,7 +339,6 @@ def test_stopping_the_desktop_voids_its_unused_tickets(owner, running_desktop):
 @pytest.mark.parametrize("right_password", [True, False])
 def test_the_proxy_signs_in_to_vnc_for_the_browser(owner, running_desktop, right_password):
     """The browser is offered no security; the proxy answers the VNC password challenge."""
-    from tests.console_helpers import FakeVncWithPassword
     from vdi.testing.rfb import Stream, handshake
 
     Desktop.objects.filter(pk=running_desktop.pk).update(vnc_password="s3cretpw")
@@ -386,7 +387,6 @@ def test_the_first_frame_is_asked_for_before_the_browser_answers(owner, running_
     format and encodings (and wakes its refresh); what the server sends goes to the browser
     after the greeting, before the browser has said anything. The browser's own requests
     follow on the same connection."""
-    from tests.console_helpers import FakeVncWithPassword
     from vdi.console import first_frame
 
     Desktop.objects.filter(pk=running_desktop.pk).update(vnc_password="s3cretpw")
@@ -395,54 +395,34 @@ def test_the_first_frame_is_asked_for_before_the_browser_answers(owner, running_
     asked = first_frame.request(struct.pack("!HH", 640, 400))
     update = b"\x00\x00\x00\x01" + struct.pack("!HHHHi", 0, 0, 640, 400, 7) + b"tight bytes"
 
-    async def scenario() -> None:
-        vnc = FakeVncWithPassword("s3cretpw")
-        port = await vnc.start()
-        await asyncio.to_thread(Desktop.objects.filter(pk=running_desktop.pk).update, vnc_port=port)
-        ws = communicator(running_desktop.pk, session, ticket)
-        try:
-            assert (await ws.connect())[0]
-            for _ in range(2):  # the greeting
-                await ws.receive_from(timeout=5)
-            await wait_until(lambda: bytes(vnc.received) == asked)
-            await wait_until(lambda: vnc.left_at_greeting == 1)
-            await vnc.push(update)
-            assert await ws.receive_from(timeout=5) == update
-            await ws.send_to(bytes_data=HANDSHAKE + first_frame.PIXEL_FORMAT)
-            await wait_until(lambda: bytes(vnc.received) == asked + first_frame.PIXEL_FORMAT)
-            assert vnc.left_at_greeting == 1, "the refresh is woken once a console"
-            await ws.disconnect()
-        finally:
-            await vnc.stop()
+    async def body(vnc: FakeVncWithPassword) -> None:
+        ws = await greeted(communicator(running_desktop.pk, session, ticket))
+        await wait_until(lambda: bytes(vnc.received) == asked)
+        await wait_until(lambda: vnc.left_at_greeting == 1)
+        await vnc.push(update)
+        assert await ws.receive_from(timeout=5) == update
+        await ws.send_to(bytes_data=HANDSHAKE + first_frame.PIXEL_FORMAT)
+        await wait_until(lambda: bytes(vnc.received) == asked + first_frame.PIXEL_FORMAT)
+        assert vnc.left_at_greeting == 1, "the refresh is woken once a console"
+        await ws.disconnect()
 
-    run(scenario)
+    run(with_vnc, running_desktop, body, FakeVncWithPassword("s3cretpw"))
 
 
 def test_a_browser_answering_what_it_was_not_offered_is_closed(owner, running_desktop):
     """The proxy offered security None only: a browser choosing another type gets nothing
     through to the desktop's screen."""
-    from tests.console_helpers import FakeVncWithPassword
-
     Desktop.objects.filter(pk=running_desktop.pk).update(vnc_password="s3cretpw")
     session = session_cookie(owner)
     ticket = ticket_for(owner, session, running_desktop)
 
-    async def scenario() -> None:
-        vnc = FakeVncWithPassword("s3cretpw")
-        port = await vnc.start()
-        await asyncio.to_thread(Desktop.objects.filter(pk=running_desktop.pk).update, vnc_port=port)
-        ws = communicator(running_desktop.pk, session, ticket)
-        try:
-            assert (await ws.connect())[0]
-            for _ in range(2):  # the greeting
-                await ws.receive_from(timeout=5)
-            await ws.send_to(bytes_data=GREETING + b"\x02" + b"\x01")
-            assert await ws.receive_output(timeout=5) == {
-                "type": "websocket.close", "code": CloseCode.PROTOCOL_ERROR}
-        finally:
-            await vnc.stop()
+    async def body(vnc: FakeVncWithPassword) -> None:
+        ws = await greeted(communicator(running_desktop.pk, session, ticket))
+        await ws.send_to(bytes_data=GREETING + b"\x02" + b"\x01")
+        assert await ws.receive_output(timeout=5) == {
+            "type": "websocket.close", "code": CloseCode.PROTOCOL_ERROR}
 
-    run(scenario)
+    run(with_vnc, running_desktop, body, FakeVncWithPassword("s3cretpw"))
 
 
 def test_a_ticket_dies_with_its_desktop_even_if_another_guest_gets_the_port(
