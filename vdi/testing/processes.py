@@ -73,7 +73,7 @@ class WorkerProcess:
             self.process.wait(30)
 
     def stop(self) -> None:
-        self.kill(signal.SIGTERM)
+        stop_group(self.process, grace=30)
 
 
 class BeatProcess:
@@ -96,9 +96,20 @@ class BeatProcess:
         wait_for(lambda: b"beat: Starting" in self.log.read_bytes(), 60, "celery beat to start")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(30)
+        stop_group(self.process, grace=30)
+
+
+def stop_group(process: subprocess.Popen[bytes] | None, grace: float = 10) -> None:
+    """End a process started in a session of its own, with everything it started: SIGTERM to
+    the group, SIGKILL after ``grace`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(grace)
 
 
 def free_port() -> int:
@@ -153,9 +164,4 @@ class ServerProcess:
         return 0
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        stop_group(self.process)

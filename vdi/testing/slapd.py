@@ -8,9 +8,7 @@ overlay keeps ``memberOf`` on users and on nested groups, as Active Directory do
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 from dataclasses import dataclass
 from io import StringIO
@@ -21,7 +19,7 @@ import ldap
 import ldap.modlist
 import ldif
 
-from vdi.testing.processes import free_port, wait_for
+from vdi.testing.processes import free_port, stop_group, wait_for
 
 SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
 SCHEMA_DIR = Path("/etc/ldap/schema")
@@ -138,13 +136,7 @@ class Slapd:
             return False
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_group(self.process)
 
     def connect(self, directory: Directory) -> Any:
         connection = ldap.initialize(self.uri)
