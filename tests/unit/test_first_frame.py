@@ -41,3 +41,24 @@ def test_the_request_passes_the_proxys_own_filter_whole_even_view_only():
     asked = first_frame.request(SERVER_INIT)
     assert stream.feed(asked) == asked
     assert stream.dropped == 0 and stream.full_updates == 1
+
+
+def test_a_vnc_side_gone_before_the_request_leaves_the_ending_to_the_relay():
+    """The request meets a closed connection (the VNC server hung up right after the sign-in):
+    nothing raises out of the console's opening; the relay finds the connection closed and
+    ends the console as usual."""
+    import asyncio
+
+    from vdi.console.relay import Counters, VncConnection
+    from vdi.console.relaying import RelayMixin
+
+    async def scenario() -> RelayMixin:
+        console = RelayMixin()
+        console.vnc, console.counters = VncConnection(), Counters()
+        console.vnc.closed = True
+        await console.ask_first_frame(SERVER_INIT)
+        return console
+
+    console = asyncio.run(scenario())
+    assert console.counters is not None and console.counters.to_vnc == 0
+    assert not console.woken, "no wake-up for a request that never went"

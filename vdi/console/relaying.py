@@ -170,7 +170,10 @@ class RelayMixin:
         (``vdi.console.first_frame``): the browser gets it after the greeting."""
         assert self.vnc is not None and self.counters is not None
         asked = first_frame.request(server_init)
-        await self.vnc.write(asked)
+        try:
+            await self.vnc.write(asked)
+        except (ConnectionError, OSError):
+            return  # the VNC side is gone: the relay finds it closed and ends the console
         self.counters.to_vnc += len(asked)
         self.woken = True
         asyncio.get_running_loop().call_soon(self.wake_refresh)
