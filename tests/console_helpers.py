@@ -97,8 +97,10 @@ def communicator(
     desktop_id: int, session: str | None, ticket: str | None, origin: str | None = "http://localhost",
     host: str = "localhost", application: Any = None,
     client: tuple[str, int] = ("192.0.2.10", 40000), kind: str = "console",
+    first_frame: bool = False,
 ) -> WebsocketCommunicator:
-    """A browser's websocket to the console, from ``client`` (the address the server sees)."""
+    """A browser's websocket to the console, from ``client`` (the address the server sees);
+    ``first_frame``: offered as the portal's page offers it (``FIRST_FRAME_PROTOCOL``)."""
     app = application or websocket_app
 
     async def from_client(scope: Any, receive: Any, send: Any) -> None:
@@ -111,6 +113,7 @@ def communicator(
         cookie = SimpleCookie({settings.SESSION_COOKIE_NAME: session})
         headers.append((b"cookie", cookie.output(header="", sep=";").strip().encode()))
     protocols = ["binary"] + ([f"vdi-ticket.{ticket}"] if ticket else [])
+    protocols += ["vdi-first-frame"] if first_frame else []
     return WebsocketCommunicator(
         from_client, f"/ws/desktops/{desktop_id}/{kind}/", headers=headers,
         subprotocols=protocols,

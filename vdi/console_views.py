@@ -20,6 +20,7 @@ from vdi.console.spice_gateway import parse_listen
 from vdi.models import Desktop
 from vdi.services import access
 from vdi.services.console import (
+    FIRST_FRAME_PROTOCOL,
     SUBPROTOCOL,
     TICKET_PREFIX,
     IssuedTicket,
@@ -54,6 +55,7 @@ def console_page(request: HttpRequest, pk: int) -> HttpResponse:
         "explanations": {int(code): text for code, text in EXPLANATIONS.items()},
         "subprotocol": SUBPROTOCOL,
         "ticket_prefix": TICKET_PREFIX,
+        "first_frame_protocol": FIRST_FRAME_PROTOCOL,
         "ticket_refused_code": int(CloseCode.TICKET_REFUSED),
         "view_only": mode is access.ConsoleMode.VIEW_ONLY,
         "someone_elses": desktop.owner_id != request.user.pk,

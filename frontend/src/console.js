@@ -75,7 +75,8 @@ async function openSocket() {
   const ticket = await getTicket(root.dataset.ticketUrl);
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}${ticket.path}`,
-    [root.dataset.subprotocol, root.dataset.ticketPrefix + ticket.ticket]);
+    [root.dataset.subprotocol, root.dataset.ticketPrefix + ticket.ticket,
+      root.dataset.firstFrameProtocol]);
   socket.binaryType = "arraybuffer";
   return { socket, held: [], closeCode: null };
 }

@@ -15,6 +15,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser_fixtures import canvas_shows_something
 from vdi.models import ConsoleTicket, Desktop
+from vdi.services.console import FIRST_FRAME_PROTOCOL
 from vdi.testing.processes import ServerProcess, wait_for
 from vdi.testing.vnc_screen import vnc_screen
 
@@ -116,6 +117,16 @@ def test_a_handshake_held_before_the_code_ran_connects(browser, portal, owner,
 
 RECORD_SENT = """(() => {
   window.vdiSent = [];
+  window.vdiOffered = [];
+  const Real = window.WebSocket;
+  window.WebSocket = function (url, protocols) {
+    window.vdiOffered.push(protocols);
+    return new Real(url, protocols);
+  };
+  window.WebSocket.prototype = Real.prototype;
+  for (const name of ["CONNECTING", "OPEN", "CLOSING", "CLOSED"]) {
+    window.WebSocket[name] = Real[name];
+  }
   const send = WebSocket.prototype.send;
   WebSocket.prototype.send = function (data) {
     if (typeof data !== "string") {
@@ -129,14 +140,17 @@ RECORD_SENT = """(() => {
 
 def test_the_proxys_first_frame_request_is_what_the_bundled_novnc_asks_for(
         browser, portal, owner, screen_with_password):
-    """The proxy asks for the first frame before noVNC runs (vdi.console.first_frame), so its
-    pixel format and encodings must be noVNC's own: the bundle's are read off the socket."""
+    """The proxy asks for the first frame before noVNC runs (vdi.console.first_frame) when the
+    page offers FIRST_FRAME_PROTOCOL, so its pixel format and encodings must be noVNC's own:
+    the bundle's are read off the socket."""
     from vdi.console import first_frame
 
     page = console_page(browser, portal, owner)
     page.add_init_script(RECORD_SENT)
     page.goto(f"{portal.origin}/desktops/{screen_with_password.pk}/console/")
     connected(page)
+    offered = page.evaluate("() => window.vdiOffered")
+    assert offered and all(FIRST_FRAME_PROTOCOL in protocols for protocols in offered)
     sent = bytes(page.evaluate("() => window.vdiSent"))
     after_handshake = sent[12 + 1 + 1:]
     pixel_format = after_handshake[:len(first_frame.PIXEL_FORMAT)]

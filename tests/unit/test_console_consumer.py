@@ -396,7 +396,7 @@ def test_the_first_frame_is_asked_for_before_the_browser_answers(owner, running_
     update = b"\x00\x00\x00\x01" + struct.pack("!HHHHi", 0, 0, 640, 400, 7) + b"tight bytes"
 
     async def body(vnc: FakeVncWithPassword) -> None:
-        ws = await greeted(communicator(running_desktop.pk, session, ticket))
+        ws = await greeted(communicator(running_desktop.pk, session, ticket, first_frame=True))
         await wait_until(lambda: bytes(vnc.received) == asked)
         await wait_until(lambda: vnc.left_at_greeting == 1)
         await vnc.push(update)
@@ -404,6 +404,25 @@ def test_the_first_frame_is_asked_for_before_the_browser_answers(owner, running_
         await ws.send_to(bytes_data=HANDSHAKE + first_frame.PIXEL_FORMAT)
         await wait_until(lambda: bytes(vnc.received) == asked + first_frame.PIXEL_FORMAT)
         assert vnc.left_at_greeting == 1, "the refresh is woken once a console"
+        await ws.disconnect()
+
+    run(with_vnc, running_desktop, body, FakeVncWithPassword("s3cretpw"))
+
+
+def test_a_client_that_does_not_offer_it_gets_no_frame_it_did_not_ask_for(owner, running_desktop):
+    """Only the portal's page (its noVNC) offers FIRST_FRAME_PROTOCOL: any other RFB client
+    gets the greeting and then only what it asks for."""
+    from vdi.console import first_frame
+
+    Desktop.objects.filter(pk=running_desktop.pk).update(vnc_password="s3cretpw")
+    session = session_cookie(owner)
+    ticket = ticket_for(owner, session, running_desktop)
+
+    async def body(vnc: FakeVncWithPassword) -> None:
+        ws = await greeted(communicator(running_desktop.pk, session, ticket))
+        await ws.send_to(bytes_data=HANDSHAKE + first_frame.PIXEL_FORMAT)
+        await wait_until(lambda: bytes(vnc.received) == first_frame.PIXEL_FORMAT)
+        assert vnc.left_at_greeting == 0, "no request of its own, so no wake-up either"
         await ws.disconnect()
 
     run(with_vnc, running_desktop, body, FakeVncWithPassword("s3cretpw"))

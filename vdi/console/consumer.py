@@ -35,6 +35,7 @@ from vdi.console.vnc_auth import BrowserGreeter, VncAuthError, sign_in
 from vdi.console.watching import WatchingMixin
 from vdi.services import audit
 from vdi.services.console import (
+    FIRST_FRAME_PROTOCOL,
     SUBPROTOCOL,
     ConsoleTarget,
     Refusal,
@@ -126,7 +127,8 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin, RelayMixin):  # typ
             self.greeter = BrowserGreeter(server_init)
             for message in self.greeter.opening():
                 await self.send_bytes(message)
-            await self.ask_first_frame(server_init)
+            if FIRST_FRAME_PROTOCOL in self.scope.get("subprotocols", []):
+                await self.ask_first_frame(server_init)
         inbound = self.scope.get("vdi.inbound")
         if inbound is not None:
             inbound.sink = self.forward_to_vnc

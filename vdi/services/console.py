@@ -32,6 +32,9 @@ from vdi.services.errors import AccessDenied, NotReady
 
 SUBPROTOCOL = "binary"
 TICKET_PREFIX = "vdi-ticket."
+# Offered by the portal's own console page: its noVNC draws a frame sent before it asks for
+# one, so the proxy may ask for the first frame on its behalf (vdi.console.first_frame).
+FIRST_FRAME_PROTOCOL = "vdi-first-frame"
 
 
 def digest(value: str) -> str:
