@@ -5,17 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from vdi.testing.processes import proc_stats
+
 
 def tree(pid: int) -> list[int]:
     pids = [pid]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) in pids:
-                pids.append(int(entry.name))
+    for child, fields in proc_stats():
+        if int(fields[1]) in pids:  # its parent
+            pids.append(child)
     return pids
 
 

@@ -18,7 +18,7 @@ import redis
 from django.conf import settings
 
 from vdi.hypervisor import get_driver
-from vdi.testing.processes import ROOT, free_port, wait_for
+from vdi.testing.processes import ROOT, free_port, proc_stats, wait_for
 
 pytestmark = pytest.mark.vm
 DATA = Path("/var/lib/vdi-portal-runcheck")
@@ -32,16 +32,7 @@ def owner_and_mode(path: Path) -> tuple[str, int]:
 
 
 def group_of(pid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pid:  # process group id
-                members.append(int(entry.name))
-    return members
+    return [member for member, fields in proc_stats() if int(fields[2]) == pid]  # its group
 
 
 def uid_of(pid: int) -> int:

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,17 @@ def stop_group(process: subprocess.Popen[bytes] | None, grace: float = 10) -> No
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(grace)
+
+
+def proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """Every process now: its pid and the fields of /proc/<pid>/stat after the command name
+    (state, parent, process group, ...); one that ends meanwhile is skipped."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                yield int(entry.name), (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
 
 
 def free_port() -> int:
