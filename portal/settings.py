@@ -24,6 +24,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env.flag("VDI_DEBUG", False)
 DATA_DIR = env.path("VDI_DATA_DIR", Path("/var/lib/vdi-portal"))
+# The data folders: their owners and modes are in vdi/folders.py (FOLDERS), which the set-up
+# makes them from; a test holds each setting below to that table.
 IMAGE_DIR = env.path("VDI_IMAGE_DIR", DATA_DIR / "images")
 DISK_DIR = env.path("VDI_DISK_DIR", DATA_DIR / "disks")
 LOG_DIR = env.path("VDI_LOG_DIR", DATA_DIR / "logs")
@@ -267,7 +269,10 @@ STORAGES = {
 
 # --- Redis: Celery broker and channel layer --------------------------------------------------
 REDIS_URL = env.url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix"))
-REDIS_KEY_PREFIX = env.text("VDI_REDIS_KEY_PREFIX", "vdi")  # the portal's own Redis keys
+# Every key the installation keeps in Redis carries this prefix: Celery's queues (kombu's
+# global key prefix), the cache, the channel layer's groups and the console guards. Two
+# portals, or a portal and its tests, sharing one Redis never see each other's work.
+REDIS_KEY_PREFIX = env.text("VDI_REDIS_KEY_PREFIX", "vdi")
 # Connections a process's channel layer may hold at once (websocket groups joined and left).
 REDIS_MAX_CONNECTIONS = env.number("VDI_REDIS_MAX_CONNECTIONS", 2000, minimum=10)
 
@@ -279,7 +284,8 @@ CELERY_TASK_IGNORE_RESULT = True  # the Operation row is the truth, never the re
 CELERY_TASK_DEFAULT_QUEUE = "vdi"
 # Redis redelivers a task not acknowledged within this (its worker died): above the lease.
 TASK_VISIBILITY_TIMEOUT = env.number("VDI_TASK_VISIBILITY_TIMEOUT", 3600, minimum=60)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TASK_VISIBILITY_TIMEOUT}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TASK_VISIBILITY_TIMEOUT,
+                                   "global_keyprefix": f"{REDIS_KEY_PREFIX}:"}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing a task retries a lost Redis connection with backoff, then gives up (the service
 # then marks the desktop and its Operation failed, with the reason).
@@ -294,7 +300,7 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "vdi",
+        "KEY_PREFIX": REDIS_KEY_PREFIX,
     }
 }
 
@@ -308,7 +314,8 @@ CHANNEL_LAYERS = {
         # pages closing together left most of them in their groups. Each group operation
         # borrows a connection for a moment; allow what a busy web process needs.
         "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15,
-                              "max_connections": REDIS_MAX_CONNECTIONS}]},
+                              "max_connections": REDIS_MAX_CONNECTIONS}],
+                   "prefix": f"{REDIS_KEY_PREFIX}:asgi"},
     }
 }
 

@@ -102,8 +102,14 @@ prepare_service_user() {
   # Subordinate ids: the worker builds desktop images unprivileged, in a user namespace.
   grep -q "^$SERVICE_USER:" /etc/subuid 2>/dev/null ||
     usermod --add-subuids 200000-265535 --add-subgids 200000-265535 "$SERVICE_USER"
-  id -nG "$SERVICE_USER" | tr ' ' '\n' | grep -qx "$LIBVIRT_GROUP" ||
-    usermod -a -G "$LIBVIRT_GROUP" "$SERVICE_USER"
+  # libvirt's group socket; and QEMU's group: while a guest runs, libvirt gives its disks to
+  # libvirt-qemu:libvirt-qemu (mode kept, 0660), which the worker still reads and writes
+  # (live snapshots' qemu-img -U, backups), as a member of that group.
+  local group
+  for group in "$LIBVIRT_GROUP" libvirt-qemu; do
+    getent group "$group" >/dev/null || continue
+    id -nG "$SERVICE_USER" | tr ' ' '\n' | grep -qx "$group" || usermod -a -G "$group" "$SERVICE_USER"
+  done
   # The service user must reach the code and the virtualenv: let it traverse (not list) the
   # folders above the checkout that would stop it (a checkout under /root, say).
   local dir="$ROOT"
@@ -126,15 +132,12 @@ move_legacy_secret() {
 }
 
 prepare_data_dir() {
-  # QEMU runs as libvirt-qemu and must traverse every folder above an image or disk; the
-  # service user writes images, disks and logs; secrets are its own, 0700 and 0600.
-  mkdir -p "$VDI_DATA_DIR"/{images,disks,logs,kernel,run,cache,backups}
-  chmod 755 "$VDI_DATA_DIR" "$VDI_DATA_DIR"/{images,disks,logs,kernel,cache,backups}
-  chown "$SERVICE_USER:$SERVICE_USER" "$VDI_DATA_DIR"/{images,disks,logs,run,cache,backups}
-  chmod 750 "$VDI_DATA_DIR/run"
+  # Every folder a feature needs, with its owner and mode, from the one table in
+  # vdi/folders.py (QEMU, as libvirt-qemu, traverses the shared ones; the private ones are
+  # the service user's alone; secrets 0700, their files 0600).
+  PYTHONPATH="$ROOT" "$SYSTEM_PYTHON" -m vdi.folders --user "$SERVICE_USER" >/dev/null
   # QEMU traverses every image folder (folders made before they were always 0755 too).
   find "$VDI_DATA_DIR/images" -type d ! -perm -0755 -exec chmod 755 {} +
-  install -d -m 700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$VDI_SECRETS_DIR"
   for name in secret_key portal.sqlite3 portal.sqlite3-wal portal.sqlite3-shm demo-credentials.txt; do
     move_legacy_secret "$name"
   done

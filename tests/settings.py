@@ -2,6 +2,19 @@
 their own, so that the suite never touches the demo's desktops on the same libvirt."""
 
 import os
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+
+def with_redis_database(url: str) -> str:
+    """``url`` on the tests' own Redis database (``VDI_TEST_REDIS_DB``, default 1): the
+    suite never reads or purges a running portal's queues, even on the same server."""
+    database = os.environ.get("VDI_TEST_REDIS_DB", "1")
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = dict(parse_qsl(parts.query)) | {"db": database}
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
 
 _main_data = os.environ.get("VDI_DATA_DIR", "/var/lib/vdi-portal")
 os.environ.setdefault("VDI_KERNEL_DIR", f"{_main_data}/kernel")
@@ -16,6 +29,9 @@ os.environ.setdefault("VDI_DOMAIN_TYPE", "qemu")
 os.environ.setdefault("VDI_SHUTDOWN_TIMEOUT", "20")
 os.environ.setdefault("VDI_ALLOWED_ORIGINS", "http://localhost,http://localhost:8000")
 os.environ.setdefault("VDI_REDIS_KEY_PREFIX", "vditest")
+# Kept in the environment so that the processes the tests start share the tests' database.
+os.environ["REDIS_URL"] = with_redis_database(
+    os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
 os.environ.setdefault("VDI_DEMO_DESKTOP_IMAGE", "false")
 os.environ.setdefault("VDI_IMAGE_CACHE_DIR", f"{_main_data}/cache")  # built images, shared
 os.environ.setdefault("VDI_GUESTFS_APPLIANCE_DIR", f"{_main_data}/guestfs-appliance")
@@ -26,8 +42,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast per
 # A cache per process, emptied before each test (tests/conftest.py): rate limits start fresh.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-for _folder in (DATA_DIR, IMAGE_DIR, DISK_DIR, LOG_DIR, STATIC_ROOT):  # noqa: F405
-    _folder.mkdir(parents=True, exist_ok=True)
-    _folder.chmod(0o755)
-SECRETS_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)  # noqa: F405
+from vdi.folders import make_folders  # noqa: E402
+
+make_folders(None)  # the test data folder's, from the one table the set-up uses
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

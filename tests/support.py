@@ -76,11 +76,16 @@ def wait_gone(desktop: Desktop, timeout: float = 120) -> None:
     wait_for(lambda: is_gone(desktop), timeout, f"desktop {desktop.pk} to be deleted")
 
 
+def queue_key(queue: str) -> str:
+    """The Redis key of a Celery queue: its name behind the installation's key prefix."""
+    return f"{settings.CELERY_BROKER_TRANSPORT_OPTIONS['global_keyprefix']}{queue}"
+
+
 def drain(queue: str) -> list[dict[str, Any]]:
     """Pop every message of ``queue``: a list of {"task": name, "args": [...]}."""
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     messages = []
-    while (raw := client.rpop(queue)) is not None:
+    while (raw := client.rpop(queue_key(queue))) is not None:
         envelope = json.loads(raw)  # type: ignore[arg-type]
         body = json.loads(base64.b64decode(envelope["body"]))
         messages.append({"task": envelope["headers"]["task"], "args": body[0]})
@@ -88,4 +93,5 @@ def drain(queue: str) -> list[dict[str, Any]]:
 
 
 def purge(queue: str) -> None:
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue)
+    """Empty one of this installation's queues (never another's: the key has its prefix)."""
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue_key(queue))

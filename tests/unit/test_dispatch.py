@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from tests.settings import with_redis_database
+from tests.support import queue_key
 from vdi.testing.processes import ROOT, free_port
 
 PUBLISH = """
@@ -62,7 +64,8 @@ def test_a_publish_waits_for_a_redis_that_comes_back(port):
     try:
         out, err = sender.communicate(timeout=60)
         assert out.startswith("sent"), out + err[-2000:]
-        assert redis.Redis(port=port).llen("host.dispatch-test") == 1
+        queue = redis.Redis.from_url(with_redis_database(f"redis://127.0.0.1:{port}/0"))
+        assert queue.llen(queue_key("host.dispatch-test")) == 1, "in the tests' own database"
     finally:
         server.terminate()
         server.wait(10)

@@ -18,7 +18,7 @@ import redis
 from django.conf import settings
 from django.test import Client
 
-from tests.support import signed_in
+from tests.support import queue_key, signed_in
 from vdi import request_log, tasks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ def test_a_task_sent_by_a_request_carries_its_id(owner, pool, host, empty_queue)
     rid = "claim-request-77aa88bb"
     response = signed_in(owner).post(f"/pools/{pool.pk}/claim/", HTTP_X_REQUEST_ID=rid)
     assert response.status_code == 302
-    raw: Any = redis.Redis.from_url(settings.CELERY_BROKER_URL).rpop(host.queue)
+    raw: Any = redis.Redis.from_url(settings.CELERY_BROKER_URL).rpop(queue_key(host.queue))
     envelope = json.loads(raw)
     assert envelope["headers"]["task"] == "vdi.desktop_action"
     assert envelope["headers"]["vdi_request_id"] == rid

@@ -16,11 +16,12 @@ class HostAdmin(AuditedAdmin):
     list_display = ("name", "libvirt_uri", "domain_type", "resolved_domain_type", "cpu_capacity",
                     "memory_capacity_mib", "networks", "enabled", "heartbeat_at",
                     "heartbeat_error")
-    readonly_fields = ("resolved_domain_type", "created_at", "heartbeat_at", "heartbeat_error")
+    readonly_fields = ("resolved_domain_type", "domain_type_reason", "created_at", "heartbeat_at",
+                       "heartbeat_error")
     fieldsets = (
         (None, {"fields": ("name", "libvirt_uri", "domain_type", "resolved_domain_type",
-                           "storage_dir", "vnc_socket_dir", "enabled", "created_at",
-                           "heartbeat_at", "heartbeat_error")}),
+                           "domain_type_reason", "storage_dir", "vnc_socket_dir", "enabled",
+                           "created_at", "heartbeat_at", "heartbeat_error")}),
         ("Capacity", {"fields": ("cpu_capacity", "memory_capacity_mib")}),
         ("Networks", {
             "fields": ("network_mode", "network_name", "bridges", "nat_networks",

@@ -24,6 +24,9 @@ class Host(models.Model):
     resolved_domain_type = models.CharField(
         max_length=8, blank=True, help_text="What 'auto' resolved to when the host was probed."
     )
+    domain_type_reason = models.CharField(
+        max_length=300, blank=True, editable=False,
+        help_text="Why the host's domain type is what it is, in words (the probe's verdict).")
     storage_dir = models.CharField(max_length=255, help_text="Folder for desktop disks.")
     vnc_socket_dir = models.CharField(
         max_length=255, blank=True,

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from vdi.choices import BackupKind, BackupStatus
+from vdi.folders import shared_folder
 from vdi.hypervisor import HypervisorError, PowerState
 from vdi.hypervisor.backups import chain, check, flatten, read_file
 from vdi.hypervisor.disks import create_blank, disk_info, sha256_file
@@ -72,7 +73,7 @@ def _back_up(desktop: Desktop, operation_id: int) -> None:
         kind=BackupKind.INCREMENTAL if parent else BackupKind.FULL, parent=parent,
         checkpoint=f"vdi-{tag}", folder=str(folder))
     operations.params_update(operation_id, backup=backup.pk)
-    folder.mkdir(parents=True, mode=0o755)
+    shared_folder(folder)  # 0755 whatever the umask: QEMU writes each disk's copy in it
     targets = {dev: folder / f"{dev}.qcow2" for dev in disks}
     for dev, target in targets.items():  # made here, so the worker owns what QEMU writes
         create_blank(target, disk_info(disks[dev]).virtual_size)

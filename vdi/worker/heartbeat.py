@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from vdi.hypervisor import HypervisorError
 from vdi.models import Host
-from vdi.worker.hosts import driver_for
+from vdi.worker.hosts import driver_for, settle_domain_type
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ def beat(host_id: int) -> str:
     try:
         driver_for(host).connection()
         problem = ""
+        settle_domain_type(host)  # a host added while its worker runs: settled before claims
     except HypervisorError as exc:
         problem = f"libvirt does not answer: {exc}"[:300]
         log.warning("heartbeat of host %s: %s", host.name, problem)

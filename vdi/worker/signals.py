@@ -6,6 +6,7 @@ Connected by importing this module (``vdi.tasks`` does)."""
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ from celery import signals
 
 from vdi import request_log, telemetry
 
+log = logging.getLogger(__name__)
 _started: dict[str, tuple[float, contextvars.Token[dict[str, Any] | None]]] = {}
 REQUEST_ID_HEADER = "vdi_request_id"
 
@@ -43,3 +45,18 @@ def task_finished(task_id: str, task: Any, state: str | None = None, **kwargs: A
     telemetry.observe("celery_task_duration_seconds", labels, time.monotonic() - began)
     telemetry.inc("celery_tasks_total", {**labels, "state": (state or "UNKNOWN").lower()})
     request_log.unbind(token)
+
+
+@signals.celeryd_after_setup.connect
+def settle_hosts_before_work(sender: str, instance: Any, **kwargs: Any) -> None:
+    """Before the worker takes its first task (and before it forks), its hosts' domain type
+    is settled: a desktop's job never waits on, or fails because of, the KVM probe."""
+    from vdi.worker.hosts import settle_hosts
+
+    queues = list(instance.app.amqp.queues.consume_from or ())
+    names = [name.removeprefix("host.") for name in queues if name.startswith("host.")]
+    try:
+        for line in settle_hosts(names):
+            log.info("%s", line)
+    except Exception:  # never keep the worker from starting: its jobs settle it later
+        log.exception("settling the domain type of hosts %s failed", names)
