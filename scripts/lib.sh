@@ -295,8 +295,13 @@ start_services() {
 
 as_service() {
   # Run a command as the service user, with its groups, a private umask and this environment.
-  (umask 077; HOME="$VDI_DATA_DIR/run" setpriv --reuid="$SERVICE_USER" --regid="$SERVICE_USER" \
-    --init-groups "$@")
+  # In a subshell (a background job, a `( ... )`) the command replaces that shell: the pid the
+  # caller holds ($! of `as_service ... &`) is the service's own, and a signal sent to it
+  # reaches the service. Called from the script's own shell, it runs in a subshell of its own.
+  if [ "$BASHPID" = "$$" ]; then (as_service "$@"); return; fi
+  umask 077
+  HOME="$VDI_DATA_DIR/run" exec setpriv --reuid="$SERVICE_USER" --regid="$SERVICE_USER" \
+    --init-groups "$@"
 }
 
 prepare_database() {
