@@ -2,10 +2,11 @@
 
 An entry says which states the action may start from, the transitional state it claims and the
 state it ends in, whether it ends open consoles, the permission it needs on someone else's
-desktop, whether an owner may ask for it on their own, its words (label, confirmation) and its
-rules. The state machine (``vdi.state``), the services, the one Celery task, the views, the
-admin and the templates all read this table; the worker has one step per entry
-(``vdi.worker.jobs``). Adding an action is one entry here plus one worker step.
+desktop, whether an owner may ask for it on their own, its words (label, confirmation, what
+did not happen when it fails) and its rules. The state machine (``vdi.state``), the services,
+the one Celery task, the views, the admin and the templates all read this table; the worker
+has one step per entry (``vdi.worker.jobs``). Adding an action is one entry here plus one
+worker step.
 
 Imports nothing but the vocabularies, so models, services and the worker can all read it.
 """
@@ -97,6 +98,7 @@ class DesktopAction:
     # stopped desktop); the service keeps that state in the operation's params ("origin").
     returns: bool = False
     ends_as_step_says: bool = False  # the worker's step says where it ends (a revert)
+    failure: str = ""  # what did not happen, for the person who asked ("The backup could...")
 
     @property
     def codename(self) -> str:
@@ -105,6 +107,11 @@ class DesktopAction:
     @property
     def audit_action(self) -> str:
         return f"desktop.{self.name}"
+
+    @property
+    def failed_words(self) -> str:
+        """What did not happen, in a sentence for the person who asked (no period)."""
+        return self.failure or f"The {self.name} failed"
 
     def confirmation(self, desktop: DesktopLike) -> str:
         persistent = _persistent(desktop)
@@ -129,62 +136,73 @@ _ANY_SETTLED = frozenset({S.RUNNING, S.STOPPED, S.ERROR})
 # had made) may be tried again from the error it left (``vdi.services.retries``).
 PROVISION = DesktopAction(
     "provision", "Provision", frozenset({S.ERROR}), S.PROVISIONING, S.RUNNING,
-    ends_consoles=False, permission="vdi.add_desktop", self_service=False)
+    ends_consoles=False, permission="vdi.add_desktop", self_service=False,
+    failure="The desktop could not be made")
 START = DesktopAction(
     "start", "Start", frozenset({S.STOPPED, S.ERROR}), S.STARTING, S.RUNNING,
-    ends_consoles=False, permission="vdi.start_desktop", admin_label="Start selected desktops")
+    ends_consoles=False, permission="vdi.start_desktop", admin_label="Start selected desktops",
+    failure="The desktop could not be started")
 STOP = DesktopAction(
     "stop", "Stop", frozenset({S.RUNNING}), S.STOPPING, S.STOPPED, ends_consoles=True,
-    permission="vdi.stop_desktop", admin_label="Stop selected desktops")
+    permission="vdi.stop_desktop", admin_label="Stop selected desktops",
+    failure="The desktop could not be stopped")
 RESTART = DesktopAction(
     "restart", "Restart", frozenset({S.RUNNING}), S.RESTARTING, S.RUNNING, ends_consoles=True,
-    permission="vdi.restart_desktop", admin_label="Restart selected desktops")
+    permission="vdi.restart_desktop", admin_label="Restart selected desktops",
+    failure="The desktop could not be restarted")
 DELETE = DesktopAction(
     "delete", "Delete", _ANY_SETTLED, S.DELETING, None, ends_consoles=True,
     permission="vdi.delete_desktop",
     confirm="Delete this desktop? {data_delete}This cannot be undone.",
     admin_label="Delete selected desktops (their virtual machines and disks)",
-    owner_rules=(_automatic_is_released_not_deleted,))
+    owner_rules=(_automatic_is_released_not_deleted,),
+    failure="The desktop could not be deleted")
 RESET = DesktopAction(
     "reset", "Reset", _ANY_SETTLED, S.RESETTING, S.RUNNING, ends_consoles=True,
     permission="vdi.reset_desktop",
     confirm="Reset to the golden image? Everything on the system disk is lost: installed "
             "programs and files outside the data disk. {data}",
-    admin_label="Reset selected desktops to the golden image", rules=(_from_an_image,))
+    admin_label="Reset selected desktops to the golden image", rules=(_from_an_image,),
+    failure="The desktop could not be reset to its image")
 RELEASE = DesktopAction(
     "release", "Release", _ANY_SETTLED, S.RESETTING, S.RUNNING, ends_consoles=True,
     permission="vdi.release_desktop", gives_back=True,
     confirm="Give this desktop back to the pool? It is reset to the golden image: everything "
             "you did on it is lost.",
     admin_label="Force release (reset to the image, back to the pool)",
-    rules=(_persistent_is_not_released, _from_an_image))
+    rules=(_persistent_is_not_released, _from_an_image),
+    failure="The desktop could not be given back")
 PUBLISH = DesktopAction(
     "publish", "Publish", frozenset({S.RUNNING, S.STOPPED}), S.PUBLISHING, S.STOPPED,
     ends_consoles=True, permission="vdi.publish_desktop", self_service=False,
-    rules=(_installs_only,), fails_to=S.STOPPED)  # it works on a copy: the desktop is intact
+    rules=(_installs_only,), fails_to=S.STOPPED,  # it works on a copy: the desktop is intact
+    failure="The desktop could not be published as an image")
 _LIVE_OR_STOPPED = frozenset({S.RUNNING, S.STOPPED})
 # Snapshots name what they act on, so they are asked for through vdi.services.snapshots (no
 # admin_label: they are not the desktop list's buttons).
 SNAPSHOT = DesktopAction(
     "snapshot", "Take a snapshot", _LIVE_OR_STOPPED, S.SNAPSHOTTING, S.RUNNING,
     ends_consoles=False, permission="vdi.snapshot_desktop", rules=(_persistent_only,),
-    returns=True)
+    returns=True, failure="The snapshot could not be taken")
 DELETE_SNAPSHOT = DesktopAction(
     "unsnapshot", "Delete a snapshot", _LIVE_OR_STOPPED, S.SNAPSHOTTING, S.RUNNING,
     ends_consoles=False, permission="vdi.snapshot_desktop", rules=(_persistent_only,),
-    returns=True)
+    returns=True, failure="The snapshot could not be deleted")
 REVERT = DesktopAction(
     "revert", "Revert to a snapshot", _ANY_SETTLED, S.REVERTING, S.RUNNING, ends_consoles=True,
     permission="vdi.snapshot_desktop", rules=(_persistent_only,), ends_as_step_says=True,
-    confirm="Go back to this snapshot? Everything since it (on the disks it covers) is lost.")
+    confirm="Go back to this snapshot? Everything since it (on the disks it covers) is lost.",
+    failure="The desktop could not go back to the snapshot")
 BACKUP = DesktopAction(
     "backup", "Back up", _LIVE_OR_STOPPED, S.BACKING_UP, S.RUNNING, ends_consoles=False,
-    permission="vdi.backup_desktop", rules=(_persistent_only,), returns=True)
+    permission="vdi.backup_desktop", rules=(_persistent_only,), returns=True,
+    failure="The backup could not be made")
 RESTORE = DesktopAction(
     "restore", "Restore a backup", _ANY_SETTLED, S.RESTORING, S.STOPPED, ends_consoles=True,
     permission="vdi.backup_desktop", rules=(_persistent_only,),
     confirm="Restore this backup in place? The desktop is powered off and its disks become "
-            "what they were at the backup: everything since, and its snapshots, are lost.")
+            "what they were at the backup: everything since, and its snapshots, are lost.",
+    failure="The backup could not be restored")
 
 ACTIONS: dict[str, DesktopAction] = {
     a.name: a for a in (PROVISION, START, STOP, RESTART, DELETE, RESET, RELEASE, PUBLISH,

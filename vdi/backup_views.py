@@ -1,5 +1,7 @@
 """A desktop's backups: back up now, restore one in place, restore one file of its data disk
-(owners of persistent desktops, and whoever holds ``vdi.backup_desktop`` on it)."""
+(owners of persistent desktops, and whoever holds ``vdi.backup_desktop`` on it), with the last
+backup or restore that failed until it is dismissed or one of its kind succeeds. The list is a
+live part of the page (fetched again when ``/ws/live/`` says the desktop changed)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from vdi import actions
 from vdi.models import Backup, Desktop, FileTransfer
-from vdi.services import access, backups
+from vdi.services import access, backups, failures
 from vdi.services.access import Account, Standing
 from vdi.services.errors import AccessDenied, ServiceError
 from vdi.view_outcomes import asked
@@ -34,22 +36,38 @@ def _backup(request: HttpRequest, pk: int) -> Backup:
     return backup
 
 
+def _part(request: HttpRequest, desktop: Desktop) -> dict[str, object]:
+    """What the live part shows: the desktop's state, the last failure, the backups and the
+    files restored for this user."""
+    user = request.user
+    assert isinstance(user, Account)  # login_required
+    return {
+        "desktop": desktop,
+        "backups": Backup.objects.filter(desktop=desktop).select_related("parent"),
+        "failure": failures.last_failure(user, desktop, failures.BACKUP_WORK),
+        "dismiss": "backup-failure-dismiss",
+        "settled": desktop.status in actions.BACKUP.allowed_from,
+        "restore_confirm": actions.RESTORE.confirm,
+        "restored": FileTransfer.objects.filter(desktop=desktop, user=user,
+                                                direction=FileTransfer.Direction.OUT)[:5],
+    }
+
+
 @require_GET
 @login_required
 def backup_page(request: HttpRequest, pk: int) -> HttpResponse:
     desktop = _desktop(request, pk)
-    user = request.user
-    assert isinstance(user, Account)  # login_required
-    restored = FileTransfer.objects.filter(desktop=desktop, user=user,
-                                           direction=FileTransfer.Direction.OUT)[:5]
     return render(request, "vdi/backups.html", {
-        "desktop": desktop,
-        "backups": Backup.objects.filter(desktop=desktop).select_related("parent"),
+        **_part(request, desktop),
         "why_not": actions.BACKUP.refusal(desktop, as_owner=False),
-        "settled": desktop.status in actions.BACKUP.allowed_from,
-        "restore_confirm": actions.RESTORE.confirm,
-        "restored": restored,
     })
+
+
+@require_GET
+@login_required
+def backup_part(request: HttpRequest, pk: int) -> HttpResponse:
+    """The live part of the page, fetched again when ``/ws/live/`` says something changed."""
+    return render(request, "vdi/_backups_part.html", _part(request, _desktop(request, pk)))
 
 
 @require_POST
@@ -82,6 +100,16 @@ def backup_restore_file(request: HttpRequest, pk: int) -> HttpResponseRedirect:
         request.user, backup, path, client_address(request)),
         f"Restoring {path.strip()}: it appears below, ready to download, in a moment.",
         "desktop-backups", pk=backup.desktop_id)
+
+
+@require_POST
+@login_required
+def backup_failure_dismiss(request: HttpRequest, pk: int, operation: int
+                           ) -> HttpResponseRedirect:
+    desktop = _desktop(request, pk)
+    return asked(request, lambda: failures.dismiss(
+        request.user, desktop, operation, failures.BACKUP_WORK, client_address(request)),
+        "Dismissed.", "desktop-backups", pk=desktop.pk)
 
 
 @require_POST

@@ -1,5 +1,7 @@
 """A desktop's snapshots: the tree, and take, revert, delete (owners of persistent desktops,
-and whoever holds ``vdi.snapshot_desktop`` on it). No hypervisor calls here."""
+and whoever holds ``vdi.snapshot_desktop`` on it), with the last of these that failed until it
+is dismissed or one of its kind succeeds. The tree is a live part of the page (fetched again
+when ``/ws/live/`` says the desktop changed). No hypervisor calls here."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from vdi import actions
 from vdi.choices import DesktopStatus
 from vdi.models import Desktop, Snapshot
-from vdi.services import access, snapshots
+from vdi.services import access, failures, snapshots
 from vdi.services.access import Standing
 from vdi.view_outcomes import asked
 from vdi.views import client_address
@@ -25,6 +27,19 @@ def _desktop(request: HttpRequest, pk: int) -> Desktop:
     return desktop
 
 
+def _part(request: HttpRequest, desktop: Desktop) -> dict[str, object]:
+    """What the live part shows: the desktop's state, the last failure, the tree."""
+    return {
+        "desktop": desktop,
+        "nodes": snapshots.tree(desktop),
+        "failure": failures.last_failure(request.user, desktop, failures.SNAPSHOT_WORK),
+        "dismiss": "snapshot-failure-dismiss",
+        "running": desktop.status == DesktopStatus.RUNNING,
+        "settled": desktop.status in actions.SNAPSHOT.allowed_from,
+        "revert_confirm": actions.REVERT.confirm,
+    }
+
+
 @require_GET
 @login_required
 def snapshot_page(request: HttpRequest, pk: int) -> HttpResponse:
@@ -32,15 +47,18 @@ def snapshot_page(request: HttpRequest, pk: int) -> HttpResponse:
     user_limits, pool_limits = (snapshots.limits_of(desktop) if desktop.pool
                                 else (None, None))
     return render(request, "vdi/snapshots.html", {
-        "desktop": desktop,
-        "nodes": snapshots.tree(desktop),
+        **_part(request, desktop),
         "why_not": actions.SNAPSHOT.refusal(desktop, as_owner=False),
-        "running": desktop.status == DesktopStatus.RUNNING,
-        "settled": desktop.status in actions.SNAPSHOT.allowed_from,
         "user_limits": user_limits,
         "pool_limits": pool_limits,
-        "revert_confirm": actions.REVERT.confirm,
     })
+
+
+@require_GET
+@login_required
+def snapshot_part(request: HttpRequest, pk: int) -> HttpResponse:
+    """The live part of the page, fetched again when ``/ws/live/`` says something changed."""
+    return render(request, "vdi/_snapshots_part.html", _part(request, _desktop(request, pk)))
 
 
 @require_POST
@@ -79,3 +97,13 @@ def snapshot_delete(request: HttpRequest, pk: int) -> HttpResponseRedirect:
         request.user, snapshot, client_address(request)),
         f"Deleting the snapshot {snapshot.name}.", "desktop-snapshots",
         pk=snapshot.desktop_id)
+
+
+@require_POST
+@login_required
+def snapshot_failure_dismiss(request: HttpRequest, pk: int, operation: int
+                             ) -> HttpResponseRedirect:
+    desktop = _desktop(request, pk)
+    return asked(request, lambda: failures.dismiss(
+        request.user, desktop, operation, failures.SNAPSHOT_WORK, client_address(request)),
+        "Dismissed.", "desktop-snapshots", pk=desktop.pk)

@@ -100,3 +100,16 @@ def test_anonymous_pages_are_refused():
         return connected, code
 
     assert async_to_sync(attempt)() == (False, int(CloseCode.NOT_SIGNED_IN))
+
+
+def test_an_operation_that_ends_tells_the_pages_of_its_desktop(running_desktop, owner,
+                                                              outsider):
+    """A desktop's snapshots and backups pages show the last failure of their work: the end
+    of an operation (after its desktop's state moved on) reaches the pages that show it."""
+    from vdi.models import Operation
+    from vdi.worker import operations
+
+    operation = Operation.objects.create(kind="backup", desktop=running_desktop, target="x")
+    got = heard({"owner": owner, "outsider": outsider}, lambda: operations.finish(
+        operation.pk, error="The backup could not be made."))
+    assert got == {"owner": [{"kind": "desktop", "id": running_desktop.pk}], "outsider": []}

@@ -56,5 +56,6 @@ def test_backing_up_and_restoring_a_file_from_the_page(owner, persistent_desktop
 
 def test_outsiders_find_no_pages(outsider, persistent_desktop):
     client = signed_in(outsider)
-    assert client.get(reverse("desktop-snapshots", args=[persistent_desktop.pk])).status_code == 404
-    assert client.get(reverse("desktop-backups", args=[persistent_desktop.pk])).status_code == 404
+    for name in ("desktop-snapshots", "desktop-backups", "desktop-snapshots-part",
+                 "desktop-backups-part"):
+        assert client.get(reverse(name, args=[persistent_desktop.pk])).status_code == 404, name

@@ -22,11 +22,11 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from vdi import actions, state, task_names
 from vdi.actions import PROVISION, DesktopAction
-from vdi.choices import DesktopStatus, NetworkMode, OperationStatus
+from vdi.choices import DesktopStatus, NetworkMode, OperationStatus, SnapshotStatus
 from vdi.console.codes import CloseCode
 from vdi.console.notify import close_consoles
 from vdi.live import events as live
-from vdi.models import ConsoleTicket, Desktop, Operation, Pool
+from vdi.models import ConsoleTicket, Desktop, Operation, Pool, Snapshot
 from vdi.models.desktops import new_mac_address, new_vnc_password
 from vdi.services import access, audit, dispatch, quotas
 from vdi.services.access import Account, Standing, User
@@ -59,10 +59,25 @@ def publish(desktop_id: int, operation_id: int, action: str, queue: str) -> None
         dispatch.send(task_names.DESKTOP_ACTION, (action, desktop_id, operation_id), queue)
     except (KombuOperationalError, ConnectionError, OSError) as exc:
         log.error("could not queue %s of desktop %s: %s", action, desktop_id, exc)
-        state.fail(desktop_id, action, QUEUE_DOWN, detail=f"publish to {queue}: {exc}")
+        params = Operation.objects.filter(pk=operation_id).values_list("params",
+                                                                      flat=True).first() or {}
+        _never_sent(params)
+        origin = params.get("origin")  # an action that returns goes back where it was
+        state.fail(desktop_id, action, QUEUE_DOWN, detail=f"publish to {queue}: {exc}",
+                   origin=DesktopStatus(origin) if origin in DesktopStatus.values else None)
         Operation.objects.filter(pk=operation_id).update(
             status=OperationStatus.FAILED, error=QUEUE_DOWN, detail=str(exc),
             finished_at=timezone.now())
+
+
+def _never_sent(params: dict[str, Any]) -> None:
+    """The row the request put in a "being ..." state goes back as it was: nothing was done
+    (a snapshot to take goes, one to delete is ready again)."""
+    snapshot = params.get("snapshot")
+    if snapshot:
+        Snapshot.objects.filter(pk=snapshot, status=SnapshotStatus.CREATING).delete()
+        Snapshot.objects.filter(pk=snapshot, status=SnapshotStatus.DELETING).update(
+            status=SnapshotStatus.READY)
 
 
 def new_operation(action: DesktopAction, desktop: Desktop, actor: User | None,

@@ -9,6 +9,7 @@ they describe are gone), and its next backup is a full one.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid
 from pathlib import Path
@@ -17,11 +18,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from vdi.causes import explain
 from vdi.choices import BackupKind, BackupStatus
 from vdi.folders import shared_folder
 from vdi.hypervisor import HypervisorError, PowerState
 from vdi.hypervisor.backups import chain, check, flatten, read_file
 from vdi.hypervisor.disks import create_blank, disk_info, sha256_file
+from vdi.live import events as live
 from vdi.models import Backup, Desktop, FileTransfer, Snapshot
 from vdi.services.backups import expired
 from vdi.worker import operations
@@ -36,6 +39,8 @@ from vdi.worker.jobs import (
     step,
 )
 from vdi.worker.specs import disks_of
+
+log = logging.getLogger(__name__)
 
 
 def _devices(desktop: Desktop) -> tuple[dict[str, Path], tuple[str, ...]]:
@@ -97,7 +102,12 @@ def _back_up(desktop: Desktop, operation_id: int) -> None:
         status=BackupStatus.READY, files=files, verified_at=timezone.now(),
         size_bytes=sum(f["bytes"] for f in files.values()))
     Desktop.objects.filter(pk=desktop.pk).update(backup_chain_broken=False)
-    _apply_retention(desktop, operation_id)
+    try:
+        _apply_retention(desktop, operation_id)
+    except (HypervisorError, OSError) as exc:  # the backup is made; the next one tries again
+        log.error("retention after the backup of %s: %s", desktop, explain(exc))
+        operations.progress(operation_id, 100, "backed up; expired backups not removed: "
+                            f"{explain(exc)}")
 
 
 def _apply_retention(desktop: Desktop, operation_id: int) -> None:
@@ -139,28 +149,39 @@ def _backup_id(operation_id: int) -> int:
     return int(operations.params(operation_id).get("backup") or 0)
 
 
-def _forget_backup(desktop: Desktop, operation_id: int) -> None:
+def _forget_backup(desktop: Desktop, operation_id: int) -> list[str]:
     """A backup that failed leaves no file, no row and no checkpoint; the next is full."""
-    backup = Backup.objects.filter(pk=_backup_id(operation_id)).first()
-    if backup is not None:
-        discard(backup)
     Desktop.objects.filter(pk=desktop.pk).update(backup_chain_broken=True)
+    backup = Backup.objects.filter(pk=_backup_id(operation_id),
+                                   status=BackupStatus.RUNNING).first()
+    return [] if backup is None else discard(backup)
 
 
 FAILURE_CLEANUPS["backup"] = _forget_backup
 
 
-def discard(backup: Backup) -> None:
-    """An unfinished backup goes: its checkpoint, its files and its row."""
+def discard(backup: Backup) -> list[str]:
+    """An unfinished backup goes: its checkpoint, its files and its row. The row goes even
+    when the rest can't (a row left running would say "being made" for ever); what was left,
+    in words for operators."""
+    left, pk = [], backup.pk  # (delete() clears the pk)
     desktop = backup.desktop
-    if desktop is not None:
-        driver = driver_for(desktop.host)
-        if driver.state(desktop.domain_name) == PowerState.PAUSED:
-            driver.power_off(desktop.domain_name)  # left paused by a backup that died
-        driver.backups.drop_checkpoint(desktop.domain_name, backup.checkpoint,
-                                       tuple(_devices(desktop)[0].values()))
-    shutil.rmtree(backup.folder, ignore_errors=True)
-    backup.delete()
+    try:
+        if desktop is not None:
+            driver = driver_for(desktop.host)
+            if driver.state(desktop.domain_name) == PowerState.PAUSED:
+                driver.power_off(desktop.domain_name)  # left paused by a backup that died
+            driver.backups.drop_checkpoint(desktop.domain_name, backup.checkpoint,
+                                           tuple(_devices(desktop)[0].values()))
+    except (HypervisorError, OSError) as exc:
+        left.append(f"the checkpoint {backup.checkpoint} of the unfinished backup {pk} "
+                    f"may be left ({explain(exc)})")
+    finally:
+        shutil.rmtree(backup.folder, ignore_errors=True)
+        backup.delete()
+    if Path(backup.folder).exists():
+        left.append(f"the unfinished backup's folder {backup.folder} could not be removed")
+    return left or [f"removed the unfinished backup {pk}"]
 
 
 @step("restore")
@@ -174,17 +195,21 @@ def _restore(desktop: Desktop, operation_id: int) -> None:
     driver.power_off(desktop.domain_name)
     disks, _skipped = _devices(desktop)
     operations.progress(operation_id, 20, "reading the backup")
-    staged = {}
-    for dev, disk in disks.items():
-        if dev not in backup.files:
-            continue  # a disk the backup did not have (a data disk made later) stays
-        staged[disk] = disk.with_name(f".restore-{disk.name}")
-        flatten(Path(str(backup.files[dev]["path"])), staged[disk])
-    crash_point("restore")
-    operations.progress(operation_id, 80, "putting the disks in place")
-    driver.backups.drop_checkpoints(desktop.domain_name, tuple(disks.values()))
-    for disk, new in staged.items():
-        new.replace(disk)  # atomic on one file system
+    staged: dict[Path, Path] = {}
+    try:
+        for dev, disk in disks.items():
+            if dev not in backup.files:
+                continue  # a disk the backup did not have (a data disk made later) stays
+            staged[disk] = disk.with_name(f".restore-{disk.name}")
+            flatten(Path(str(backup.files[dev]["path"])), staged[disk])
+        crash_point("restore")
+        operations.progress(operation_id, 80, "putting the disks in place")
+        driver.backups.drop_checkpoints(desktop.domain_name, tuple(disks.values()))
+        for disk, new in staged.items():
+            new.replace(disk)  # atomic on one file system
+    finally:
+        for new in staged.values():  # what a failed restore flattened goes (none if done)
+            new.unlink(missing_ok=True)
     with transaction.atomic():
         Snapshot.objects.filter(desktop=desktop).delete()  # of disks that are gone
         Desktop.objects.filter(pk=desktop.pk).update(backup_chain_broken=True)
@@ -212,12 +237,7 @@ def settle(desktop: Desktop) -> list[str]:
     """After a crash: unfinished backups of the desktop go (files, checkpoint, row)."""
     done = []
     for backup in Backup.objects.filter(desktop=desktop, status=BackupStatus.RUNNING):
-        try:
-            discard(backup)
-        except HypervisorError as exc:
-            done.append(f"could not remove the unfinished backup {backup.pk}: {exc}")
-            continue
-        done.append(f"removed the unfinished backup {backup.pk}")
+        done += discard(backup)
     if done:
         Desktop.objects.filter(pk=desktop.pk).update(backup_chain_broken=True)
     return done
@@ -232,9 +252,9 @@ def restore_file(transfer_id: int, backup_id: int, path: str) -> str:
     if backup is None:
         return _transfer_failed(transfer, "the backup is gone (expired or removed)")
     spool = Path(settings.SPOOL_DIR)
-    spool.mkdir(mode=0o700, parents=True, exist_ok=True)
     scratch, out = spool / f"restore-{transfer.pk}.raw", spool / f"out-{transfer.pk}"
     try:
+        spool.mkdir(mode=0o700, parents=True, exist_ok=True)
         flatten(Path(str(backup.files["vdb"]["path"])), scratch, fmt="raw")
         read_file(scratch, "/" + path, out)
         size = out.stat().st_size
@@ -244,16 +264,18 @@ def restore_file(transfer_id: int, backup_id: int, path: str) -> str:
                                               f"{settings.FILE_TRANSFER_MAX_BYTES} bytes")
     except (HypervisorError, OSError) as exc:
         out.unlink(missing_ok=True)
-        return _transfer_failed(transfer, f"not restored from the backup: {exc}")
+        return _transfer_failed(transfer, f"not restored from the backup: {explain(exc)}")
     finally:
         scratch.unlink(missing_ok=True)
     FileTransfer.objects.filter(pk=transfer.pk).update(
         spool_path=str(out), status=FileTransfer.Status.DONE, size_bytes=size,
         finished_at=timezone.now())
+    live.desktop_changed(transfer.desktop_id)  # its backups page lists it
     return str(out)
 
 
 def _transfer_failed(transfer: FileTransfer, why: str) -> str:
     FileTransfer.objects.filter(pk=transfer.pk).update(
         status=FileTransfer.Status.FAILED, error=why, finished_at=timezone.now())
+    live.desktop_changed(transfer.desktop_id)
     return why

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from vdi import actions, state, task_names
+from vdi import actions, causes, state, task_names
 from vdi.choices import DesktopStatus, DisplayProtocol, Readiness
 from vdi.hypervisor import HypervisorError, Shutdown, VncEndpoint
 from vdi.models import Desktop, ImageVersion, Snapshot
@@ -36,8 +36,11 @@ FRESH_FROM_THE_IMAGE = ("provision", "reset", "release")  # a new system disk fr
 # Where a new desktop's disks come from instead of its image, by provisioning parameter
 # (a backup restored to a new desktop), registered by the modules that know how.
 PROVISION_SOURCES: dict[str, Callable[[Desktop, int], None]] = {}
-# What a failed step leaves to tidy (a half-taken snapshot's row), by action.
-FAILURE_CLEANUPS: dict[str, Callable[[Desktop, int], None]] = {}
+# What a failed step leaves to tidy, by action: it removes what the step made and ends the
+# rows the step had in a "being ..." state (a half-taken snapshot's row goes), whatever the
+# files say, and returns notes for operators (what it did, what it could not remove).
+Cleanup = Callable[[Desktop, int], list[str]]
+FAILURE_CLEANUPS: dict[str, Cleanup] = {}
 
 
 def step(*names: str) -> Callable[[Step], Step]:
@@ -237,15 +240,20 @@ def _discard_snapshots(desktop: Desktop) -> None:
         snapshot.delete()
 
 
-def _discard_provisioned(desktop: Desktop) -> None:
+def _discard_provisioned(desktop: Desktop, operation_id: int) -> list[str]:
     """A failed provisioning leaves no domain and no disk behind."""
+    made = [Path(desktop.disk_path), seed_path(desktop)]
+    if desktop.data_disk_path:
+        made.append(Path(desktop.data_disk_path))  # new with this desktop: no user data yet
     try:
-        made = [Path(desktop.disk_path), seed_path(desktop)]
-        if desktop.data_disk_path:
-            made.append(Path(desktop.data_disk_path))  # new with this desktop: no user data yet
         driver_for(desktop.host).undefine(desktop.domain_name, tuple(made))
-    except HypervisorError as exc:
-        log.error("Could not clean up %s after a failed provisioning: %s", desktop, exc)
+    except (HypervisorError, OSError) as exc:
+        return [f"its domain or disks may be left ({causes.explain(exc)}); the reconciler "
+                "removes leftovers once they can be"]
+    return []
+
+
+FAILURE_CLEANUPS["provision"] = _discard_provisioned
 
 
 # --- running a step ---------------------------------------------------------------------------
@@ -280,12 +288,15 @@ def execute(action: str, desktop_id: int, operation_id: int) -> str:
             operations.wait(operation_id, _waiting_words(desktop, exc), str(exc))
             raise
         return _failed(action, desktop, operation_id, _failure_words(spec, desktop, exc),
-                       str(exc), origin)
+                       causes.explain(exc), origin)
     except Exception as exc:
+        if causes.is_set_up_problem(exc):  # a permission, a missing file, a full disk
+            return _failed(action, desktop, operation_id, _told(spec), causes.explain(exc),
+                           origin)
         log.exception("%s of %s crashed", action, desktop)
         return _failed(action, desktop, operation_id,
-                       f"The {spec.name} failed because of an internal error; an administrator "
-                       "can see the cause.", f"internal error: {exc!r}", origin)
+                       f"{spec.failed_words} because of an internal error; an administrator "
+                       "has been told the cause.", f"internal error: {exc!r}", origin)
     if action in FRESH_FROM_THE_IMAGE and not desktop.data_disk_path:
         # nobody has used it since, if nobody holds it now (a data disk is always someone's)
         Desktop.objects.filter(pk=desktop.pk, owner__isnull=True).update(pristine=True)
@@ -301,26 +312,49 @@ def _waiting_words(desktop: Desktop, exc: HypervisorError) -> str:
     return "A temporary problem on its host; trying again in a moment."
 
 
+def _told(spec: actions.DesktopAction) -> str:
+    """The words for a failure only an operator can fix (the failed operations on their
+    dashboard show the cause)."""
+    return f"{spec.failed_words}; an administrator has been told the cause."
+
+
 def _failure_words(spec: actions.DesktopAction, desktop: Desktop, exc: HypervisorError) -> str:
     if exc.unreachable:
         minutes = max(1, round(settings.HOST_OUTAGE_WINDOW / 60))
         return (f"Its host {desktop.host.name} could not be reached for {minutes} min, so the "
                 f"{spec.name} did not finish. Try again in a few minutes; if it keeps failing, "
                 "ask an administrator to check the host.")
+    if causes.is_set_up_problem(exc):  # trying again changes nothing until it is fixed
+        return _told(spec)
     return (f"The {spec.name} failed on host {desktop.host.name}. Try again; if it keeps "
             "failing, an administrator can see the cause in the desktop's operations.")
 
 
 def _failed(action: str, desktop: Desktop, operation_id: int, words: str, detail: str,
             origin: DesktopStatus | None = None) -> str:
+    """The one place a desktop action ends failed: what its step made goes, its rows leave
+    their "being ..." states, then the desktop and the Operation say so (the user's words,
+    the operator's detail with what the cleanup did or left)."""
     log.warning("%s of %s failed: %s", action, desktop, detail)
-    if action == "provision":
-        _discard_provisioned(desktop)
-    if action in FAILURE_CLEANUPS:
-        FAILURE_CLEANUPS[action](desktop, operation_id)
+    notes = _clean_up(action, desktop, operation_id)
+    if notes:
+        detail = f"{detail}. Cleanup: {'; '.join(notes)}"
     state.fail(desktop.pk, action, words, detail, origin)
     operations.finish(operation_id, error=words, detail=detail)
     return "failed"
+
+
+def _clean_up(action: str, desktop: Desktop, operation_id: int) -> list[str]:
+    """The action's failure cleanup, if it has one; whatever it meets, the failure is still
+    recorded (a cleanup ends its rows before anything else can fail)."""
+    cleanup = FAILURE_CLEANUPS.get(action)
+    if cleanup is None:
+        return []
+    try:
+        return cleanup(desktop, operation_id)
+    except Exception as exc:
+        log.exception("the cleanup after the failed %s of %s failed", action, desktop)
+        return [f"the cleanup failed: {causes.explain(exc)}"]
 
 
 # Steps that live in modules of their own register themselves on import.

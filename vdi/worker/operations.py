@@ -62,6 +62,11 @@ def wait(operation_id: int, words: str, detail: str) -> None:
 
 def progress(operation_id: int, percent: int, step: str) -> None:
     Operation.objects.filter(pk=operation_id).update(progress=percent, step=step[:200])
+    _tell(operation_id)
+
+
+def _tell(operation_id: int) -> None:
+    """The pages showing the operation's desktop fetch what they show again."""
     desktop_id = Operation.objects.filter(pk=operation_id).values_list("desktop_id",
                                                                        flat=True).first()
     if desktop_id is not None:
@@ -69,6 +74,8 @@ def progress(operation_id: int, percent: int, step: str) -> None:
 
 
 def finish(operation_id: int, error: str = "", step: str = "", detail: str = "") -> None:
+    """How it ended; pages showing its desktop hear of it (a desktop's pages show the last
+    failure of their kind of work, which ends after the desktop's state has moved on)."""
     status = OperationStatus.FAILED if error else OperationStatus.SUCCEEDED
     fields: dict[str, object] = {"status": status, "finished_at": timezone.now(), "error": error}
     if not error:
@@ -78,6 +85,7 @@ def finish(operation_id: int, error: str = "", step: str = "", detail: str = "")
     if detail:
         fields["detail"] = detail
     Operation.objects.filter(pk=operation_id).update(**fields)
+    _tell(operation_id)
 
 
 def origin(operation_id: int) -> DesktopStatus | None:

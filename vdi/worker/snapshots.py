@@ -3,8 +3,10 @@ DELETE_SNAPSHOT), and what a reset leaves to remove.
 
 The snapshot's row (``vdi.services.snapshots``) exists before the step runs, in the state
 ``creating`` or ``deleting``; the step makes the files agree and then the row. A failed take
-removes what it made; a crash leaves the row for the reconciler to settle against the files
-(``settle``).
+removes what it made and its row (the row goes even when its files can't be removed: the
+operation's detail then names what is left); a failed delete leaves the snapshot ready if it
+is still in the disks, forgotten if not. A crash leaves the row for the reconciler to settle
+against the files (``settle``), the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
+from vdi.causes import explain
 from vdi.choices import DesktopStatus, SnapshotKind, SnapshotStatus
 from vdi.hypervisor import HypervisorError, PowerState
 from vdi.hypervisor.snapshots import allocated, disk_tags
@@ -74,17 +77,27 @@ def _take(desktop: Desktop, operation_id: int) -> None:
             status=SnapshotStatus.READY, current=True, size_bytes=size, frozen=frozen)
 
 
-def _forget_take(desktop: Desktop, operation_id: int) -> None:
+def _forget_take(desktop: Desktop, operation_id: int) -> list[str]:
     """A take that failed: whatever it made goes, and so does its row."""
-    snapshot = Snapshot.objects.filter(pk=_snapshot_id(operation_id)).first()
-    if snapshot is None:
-        return
+    snapshot = Snapshot.objects.filter(pk=_snapshot_id(operation_id),
+                                       status=SnapshotStatus.CREATING).first()
+    return [] if snapshot is None else _drop_unfinished(desktop, snapshot)
+
+
+def _drop_unfinished(desktop: Desktop, snapshot: Snapshot) -> list[str]:
+    """A snapshot that was never finished: its files go if they can, its row goes anyway (it
+    never became the user's, and a row left ``creating`` would say "being taken" for ever).
+    What was done or left, in words for operators."""
     try:
         _remove_files(desktop, snapshot)
-    except HypervisorError as exc:
-        log.error("could not remove the failed snapshot %s: %s", snapshot.tag, exc)
-        return  # the reconciler settles it later
-    snapshot.delete()
+    except (HypervisorError, OSError) as exc:
+        disks = ", ".join(str(d) for d in disks_of(desktop, True))
+        return [f"removed the unfinished snapshot {snapshot.name}'s row, but its tag "
+                f"{snapshot.tag} may be left in {disks} ({explain(exc)}); once that is fixed, "
+                f"remove it with virsh snapshot-delete or qemu-img snapshot -d {snapshot.tag}"]
+    finally:
+        snapshot.delete()
+    return [f"removed the unfinished snapshot {snapshot.name}"]
 
 
 FAILURE_CLEANUPS["snapshot"] = _forget_take
@@ -127,6 +140,17 @@ def _resumed(desktop: Desktop, frozen: bool) -> None:
     Desktop.objects.filter(pk=desktop.pk).update(guest_ready_at=timezone.now())
 
 
+def _end_deletion(desktop: Desktop, operation_id: int) -> list[str]:
+    """A delete that failed: the snapshot is ready again (to delete later) if it is still
+    there, forgotten if its files went."""
+    snapshot = Snapshot.objects.filter(pk=_snapshot_id(operation_id),
+                                       status=SnapshotStatus.DELETING).first()
+    return [] if snapshot is None else [_settle_deletion(desktop, snapshot)]
+
+
+FAILURE_CLEANUPS["unsnapshot"] = _end_deletion
+
+
 @step("unsnapshot")
 def _delete(desktop: Desktop, operation_id: int) -> None:
     snapshot = _snapshot_of(operation_id)
@@ -161,25 +185,45 @@ def settle(desktop: Desktop) -> list[str]:
     """After a crash: rows still ``creating`` or ``deleting`` agree with the files again. What
     it did, in words (for the reconciler's findings)."""
     done = []
-    driver = driver_for(desktop.host)
     for snapshot in Snapshot.objects.filter(desktop=desktop).exclude(
             status=SnapshotStatus.READY):
         if snapshot.status == SnapshotStatus.CREATING:
-            _remove_files(desktop, snapshot)  # half taken: it never became the user's
-            snapshot.delete()
-            done.append(f"removed the unfinished snapshot {snapshot.name}")
-        elif _exists(desktop, snapshot, driver.snapshots.live_tags(desktop.domain_name)):
-            Snapshot.objects.filter(pk=snapshot.pk).update(status=SnapshotStatus.READY)
-            done.append(f"kept the snapshot {snapshot.name} (its deletion did not happen)")
+            done += _drop_unfinished(desktop, snapshot)  # half taken: never the user's
         else:
-            forget(snapshot)
-            done.append(f"forgot the deleted snapshot {snapshot.name}")
+            done.append(_settle_deletion(desktop, snapshot))
     return done
 
 
-def _exists(desktop: Desktop, snapshot: Snapshot, live: set[str]) -> bool:
+def _settle_deletion(desktop: Desktop, snapshot: Snapshot) -> str:
+    """A row left ``deleting``: ready again if the snapshot is still in the disks (or if that
+    can't be read: the user may delete it again), forgotten if it is not."""
+    try:
+        there = _exists(desktop, snapshot)
+        left = [] if there else _tagged(desktop, snapshot)
+    except (HypervisorError, OSError) as exc:
+        Snapshot.objects.filter(pk=snapshot.pk).update(status=SnapshotStatus.READY)
+        return (f"kept the snapshot {snapshot.name} as ready: whether it is still in the disks "
+                f"could not be read ({explain(exc)})")
+    if there:
+        Snapshot.objects.filter(pk=snapshot.pk).update(status=SnapshotStatus.READY)
+        return f"kept the snapshot {snapshot.name} (its deletion did not happen)"
+    forget(snapshot)
+    if left:
+        return (f"forgot the snapshot {snapshot.name}: it is gone from some of its disks, so "
+                f"it can't be reverted to, but its tag {snapshot.tag} is still in "
+                f"{', '.join(left)}; once the cause is fixed, remove it with qemu-img snapshot "
+                f"-d {snapshot.tag}")
+    return f"forgot the deleted snapshot {snapshot.name}"
+
+
+def _tagged(desktop: Desktop, snapshot: Snapshot) -> list[str]:
+    """The desktop's disk files that still hold the snapshot's tag."""
+    return [str(d) for d in disks_of(desktop, True) if d.exists() and snapshot.tag in disk_tags(d)]
+
+
+def _exists(desktop: Desktop, snapshot: Snapshot) -> bool:
     if snapshot.kind == SnapshotKind.LIVE:
-        return snapshot.tag in live
+        return snapshot.tag in driver_for(desktop.host).snapshots.live_tags(desktop.domain_name)
     return all(snapshot.tag in disk_tags(d) for d in disks_of(desktop, snapshot.with_data_disk))
 
 
