@@ -4,6 +4,8 @@ CD-ROM, CD first) on libvirt's test driver, and publishing a disk as an image ve
 
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -132,6 +134,39 @@ def test_an_upload_over_the_limit_or_not_an_iso_leaves_nothing(admin_user, iso, 
     with pytest.raises(ServiceError, match="empty"):
         upload_media(admin_user, "empty", iter([]), None)
     assert list(media_dir.iterdir()) == [] and not InstallMedia.objects.exists()
+
+
+@pytest.mark.parametrize(("cause", "status", "words"), [
+    ("permission", 500, "permission denied for the service user root on {media}/"),
+    ("full", 507, "no space left on the file system holding {media}/"),
+    ("not a folder", 500, "a part of {media}/.debian."),
+])
+def test_an_upload_the_media_folder_cant_take_says_why_in_words(
+        admin_user, iso, media_dir, monkeypatch, cause, status, words):
+    """Not "HTTP 500": the page's script shows the answer's words (vdi/upload.js)."""
+    from vdi.services import installs
+
+    if cause == "not a folder":
+        media_dir.parent.mkdir(parents=True, exist_ok=True)
+        media_dir.write_text("a file where the folder should be\n")
+    else:
+        code = errno.EACCES if cause == "permission" else errno.ENOSPC
+
+        def refused(path: Path, chunks: Any, limit: int) -> None:
+            raise OSError(code, os.strerror(code), str(path))
+
+        monkeypatch.setattr(installs, "_write", refused)
+    upload = reverse("admin:vdi_installmedia_upload")
+    answer = signed_in(admin_user).post(f"{upload}?name=debian", data=iso.read_bytes(),
+                                        content_type="application/octet-stream")
+    assert answer.status_code == status
+    error = answer.json()["error"]
+    assert error.startswith(f"The upload failed: the upload could not be stored in {media_dir} "
+                            "(VDI_MEDIA_DIR): ")
+    assert words.format(media=media_dir) in error
+    assert not InstallMedia.objects.exists()
+    if media_dir.is_dir():
+        assert list(media_dir.iterdir()) == [], "no partial file left"
 
 
 def test_the_upload_page_refuses_a_declared_length_over_the_limit_before_reading():

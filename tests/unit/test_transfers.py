@@ -66,6 +66,18 @@ def test_too_big_or_badly_named_uploads_leave_nothing(owner, agent_desktop, sett
     assert drain(agent_desktop.host.queue) == []
 
 
+def test_a_spool_the_portal_cant_write_says_so_in_words(owner, agent_desktop, settings,
+                                                       tmp_path, caplog):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    settings.SPOOL_DIR = blocker / "spool"
+    answer = upload(signed_in(owner), agent_desktop, "notes.txt", b"hello")
+    assert answer.status_code == 400
+    assert answer.json()["error"] == transfers.NOT_STORED, "the user's words, no path"
+    assert f"a part of {blocker / 'spool'} is not a folder" in caplog.text, "the operators' cause"
+    assert not FileTransfer.objects.exists()
+
+
 def test_watchers_outsiders_and_agentless_desktops_move_no_files(
         owner, outsider, helpdesk, agent_desktop, empty_queue):
     for who in (outsider, helpdesk):

@@ -4,6 +4,7 @@ and publishing an install desktop as an image version. Every change goes through
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,10 @@ from vdi.services.installs import (
     register_media,
     upload_media,
 )
+from vdi.services.uploads import NotStored
 from vdi.state import TransitionRefused
 
+log = logging.getLogger(__name__)
 UPLOAD_CHUNK = 1024 * 1024
 
 
@@ -158,6 +161,9 @@ def _receive_upload(request: HttpRequest) -> HttpResponse:
         media = upload_media(request.user, request.GET.get("name", ""),
                              iter(lambda: request.read(UPLOAD_CHUNK), b""), length,
                              address(request))
+    except NotStored as exc:  # the portal's side: no space, a folder it may not write...
+        log.error("ISO upload not stored: %s", exc)
+        return JsonResponse({"error": f"The upload failed: {exc}."}, status=exc.status)
     except (ServiceError, AccessDenied) as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse({"name": media.name, "size": media.size_bytes,

@@ -32,7 +32,7 @@ from vdi.services.access import Account, User
 from vdi.services.desktops import enqueue_operation, new_operation, perform
 from vdi.services.errors import AccessDenied, ServiceError
 from vdi.services.placement import choose_host
-from vdi.services.uploads import write_capped
+from vdi.services.uploads import storing, write_capped
 
 INSTALL = "vdi.install_from_media"
 ISO_MAGIC_OFFSET = 0x8001  # "CD001" of the primary volume descriptor (sector 16)
@@ -92,7 +92,8 @@ def register_media(actor: User, name: str, path: Path, source_address: str | Non
 def upload_media(actor: User, name: str, chunks: Iterator[bytes], length: int | None,
                  source_address: str | None = None) -> InstallMedia:
     """Store an uploaded ISO in ``VDI_MEDIA_DIR`` (at most ``VDI_MEDIA_UPLOAD_MAX_BYTES``)
-    and register it. A refused or broken upload leaves no file behind."""
+    and register it. A refused or broken upload leaves no file behind; one the folder can't
+    take raises NotStored, naming the cause (its caller is an operator)."""
     if not access.holds(actor, INSTALL):
         raise AccessDenied("You may not add install media.")
     _check_name(name)
@@ -101,26 +102,27 @@ def upload_media(actor: User, name: str, chunks: Iterator[bytes], length: int | 
         raise ServiceError(f"the file is {length} bytes; uploads take at most {limit} bytes "
                            "(VDI_MEDIA_UPLOAD_MAX_BYTES): register a path on the host instead")
     folder = settings.MEDIA_DIR
-    shared_folder(folder)
-    target = folder / f"{name}.iso"
-    if target.exists():
-        raise ServiceError(f"{target} exists already")
-    partial = folder / f".{name}.{uuid.uuid4().hex[:8]}.part"
-    linked = False
-    try:
-        _write(partial, chunks, limit)
-        iso_volume_id(partial)
-        os.chmod(partial, 0o444)
-        os.link(partial, target)  # never replaces a file of the same name
-        linked = True
-        with transaction.atomic():
-            return register_media(actor, name, target, source_address, uploaded=True)
-    except BaseException:
-        if linked:
-            target.unlink(missing_ok=True)
-        raise
-    finally:
-        partial.unlink(missing_ok=True)
+    with storing(folder, "VDI_MEDIA_DIR"):  # no space, a folder it may not write: in words
+        shared_folder(folder)
+        target = folder / f"{name}.iso"
+        if target.exists():
+            raise ServiceError(f"{target} exists already")
+        partial = folder / f".{name}.{uuid.uuid4().hex[:8]}.part"
+        linked = False
+        try:
+            _write(partial, chunks, limit)
+            iso_volume_id(partial)
+            os.chmod(partial, 0o444)
+            os.link(partial, target)  # never replaces a file of the same name
+            linked = True
+            with transaction.atomic():
+                return register_media(actor, name, target, source_address, uploaded=True)
+        except BaseException:
+            if linked:
+                target.unlink(missing_ok=True)
+            raise
+        finally:
+            partial.unlink(missing_ok=True)
 
 
 def _write(path: Path, chunks: Iterator[bytes], limit: int) -> None:

@@ -13,6 +13,7 @@ import logging
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,10 @@ from vdi.services import access, audit, dispatch
 from vdi.services.access import Account, ConsoleMode, User
 from vdi.services.errors import AccessDenied, ServiceError
 from vdi.services.preferences import has_session_agent
-from vdi.services.uploads import write_capped
+from vdi.services.uploads import NotStored, storing, write_capped
 
 log = logging.getLogger(__name__)
+NOT_STORED = "The portal could not store the file; an administrator has been told the cause."
 NAME = re.compile(r"[^/\\\x00-\x1f\x7f]{1,200}")
 RECENT = 10  # transfers shown on the console page
 
@@ -62,17 +64,24 @@ def upload(user: Account, desktop: Desktop, name: str, chunks: Iterator[bytes],
     if length is not None and length > limit:
         raise ServiceError(f"the file is {length} bytes; files take at most {limit} bytes "
                            "(VDI_FILE_TRANSFER_MAX_BYTES)")
-    spool = shared_folder(Path(settings.SPOOL_DIR)) / f"in-{uuid.uuid4().hex}"
+    folder = Path(settings.SPOOL_DIR)
+    spool = folder / f"in-{uuid.uuid4().hex}"
     try:
-        size = write_capped(spool, chunks, limit, "VDI_FILE_TRANSFER_MAX_BYTES")
+        with storing(folder, "VDI_SPOOL_DIR"):
+            shared_folder(folder)
+            size = write_capped(spool, chunks, limit, "VDI_FILE_TRANSFER_MAX_BYTES")
         with transaction.atomic():
             transfer = FileTransfer.objects.create(
                 desktop=desktop, user=user, direction=FileTransfer.Direction.IN, name=name,
                 size_bytes=size, spool_path=str(spool))
             audit.record(user, "file.upload", desktop, source_address, name=name, size=size)
             _send_after_commit(task_names.PUSH_FILE, transfer)
-    except BaseException:
-        spool.unlink(missing_ok=True)
+    except BaseException as exc:
+        with suppress(OSError):
+            spool.unlink(missing_ok=True)
+        if isinstance(exc, NotStored):  # the portal's side: its cause is for operators
+            log.error("file upload not stored: %s", exc)
+            raise ServiceError(NOT_STORED) from exc
         raise
     return transfer
 

@@ -25,6 +25,8 @@
       bar.value = Math.floor((e.loaded / e.total) * 100);
       say(`${bar.value}% uploaded`);
     });
+    const submit = form.querySelector("input[type=submit]");
+    const failed = (text) => { bar.hidden = true; submit.disabled = false; say(text); };
     request.addEventListener("load", () => {
       let answer = {};
       try { answer = JSON.parse(request.responseText); } catch (e) { answer = {}; }
@@ -32,12 +34,14 @@
         say(`Added ${answer.name} (${answer.volume_id || "no label"}).`);
         window.location.assign(answer.url);
       } else {
-        bar.hidden = true;
-        say(answer.error || `The upload failed (HTTP ${request.status}).`);
+        // The portal says why in words; an answer without them came from before the page's
+        // view (the server's own error page): its log has the cause.
+        failed(answer.error || `The upload failed: the server answered HTTP ${request.status} ` +
+               "without saying why; the portal's log has the cause.");
       }
     });
-    request.addEventListener("error", () => { bar.hidden = true; say("The upload failed: the connection broke."); });
-    form.querySelector("input[type=submit]").disabled = true;
+    request.addEventListener("error", () => failed("The upload failed: the connection broke."));
+    submit.disabled = true;
     request.send(file);
   });
 })();
