@@ -17,7 +17,8 @@ from vdi.choices import DesktopStatus
 from vdi.models import Desktop, Host, ImageVersion, Pool
 
 pytest_plugins = ["tests.vm_fixtures", "tests.browser_fixtures", "tests.ldap_fixtures",
-                  "tests.oidc_fixtures", "tests.dashboard_fixtures"]
+                  "tests.oidc_fixtures", "tests.dashboard_fixtures",
+                  "tests.leftovers"]  # the session fails if a test leaves a process or domain
 
 
 @pytest.fixture(autouse=True)

@@ -13,20 +13,28 @@ import pytest
 from django.conf import settings
 
 from tests.support import make_version, purge
-from vdi.hypervisor import get_driver
+from vdi.hypervisor import HypervisorError, get_driver
 from vdi.images.tiny import build_tiny_image, find_kernel
 from vdi.models import Host, ImageVersion, Pool
 from vdi.testing.processes import ROOT, WorkerProcess
 
 
 def remove_test_domains(uri: str = "") -> None:
-    """Test desktops an earlier (interrupted) run left on the host at ``uri``."""
+    """Remove the test desktops on the host at ``uri`` (a test's, or those an interrupted run
+    left), running or not, with their snapshot and checkpoint metadata (``undefine``) and
+    their disks in the test disk folder. One that resists does not keep the others."""
     driver = get_driver(uri or settings.LIBVIRT_URI)
     prefix = settings.DOMAIN_PREFIX + "-"
+    failed = []
     for info in driver.list_domains():
         if info.name.startswith(prefix):
             ours = tuple(p for p in info.disk_paths if p.parent == settings.DISK_DIR)
-            driver.undefine(info.name, delete_disks=ours)
+            try:
+                driver.undefine(info.name, delete_disks=ours)
+            except HypervisorError as exc:
+                failed.append(str(exc))
+    if failed:
+        raise HypervisorError("; ".join(failed))
 
 
 @pytest.fixture(scope="session")
@@ -48,11 +56,15 @@ def tiny_version(tiny_files: Any, transactional_db: None) -> ImageVersion:
 
 
 @pytest.fixture
-def vm_host(transactional_db: None) -> Host:
-    return Host.objects.create(
+def vm_host(transactional_db: None) -> Iterator[Host]:
+    """The test host on qemu:///system; the test's domains are removed when it ends, passed
+    or failed (the ``worker`` fixture does too; tests that start their own workers rely on
+    this)."""
+    yield Host.objects.create(
         name=settings.HOST_NAME, libvirt_uri=settings.LIBVIRT_URI, domain_type="qemu",
         storage_dir=str(settings.DISK_DIR), cpu_capacity=8, memory_capacity_mib=4096,
     )
+    remove_test_domains()
 
 
 @pytest.fixture
@@ -76,10 +88,12 @@ def worker(transactional_db: None, tmp_path_factory: pytest.TempPathFactory) -> 
 ]:
     purge(f"host.{settings.HOST_NAME}")
     process = WorkerProcess(tmp_path_factory.mktemp("worker") / "worker.log")
-    process.start()
-    yield process
-    process.stop()
-    remove_test_domains()
+    try:
+        process.start()  # one that never says it is ready is stopped too
+        yield process
+    finally:
+        process.stop()
+        remove_test_domains()
 
 
 def hvhost(*args: str) -> str:

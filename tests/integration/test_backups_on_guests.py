@@ -117,9 +117,12 @@ def test_a_worker_killed_in_a_backup_leaves_nothing_half_made(persistent_pool, o
     monkeypatch.setenv("VDI_CRASH_AT", "backup")
     doomed = WorkerProcess(tmp_path / "worker-backup.log")
     doomed.start()
-    backups.back_up(owner, desktop)
-    assert doomed.process is not None
-    wait_for(process_ended(doomed.process), 120, "the worker to die in the backup")
+    try:
+        backups.back_up(owner, desktop)
+        assert doomed.process is not None
+        wait_for(process_ended(doomed.process), 120, "the worker to die in the backup")
+    finally:
+        doomed.stop()  # one that did not die is not left consuming the queue
     monkeypatch.delenv("VDI_CRASH_AT")
     folder = Path(Backup.objects.get().folder)
     assert folder.exists(), "the crash came after the backup's folder was made"

@@ -46,16 +46,22 @@ def test_killed_at_every_step_of_provisioning_leaves_nothing_behind(
         monkeypatch.setenv("VDI_CRASH_AT", step)
         worker = WorkerProcess(tmp_path / f"worker-{step}.log")
         worker.start()
-        desktop = create_desktop(owner, persistent_pool)
-        assert worker.process is not None
-        wait_for(lambda w=worker: w.process.poll() is not None, 120,  # type: ignore[misc]
-                 f"the worker to die at {step}")
-        assert worker.process.returncode == -signal.SIGKILL
+        try:
+            desktop = create_desktop(owner, persistent_pool)
+            assert worker.process is not None
+            wait_for(lambda w=worker: w.process.poll() is not None, 120,  # type: ignore[misc]
+                     f"the worker to die at {step}")
+            assert worker.process.returncode == -signal.SIGKILL
+        finally:
+            worker.stop()  # one that did not die is not left consuming the queue
         monkeypatch.delenv("VDI_CRASH_AT")
         worker = WorkerProcess(tmp_path / f"worker-{step}-restarted.log")
         worker.start()
-        reconcile(desktop.host, now=timezone.now() + timedelta(seconds=settings.STUCK_AFTER + 1))
-        worker.stop()
+        try:
+            reconcile(desktop.host,
+                      now=timezone.now() + timedelta(seconds=settings.STUCK_AFTER + 1))
+        finally:
+            worker.stop()
         desktop.refresh_from_db()
         assert desktop.status not in TRANSITIONAL_STATUSES, step
         assert desktop.status == DesktopStatus.ERROR and "stuck" in desktop.error_detail, step
@@ -75,20 +81,25 @@ def test_killed_during_start_reset_or_delete_is_repaired(tiny_pool, owner, tmp_p
     (here: delete) works, and nothing is left."""
     healthy = WorkerProcess(tmp_path / "worker.log")
     healthy.start()
-    desktop = create_desktop(owner, tiny_pool)
-    wait_status(desktop, DesktopStatus.RUNNING)
-    if action == "start":
-        request_action(owner, desktop, "stop")
-        wait_status(desktop, DesktopStatus.STOPPED)
-    healthy.stop()
+    try:
+        desktop = create_desktop(owner, tiny_pool)
+        wait_status(desktop, DesktopStatus.RUNNING)
+        if action == "start":
+            request_action(owner, desktop, "stop")
+            wait_status(desktop, DesktopStatus.STOPPED)
+    finally:
+        healthy.stop()
 
     monkeypatch.setenv("VDI_CRASH_AT", step)
     doomed = WorkerProcess(tmp_path / f"worker-{step}.log")
     doomed.start()
-    request_action(owner, desktop, action)
-    process = doomed.process
-    assert process is not None
-    wait_for(lambda: process.poll() is not None, 120, f"the worker to die at {step}")
+    try:
+        request_action(owner, desktop, action)
+        process = doomed.process
+        assert process is not None
+        wait_for(lambda: process.poll() is not None, 120, f"the worker to die at {step}")
+    finally:
+        doomed.stop()  # one that did not die is not left consuming the queue
     monkeypatch.delenv("VDI_CRASH_AT")
 
     restarted = WorkerProcess(tmp_path / "worker-restarted.log")

@@ -98,11 +98,14 @@ def test_a_worker_killed_in_a_take_or_a_revert_leaves_a_clear_state(persistent_p
         monkeypatch.setenv("VDI_CRASH_AT", crash_at)
         doomed = WorkerProcess(tmp_path / f"worker-{crash_at}.log")
         doomed.start()
-        desktop.refresh_from_db()
-        ask_for()
-        process = doomed.process
-        assert process is not None
-        wait_for(process_ended(process), 120, f"the worker to die at {crash_at}")
+        try:
+            desktop.refresh_from_db()
+            ask_for()
+            process = doomed.process
+            assert process is not None
+            wait_for(process_ended(process), 120, f"the worker to die at {crash_at}")
+        finally:
+            doomed.stop()  # one that did not die is not left consuming the queue
         monkeypatch.delenv("VDI_CRASH_AT")
         reconcile(desktop.host, now=timezone.now() + timedelta(seconds=settings.STUCK_AFTER + 1))
         desktop.refresh_from_db()
