@@ -1,10 +1,11 @@
 """Real desktops: the Debian desktop image built from Debian's packages, claimed on a test host
 that lives in namespaces of its own (so its guests may have a network), with one booted
-desktop shared by every check that can share it: the agent answers and reports an address on
-the pool's network, a graphical session is on screen in Chromium through the portal (pixels,
-and the session's process running for the desktop's user, as the agent says), and a stop
-goes through the agent when the guest ignores ACPI. The Windows profile shows its firmware
-through the console."""
+(persistent) desktop shared by every check that can share it: the agent answers and reports
+an address on the pool's network, its data disk is the user's on /data and ~/Data (a file
+written there still on it after a restart), a graphical session is on screen in Chromium
+through the portal (pixels, and the session's process running for the desktop's user, as the
+agent says), and a stop goes through the agent when the guest ignores ACPI. The Windows
+profile shows its firmware through the console."""
 
 from __future__ import annotations
 
@@ -144,7 +145,8 @@ def in_namespace(*command: str) -> subprocess.CompletedProcess[str]:
 def test_a_debian_desktop_on_a_host_with_a_network(
         desks, desktop_version, owner, tmp_path, browser, portal, artifacts, settings):
     pool = Pool.objects.create(name="Debian", image=desktop_version.image, vcpus=2,
-                               memory_mib=1024, assignment="automatic",
+                               memory_mib=1024, assignment="dedicated",
+                               persistence="persistent",  # with a data disk (vdb)
                                network_mode="isolated")
     pool.users.add(owner)
     worker = WorkerProcess(tmp_path / "worker.log", hosts=(HOST,),
@@ -159,6 +161,7 @@ def test_a_debian_desktop_on_a_host_with_a_network(
         print(f"claim -> agent and session ready: {time.monotonic() - started:.0f} s")
         desktop.refresh_from_db()
         check_the_agent_and_the_network(desktop, pool)
+        check_the_data_disk(desktop)
         check_the_graphical_session(desktop, browser, portal, owner, artifacts)
         check_the_clipboard(desktop, pool, browser, portal, owner)
         check_the_resolution_follows_the_window(desktop, browser, portal, owner)
@@ -199,6 +202,50 @@ def check_the_agent_and_the_network(desktop: Desktop, pool: Pool) -> None:
     reconcile(desktop.host)
     again = Desktop.objects.get(pk=desktop.pk).guest_facts
     assert again["addresses"] == facts["addresses"], "the reconciler asks the agent again"
+
+
+DATA_NOTE = "on the data disk, été\n"
+
+
+def check_the_data_disk(desktop: Desktop, written: bool = False) -> None:
+    """A persistent desktop's data disk (vdb, ext4 labelled vdi-data) is mounted on /data as
+    it boots and is the desktop user's; ~/Data (and the desktop's Data icon) lead there, and a file
+    the user writes under ~/Data lands on the disk. ``written``: after a boot, the file is still
+    there (and the disk mounted and the user's again)."""
+    agent = get_driver(desktop.host.libvirt_uri).agent
+
+    def root(*command: str) -> str:
+        result = agent.run(desktop.domain_name, command[0], list(command[1:]))
+        assert result.exitcode == 0, f"{command}: {result.stderr}"
+        return str(result.stdout)
+
+    def mounted() -> bool:
+        found = agent.run(desktop.domain_name, "/usr/bin/findmnt",
+                          ["-n", "-o", "SOURCE,FSTYPE,LABEL", "/data"])
+        return found.exitcode == 0 and found.stdout.split() == ["/dev/vdb", "ext4", "vdi-data"]
+
+    try:
+        wait_for(mounted, 60, "the data disk (vdb, vdi-data) mounted on /data")
+    except AssertionError:
+        said = agent.run(desktop.domain_name, "/bin/sh", ["-c", (
+            "findmnt /data; ls -l /dev/disk/by-label; journalctl -b --no-pager -o "
+            "short-monotonic | grep -E 'vdi-data|/data|data\\.mount|vdb' | tail -n 20")])
+        raise AssertionError(f"/data is not the data disk; the boot said:\n{said.stdout}"
+                             f"{said.stderr}") from None
+    wait_for(lambda: root("/usr/bin/stat", "-c", "%U:%G", "/data").strip() == "user:user",
+             30, "/data to become the desktop user's")
+    mounted_at = root("/usr/bin/systemctl", "show", "-P", "ActiveEnterTimestampMonotonic",
+                      "data.mount").strip()
+    print(f"/data mounted {int(mounted_at) / 1e6:.1f} s after the kernel started")
+    links = in_session(desktop, 'readlink "$HOME/Data" "$HOME/Desktop/Data"').split()
+    assert links == ["/data", "/data"], links
+    if not written:
+        in_session(desktop, 'printf %s "$1" > "$HOME/Data/note.txt"', DATA_NOTE)
+    assert in_session(desktop, 'cat "$HOME/Data/note.txt"') == DATA_NOTE
+    assert root("/usr/bin/cat", "/data/note.txt") == DATA_NOTE
+    assert root("/usr/bin/findmnt", "-n", "-o", "SOURCE", "--target",
+                "/data/note.txt").strip() == "/dev/vdb", "on the data disk"
+    assert root("/usr/bin/stat", "-c", "%U", "/data/note.txt").strip() == "user"
 
 
 def check_the_graphical_session(desktop, browser, portal, owner, artifacts) -> None:
@@ -538,12 +585,12 @@ def check_freeze_and_thaw(desktop: Desktop) -> None:
 
 def check_a_live_snapshot_freezes_and_its_revert_thaws(desktop: Desktop, owner) -> None:
     """QEMU can't save the VNC clipboard's vdagent with the memory, so a VNC desktop has no
-    live snapshot (and says so). Restarted as a SPICE desktop, a live snapshot is taken with
-    its file systems frozen by the agent; going back to it thaws them (the memory was saved
-    frozen), and the session goes on."""
+    live snapshot (and says so). Restarted as a SPICE desktop (its data disk mounted again,
+    the file written before the restart still on it), a live snapshot is taken with its file
+    systems frozen by the agent; going back to it thaws them (the memory was saved frozen),
+    and the session goes on."""
     pool = desktop.pool
-    assert pool is not None
-    Pool.objects.filter(pk=pool.pk).update(persistence="persistent")
+    assert pool is not None and pool.is_persistent
     desktop.refresh_from_db()
     with pytest.raises(ServiceError, match="VNC clipboard channel"):
         snapshots.take(owner, desktop, "refused")
@@ -553,22 +600,19 @@ def check_a_live_snapshot_freezes_and_its_revert_thaws(desktop: Desktop, owner) 
     wait_for(lambda: Desktop.objects.get(pk=desktop.pk).guest_ready_at, 420, "the session")
     desktop.refresh_from_db()
     assert desktop.display_protocol == "spice"
+    check_the_data_disk(desktop, written=True)
     agent = get_driver(desktop.host.libvirt_uri).agent
-    try:
-        taken = snapshots.take(owner, desktop, "frozen")
-        wait_for(lambda: Operation.objects.get(pk=taken.pk).finished_at, 300, "the snapshot")
-        snapshot = Snapshot.objects.get(desktop=desktop, name="frozen")
-        assert snapshot.status == "ready" and snapshot.frozen, snapshot.desktop.last_error
-        assert agent.command(desktop.domain_name, "guest-fsfreeze-status") == "thawed"
-        operation = snapshots.revert(owner, snapshot)
-        wait_for(lambda: Operation.objects.get(pk=operation.pk).finished_at, 300, "the revert")
-        wait_status(desktop, DesktopStatus.RUNNING)
-        wait_for(lambda: _thawed(agent, desktop), 60, "the agent to answer after the revert")
-        wrote = agent.run(desktop.domain_name, "/usr/bin/touch", ["/var/tmp/after-revert"])
-        assert wrote.exitcode == 0, "its file systems take writes again"
-    finally:
-        Pool.objects.filter(pk=pool.pk).update(persistence="non_persistent")
-        desktop.refresh_from_db()
+    taken = snapshots.take(owner, desktop, "frozen")
+    wait_for(lambda: Operation.objects.get(pk=taken.pk).finished_at, 300, "the snapshot")
+    snapshot = Snapshot.objects.get(desktop=desktop, name="frozen")
+    assert snapshot.status == "ready" and snapshot.frozen, snapshot.desktop.last_error
+    assert agent.command(desktop.domain_name, "guest-fsfreeze-status") == "thawed"
+    operation = snapshots.revert(owner, snapshot)
+    wait_for(lambda: Operation.objects.get(pk=operation.pk).finished_at, 300, "the revert")
+    wait_status(desktop, DesktopStatus.RUNNING)
+    wait_for(lambda: _thawed(agent, desktop), 60, "the agent to answer after the revert")
+    wrote = agent.run(desktop.domain_name, "/usr/bin/touch", ["/var/tmp/after-revert"])
+    assert wrote.exitcode == 0, "its file systems take writes again"
 
 
 def _thawed(agent, desktop: Desktop) -> bool:

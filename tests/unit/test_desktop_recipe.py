@@ -1,9 +1,16 @@
 """The Debian desktop recipe without building it: its key follows the recipe and the package
 versions, and a build that can't go on says why in words (no space, apt sources unreachable,
-an unknown package, or the build's own last lines)."""
+an unknown package, or the build's own last lines); the data disk's fstab line, the unit that
+gives it to the desktop's user, and the links to it in the user's home."""
 
 from __future__ import annotations
 
+import configparser
+import getpass
+import os
+import re
+import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -65,3 +72,78 @@ def test_the_recipe_files_are_readable_by_the_builds_user_namespace(tmp_path: Pa
     for path in [stage, *stage.rglob("*")]:
         assert path.stat().st_mode & 0o005 == 0o005 if path.is_dir() else \
             path.stat().st_mode & 0o004, path
+
+
+DATA_LINE = ("LABEL=vdi-data /data ext4 noauto,nofail,x-systemd.device-timeout=5s,"
+             "x-systemd.wanted-by=dev-disk-by\\x2dlabel-vdi\\x2ddata.device 0 2")
+DATA_DEVICE = "dev-disk-by\\x2dlabel-vdi\\x2ddata.device"
+FSTAB_GENERATOR = Path("/lib/systemd/system-generators/systemd-fstab-generator")
+
+
+def test_the_data_disk_is_mounted_when_it_shows_up_and_nothing_waits_for_it(tmp_path: Path):
+    """The essential hook, run on an empty folder, writes the root's fstab with the data disk's
+    line; systemd's own fstab generator reads it as the guest's will: the data disk's device
+    unit wants /data (mounted whenever udev sees the disk, however late under TCG), and no boot
+    job waits for it: local-fs.target neither wants nor is ordered after /data, so a desktop
+    without the disk boots as fast."""
+    root = tmp_path / "root"
+    root.mkdir()
+    subprocess.run(["sh", str(build.HERE / "hooks" / "essential.sh"), str(root)], check=True)
+    assert (root / "etc/fstab").read_text().splitlines() == [
+        "LABEL=vdiroot / ext4 errors=remount-ro,discard 0 1", DATA_LINE]
+    assert (root / "data").is_dir(), "the mount point is in the image"
+    if not FSTAB_GENERATOR.exists():
+        pytest.skip(f"{FSTAB_GENERATOR} is not installed (package systemd)")
+    out = tmp_path / "generated"
+    out.mkdir()
+    subprocess.run([str(FSTAB_GENERATOR), str(out), str(out), str(out)], check=True, env={
+        "SYSTEMD_FSTAB": str(root / "etc/fstab"), "SYSTEMD_PROC_CMDLINE": "",
+        "SYSTEMD_IN_INITRD": "0", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    mount = (out / "data.mount").read_text()
+    assert "What=/dev/disk/by-label/vdi-data" in mount and "Type=ext4" in mount
+    assert "Before=" not in mount, "local-fs.target is not ordered after /data"
+    assert (out / f"{DATA_DEVICE}.wants" / "data.mount").exists(), "the disk brings /data"
+    for target in ("local-fs.target.wants", "local-fs.target.requires"):
+        assert not (out / target / "data.mount").exists(), f"no boot job: {target}"
+    timeout = out / f"{DATA_DEVICE}.d" / "50-device-timeout.conf"
+    assert "JobRunningTimeoutSec=5s" in timeout.read_text()
+
+
+def data_owner_unit() -> configparser.ConfigParser:
+    unit = configparser.ConfigParser(interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(build.HERE / "files/etc/systemd/system/vdi-data-owner.service")
+    return unit
+
+
+def test_the_mounted_data_disk_is_given_to_the_desktop_user(tmp_path: Path):
+    """A oneshot pulled in by data.mount, after it, skipped unless /data is mounted, that
+    nothing waits for; its command gives the file system's top folder (only it) to the user named in
+    /etc/vdi/desktop-user, boot after boot (run here on stand-ins for both paths, giving
+    them to the user running the test)."""
+    unit = data_owner_unit()
+    assert unit["Unit"]["After"] == "data.mount" and unit["Install"]["WantedBy"] == "data.mount"
+    assert unit["Unit"]["ConditionPathIsMountPoint"] == "/data"
+    assert unit["Unit"]["DefaultDependencies"] == "no" and "Before" not in unit["Unit"]
+    assert unit["Service"]["Type"] == "oneshot"
+    command = unit["Service"]["ExecStart"]
+    assert "-R" not in command.split(), "only the top folder: the rest is the user's already"
+    user_file, data = tmp_path / "desktop-user", tmp_path / "data"
+    user_file.write_text(f"{getpass.getuser()}\n")
+    data.mkdir()
+    (data / "kept").write_text("x")
+    script = shlex.split(command.replace("$$", "$"))
+    assert script[:2] == ["/bin/sh", "-c"]
+    script[2] = script[2].replace("/etc/vdi/desktop-user", str(user_file)).replace(
+        "/data", str(data))
+    for _ in range(2):  # idempotent: every boot
+        subprocess.run(script, check=True)
+        assert (data.stat().st_uid, data.stat().st_gid) == (os.getuid(), os.getgid())
+
+
+def test_the_customize_hook_enables_the_owner_and_links_data_in_the_home():
+    hook = (build.HERE / "hooks" / "customize.sh").read_text()
+    assert re.search(r"systemctl enable .*\bvdi-data-owner\.service", hook)
+    assert 'ln -s /data "$H/Data"' in hook and 'ln -s /data "$H/Desktop/Data"' in hook
+    links = hook.index('ln -s /data "$H/Data"')
+    assert links < hook.index('chown -R "$USER_NAME:$USER_NAME"'), "the user's own links"

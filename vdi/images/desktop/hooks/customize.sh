@@ -40,6 +40,9 @@ for app in debian-xterm pcmanfm; do
     [ -f "$R/usr/share/applications/$app.desktop" ] && \
         install -m 755 "$R/usr/share/applications/$app.desktop" "$H/Desktop/"
 done
+# the data disk (/data, persistent desktops) as a folder of the home and of the desktop
+ln -s /data "$H/Data"
+ln -s /data "$H/Desktop/Data"
 ch chown -R "$USER_NAME:$USER_NAME" "/home/$USER_NAME"
 
 cat > "$R/usr/local/bin/vdi-session" <<'EOT'
@@ -55,8 +58,9 @@ exec icewm-session
 EOT
 chmod 755 "$R/usr/local/bin/vdi-session"
 
-# services: DHCP on a virtio NIC, the seed; nothing that waits for a network or runs on timers
-ch systemctl enable systemd-networkd.service vdi-seed.service
+# services: DHCP on a virtio NIC, the seed, the data disk's owner; nothing that waits for a
+# network or runs on timers
+ch systemctl enable systemd-networkd.service vdi-seed.service vdi-data-owner.service
 ch systemctl enable systemd-resolved.service 2>/dev/null || true
 ch systemctl mask systemd-networkd-wait-online.service
 ch systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
