@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
 from django.core.management import call_command
 
+from tests.service_fixtures import give_database_to_service_user
 from tests.support import make_version, purge
 from vdi.choices import DesktopStatus
 from vdi.models import Desktop, Host, ImageVersion, Pool
@@ -19,6 +20,14 @@ from vdi.models import Desktop, Host, ImageVersion, Pool
 pytest_plugins = ["tests.vm_fixtures", "tests.browser_fixtures", "tests.ldap_fixtures",
                   "tests.oidc_fixtures", "tests.dashboard_fixtures",
                   "tests.leftovers"]  # the session fails if a test leaves a process or domain
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    """pytest-django's test database, given to the service user that the processes the tests
+    start run as (``tests.service_fixtures``)."""
+    give_database_to_service_user()
+    yield
 
 
 @pytest.fixture(autouse=True)

@@ -42,8 +42,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast per
 # A cache per process, emptied before each test (tests/conftest.py): rate limits start fresh.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-from vdi.folders import make_folders  # noqa: E402
+from vdi.folders import make_folders, service_user  # noqa: E402
 
-make_folders(None)  # the test data folder's, from the one table the set-up uses
+# The test data folder's, from the one table the set-up uses, owned as scripts/run's are: the
+# processes the tests start run as the service user (scripts/service).
+make_folders(service_user())
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -7,8 +7,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import pwd
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -16,6 +19,7 @@ from django.conf import settings
 from django.test import Client
 
 from vdi.choices import DesktopStatus
+from vdi.folders import service_user
 from vdi.models import Desktop, GoldenImage, ImageVersion, Operation
 from vdi.testing.processes import wait_for
 
@@ -95,3 +99,13 @@ def drain(queue: str) -> list[dict[str, Any]]:
 def purge(queue: str) -> None:
     """Empty one of this installation's queues (never another's: the key has its prefix)."""
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue_key(queue))
+
+
+def as_the_service_wrote_it(path: Path) -> Path:
+    """A file a test planted (as root) where the portal's processes keep theirs, given to the
+    service user as if one of them had written it (they run as that user)."""
+    user = service_user()
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    return path

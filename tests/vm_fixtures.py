@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 
 from tests.support import make_version, purge
+from vdi.folders import make_folders, service_user
 from vdi.hypervisor import HypervisorError, get_driver
 from vdi.images.tiny import build_tiny_image, find_kernel
 from vdi.models import Host, ImageVersion, Pool
@@ -44,8 +45,7 @@ def tiny_files() -> Any:
     for folder in (settings.IMAGE_DIR, settings.DISK_DIR, settings.LOG_DIR,
                    settings.BACKUP_DIR):
         shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(mode=0o755, parents=True)
-        folder.chmod(0o755)
+    make_folders(service_user())  # made again as the set-up makes them
     return build_tiny_image(find_kernel(settings.KERNEL_DIR), settings.IMAGE_DIR / "tiny-built")
 
 

@@ -71,6 +71,19 @@ def shared_folder(path: Path) -> Path:
     return path
 
 
+def service_user() -> str | None:
+    """The service user (``VDI_SERVICE_USER``, default vdi-portal) when this process may give
+    folders to it (root, and the user exists); else None (folders stay this process's)."""
+    name = os.environ.get("VDI_SERVICE_USER", "vdi-portal")
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return None
+    return name
+
+
 def make_folders(user: str | None, environ: dict[str, str] | None = None) -> list[Path]:
     """Make every data folder with its mode (and, when ``user`` is given, its owner): the
     data folder itself root's and 0755. Idempotent; returns the folders."""

@@ -13,6 +13,7 @@ from PIL import Image
 
 from tests.browser_fixtures import sign_in
 from tests.dashboard_fixtures import desktop, session
+from tests.support import as_the_service_wrote_it
 from vdi import state, thumbnails
 from vdi.choices import DesktopStatus, OperationStatus
 from vdi.live import events
@@ -46,7 +47,7 @@ def test_the_dashboard_is_pushed_to_and_draws_its_charts_under_the_csp(
     User.objects.create_superuser("chief", password="chief-password-123")
     watched = desktop(pool, host, owner=owner, domain_name="vditest-dash-browser")
     session(watched, owner, client_address="192.0.2.77", bytes_to_browser=4096)
-    thumbnails.store(watched.domain_name, jpeg((20, 120, 200)))
+    as_the_service_wrote_it(thumbnails.store(watched.domain_name, jpeg((20, 120, 200))))
     changing = desktop(pool, host, owner=owner)
 
     page = browser.new_page()

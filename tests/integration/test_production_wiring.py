@@ -41,7 +41,7 @@ def test_beat_runs_every_periodic_job_through_a_real_worker(worker, tiny_pool, o
         host_name="test", image_version="tiny v0", created_at=timezone.now())
     DeletedDesktop.objects.filter(pk=forgotten.pk).update(
         deleted_at=timezone.now() - timedelta(days=settings.HISTORY_DAYS + 1))
-    beat = BeatProcess(tmp_path / "beat.log", tmp_path / "schedule", SHORT_INTERVALS)
+    beat = BeatProcess(tmp_path / "beat.log", env=SHORT_INTERVALS)
     beat.start()
     try:
         # maintain_pools: the warm desktop is made and boots
@@ -74,7 +74,8 @@ def test_beat_runs_every_periodic_job_through_a_real_worker(worker, tiny_pool, o
 
 def test_a_transient_hypervisor_error_is_retried_by_celery_with_backoff(
         tiny_pool, owner, tmp_path):
-    marker = tmp_path / "failed-once"
+    marker = Path(settings.DATA_DIR) / "run" / "failed-once"  # the worker's user writes it
+    marker.unlink(missing_ok=True)
     worker = WorkerProcess(tmp_path / "worker.log", env={
         "VDI_FAIL_ONCE_AT": "define", "VDI_FAIL_ONCE_MARKER": str(marker)})
     worker.start()

@@ -13,6 +13,7 @@ first drops every checkpoint (``drop_checkpoints``); the next backup is then a f
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -172,11 +173,14 @@ def check(path: Path) -> None:
 
 
 def flatten(top: Path, target: Path, fmt: str = "qcow2") -> None:
-    """The disk as the chain ending at ``top`` reads, as one file (qcow2, or raw)."""
+    """The disk as the chain ending at ``top`` reads, as one file (qcow2, or raw), 0660 as
+    every disk the worker makes: while its guest runs, libvirt gives it to QEMU's user and
+    group (the mode kept), and the worker, in QEMU's group, still reads it (``qemu-img -U``)."""
     done = subprocess.run(["qemu-img", "convert", "-O", fmt, str(top), str(target)],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise HypervisorError(f"restore {top}: {done.stderr.strip()}")
+    os.chmod(target, 0o660)
 
 
 def read_file(image: Path, path: str, out: Path) -> None:

@@ -1,4 +1,6 @@
-"""Processes the integration tests and benchmarks start: a real Celery worker."""
+"""Processes the integration tests and benchmarks start: a real Celery worker, beat, daphne,
+the SPICE gateway. Each is started the product's way, through ``scripts/service`` (as
+``scripts/run`` starts them): the service user, umask 077, its home in the data folder."""
 
 from __future__ import annotations
 
@@ -15,6 +17,12 @@ from typing import Any
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
+SERVICE = ROOT / "scripts" / "service"
+
+
+def as_service(command: list[str]) -> list[str]:
+    """``command`` run as ``scripts/run`` runs the portal's processes (``scripts/service``)."""
+    return [str(SERVICE), *command]
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.25) -> Any:
@@ -63,7 +71,7 @@ class WorkerProcess:
                    "-Q", queues, "-n", f"test-{os.getpid()}-{self.hosts[0]}@%h",
                    "--concurrency", "2", "--without-gossip", "--without-mingle"]
         handle = self.log.open("ab")
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle,
+        self.process = subprocess.Popen(as_service(command), cwd=ROOT, env=env, stdout=handle,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(lambda: b"ready." in self.log.read_bytes(), 60, "the Celery worker to start")
 
@@ -77,11 +85,13 @@ class WorkerProcess:
 
 
 class BeatProcess:
-    """A real ``celery beat`` with the settings' schedule; ``env`` shortens its intervals."""
+    """A real ``celery beat`` with the settings' schedule; ``env`` shortens its intervals. Its
+    schedule file goes where the service user keeps beat's (the data folder's ``run/``)."""
 
-    def __init__(self, log: Path, schedule: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, log: Path, name: str = "celerybeat-schedule-test",
+                 env: dict[str, str] | None = None) -> None:
         self.log = log
-        self.schedule = schedule
+        self.schedule = Path(settings.DATA_DIR) / "run" / name
         self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -91,7 +101,7 @@ class BeatProcess:
         command = [sys.executable, "-m", "celery", "-A", "portal", "beat", "-l", "INFO",
                    "-s", str(self.schedule), "--max-interval", "1"]
         handle = self.log.open("ab")
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle,
+        self.process = subprocess.Popen(as_service(command), cwd=ROOT, env=env, stdout=handle,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(lambda: b"beat: Starting" in self.log.read_bytes(), 60, "celery beat to start")
 
@@ -163,7 +173,8 @@ class ServerProcess:
                "DATABASE_URL": _database_url(), "VDI_ALLOWED_ORIGINS": self.origin,
                **self.env}
         handle = self.log.open("ab")
-        self.process = subprocess.Popen(self.command(), cwd=ROOT, env=env, stdout=handle,
+        self.process = subprocess.Popen(as_service(self.command()), cwd=ROOT, env=env,
+                                        stdout=handle,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(lambda: listening(self.port), 30, f"{self.server} to listen")
 
