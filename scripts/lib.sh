@@ -7,7 +7,8 @@ VENV="$ROOT/.venv"
 export VDI_DATA_DIR="${VDI_DATA_DIR:-/var/lib/vdi-portal}"
 export VDI_SECRETS_DIR="${VDI_SECRETS_DIR:-$VDI_DATA_DIR/secrets}"
 export PATH="$VENV/bin:$PATH"
-SERVICE_USER="${VDI_SERVICE_USER:-vdi-portal}"
+export VDI_SERVICE_USER="${VDI_SERVICE_USER:-vdi-portal}"
+SERVICE_USER="$VDI_SERVICE_USER"
 LIBVIRT_GROUP=libvirt
 SYSTEM_PYTHON=/usr/bin/python3
 CONF_DIR=/etc/vdi-portal
@@ -294,14 +295,13 @@ start_services() {
 }
 
 as_service() {
-  # Run a command as the service user, with its groups, a private umask and this environment.
+  # Run a command as the service user (scripts/service: its groups, umask 077, its home, this
+  # environment), as the tests start the portal's processes too.
   # In a subshell (a background job, a `( ... )`) the command replaces that shell: the pid the
   # caller holds ($! of `as_service ... &`) is the service's own, and a signal sent to it
   # reaches the service. Called from the script's own shell, it runs in a subshell of its own.
   if [ "$BASHPID" = "$$" ]; then (as_service "$@"); return; fi
-  umask 077
-  HOME="$VDI_DATA_DIR/run" exec setpriv --reuid="$SERVICE_USER" --regid="$SERVICE_USER" \
-    --init-groups "$@"
+  exec "$ROOT/scripts/service" "$@"
 }
 
 prepare_database() {
@@ -310,17 +310,32 @@ prepare_database() {
   (cd "$ROOT" && as_service python manage.py build_tiny_image --if-missing)
 }
 
+# Each stage of the set-up is timed; scripts/run prints the times (a fresh machine's are in
+# the README). A caller may define after_packages, run once Debian's packages, the service
+# user and the data folders are there (scripts/run starts the desktop image's build then).
+STAGE_TIMES=()
+since() {  # seconds (one decimal) since the $EPOCHREALTIME given
+  local ms=$(( (${EPOCHREALTIME/./} - ${1/./}) / 1000 ))
+  echo "$((ms / 1000)).$(( (ms % 1000) / 100 ))"
+}
+stage() {
+  local name=$1 started=$EPOCHREALTIME; shift
+  "$@"
+  STAGE_TIMES+=("$name $(since "$started") s")
+}
+
 common_setup() {
   need_root
-  install_apt "${APT_PACKAGES[@]}" "$@"
+  stage packages install_apt "${APT_PACKAGES[@]}" "$@"
   disable_system_slapd
   prepare_kvm_device
   prepare_swtpm
-  prepare_service_user
-  prepare_data_dir
-  unpack_kernel
-  prepare_guestfs
-  install_python
-  install_frontend
-  start_services
+  stage "service user" prepare_service_user
+  stage folders prepare_data_dir
+  if [ "$(type -t after_packages)" = function ]; then after_packages; fi
+  stage kernel unpack_kernel
+  stage "libguestfs appliance" prepare_guestfs
+  stage virtualenv install_python
+  stage "noVNC bundle" install_frontend
+  stage "libvirtd and Redis" start_services
 }

@@ -19,7 +19,7 @@ from vdi import task_names
 from vdi.console import guards
 from vdi.hypervisor import HypervisorError
 from vdi.models import Host, Pool
-from vdi.services import backups, capacity, history, policies, rollouts, webhooks
+from vdi.services import backups, capacity, history, policies, retries, rollouts, webhooks
 from vdi.services.console import purge_expired_tickets
 from vdi.worker import backups as worker_backups
 from vdi.worker import guests, heartbeat, image_jobs, jobs, session, thumbnails, transfers
@@ -85,10 +85,12 @@ def build_image(name: str, operation_id: int) -> str:
 def maintain_pools() -> dict[str, str]:
     """Beat: top every pool up to its warm count, trim surplus."""
     report = {}
+    now = timezone.now()
     for pool in Pool.objects.all():
         steps = capacity.maintain(pool)
-        if steps.create or steps.remove:
-            report[pool.name] = f"+{steps.create} -{steps.remove}"
+        retried = retries.retry_failed_provisions(pool.pk, now)
+        if steps.create or steps.remove or retried:
+            report[pool.name] = f"+{steps.create} -{steps.remove} retried {len(retried)}"
     return report
 
 

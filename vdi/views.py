@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch
+from django.db.models import Count, Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -90,6 +90,9 @@ def _pool_cards(request: HttpRequest, rows: list[dict[str, Any]]) -> list[dict[s
                 .values_list("image_id", flat=True))
     preparing = {op.image_id: op for op in Operation.objects.filter(
         image__in=images, status__in=OperationStatus.in_progress()).order_by("created_at")}
+    waiting = dict(Desktop.objects.filter(
+        pool__in=pools, owner__isnull=True, status=DesktopStatus.RUNNING, pristine=True,
+        guest_ready_at__isnull=False).values_list("pool").annotate(n=Count("pk")))
     cards = []
     for pool in pools:
         blocked = ""
@@ -101,7 +104,10 @@ def _pool_cards(request: HttpRequest, rows: list[dict[str, Any]]) -> list[dict[s
             blocked = "Being drained: no new desktops."
         elif held.get(pool.pk, 0) >= pool.max_per_user:
             blocked = "You have the most desktops this pool allows."
-        cards.append({"pool": pool, "held": held.get(pool.pk, 0), "blocked": blocked})
+        wait = ("A desktop is booted and waiting: yours at once." if waiting.get(pool.pk)
+                else "A claim starts a new desktop: it boots first.")
+        cards.append({"pool": pool, "held": held.get(pool.pk, 0), "blocked": blocked,
+                      "wait": wait})
     return cards
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
 from django.db import connections
 from django.test import Client
 
-from tests.support import drain, purge
+from tests.support import drain, make_version, purge
 from vdi.choices import DesktopStatus
-from vdi.models import AuditEvent, Desktop, Pool, UserQuota
+from vdi.models import AuditEvent, Desktop, GoldenImage, Pool, UserQuota
 from vdi.services.capacity import maintain
 from vdi.services.claims import PoolFull, PoolUnavailable, claim_desktop
 from vdi.services.desktops import new_desktop, request_action
@@ -212,6 +213,18 @@ def test_maintain_tops_up_and_trims(pool, host):
     steps = maintain(pool)
     assert (steps.create, steps.remove) == (0, 1)
     assert pool.desktops.filter(status=DesktopStatus.DELETING).count() == 1
+
+
+def test_a_pool_whose_image_is_being_built_waits_quietly_then_tops_up(pool, host, caplog):
+    pool.assignment, pool.min_ready = "automatic", 1
+    pool.image = GoldenImage.objects.create(name="being-built")
+    pool.save()
+    with caplog.at_level(logging.WARNING):
+        assert maintain(pool).create == 0
+    assert not pool.desktops.exists() and "can't add a ready desktop" not in caplog.text
+    make_version("being-built", "/nonexistent/built.qcow2")
+    assert maintain(pool).create == 1
+    assert pool.desktops.filter(owner__isnull=True).count() == 1
 
 
 def test_a_claim_holds_the_pool_lock(owner, pool):

@@ -7,11 +7,12 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.support import signed_in
 from vdi.choices import DesktopStatus
 from vdi.models import Desktop, Operation, UserQuota
-from vdi.services.desktops import create_desktop
+from vdi.services.desktops import create_desktop, new_desktop
 
 pytestmark = pytest.mark.usefixtures("empty_queue")
 
@@ -39,6 +40,16 @@ def test_list_shows_only_my_desktops(owner, member, pool, host):
     assert f'id="desktop-{mine.pk}"' in page
     assert f'id="desktop-{theirs.pk}"' not in page
     assert "Unit pool" in page
+
+
+def test_a_pool_card_says_what_a_claim_waits_for(owner, pool, host):
+    page = signed_in(owner).get(reverse("desktop-list")).content.decode()
+    assert "A claim starts a new desktop: it boots first." in page
+    warm = new_desktop(pool, None, None)
+    Desktop.objects.filter(pk=warm.pk).update(
+        status=DesktopStatus.RUNNING, pristine=True, guest_ready_at=timezone.now())
+    page = signed_in(owner).get(reverse("desktop-list")).content.decode()
+    assert "A desktop is booted and waiting: yours at once." in page
 
 
 def test_list_uses_a_constant_number_of_queries(owner, pool, host):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db import transaction
 
@@ -74,6 +74,8 @@ def maintain(pool: Pool) -> Plan:
                         DesktopStatus.RESETTING]).count()
         steps = plan(live.count(), len(ready), pending, pool.min_ready, pool.max_size,
                      pool.draining or not pool.enabled)
+        if steps.create and pool.version_for_new() is None:  # its image is still being built:
+            steps = replace(steps, create=0)  # topped up once a version is registered
         for _ in range(steps.create):
             try:
                 new_desktop(pool, None, None)

@@ -15,6 +15,9 @@ What a retry is, by the operation's kind:
   backup, an image's name): they are asked again from their own pages; image builds and
   imports from the images' admin.
 
+A pool's upkeep also provisions again, by itself, a desktop whose provisioning failed
+(``retry_failed_provisions``): a few times, further apart each time.
+
 Never retried: an operation that did not fail, one whose desktop is gone, one that a later
 operation on the same desktop superseded (its failure is history).
 """
@@ -22,16 +25,18 @@ operation on the same desktop superseded (its failure is history).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db.models import Q
 
 from vdi import actions
 from vdi.actions import DesktopAction
-from vdi.choices import ImageOperation, OperationStatus
+from vdi.choices import DesktopStatus, ImageOperation, OperationStatus
 from vdi.models import Desktop, Operation
 from vdi.services import access, desktops
 from vdi.services.access import User
 from vdi.services.errors import AccessDenied, ServiceError
+from vdi.state import TransitionRefused
 
 ASKED_ELSEWHERE = {
     "publish": "A publish names the image it makes: publish it again from the desktop's "
@@ -123,3 +128,32 @@ def retry(user: User, operation_id: int, source_address: str | None = None) -> O
     return desktops.request_action(user, desktop, action.name, source_address,
                                    retry_of=operation.pk)
 
+
+
+AUTO_PROVISION_RETRIES = 3  # a pool's upkeep tries a failed provisioning again this often
+AUTO_RETRY_AFTER = 60  # seconds after the first failure; doubled after each later one
+
+
+def retry_failed_provisions(pool_id: int, now: datetime) -> list[Operation]:
+    """The pool's upkeep: a desktop whose provisioning failed (its cause may have gone away:
+    a host's libvirt back, an image finished building, a permission fixed) is provisioned
+    again, after 1, 2 and 4 minutes, then left in error for a person. The new Operations."""
+    retried = []
+    for desktop in Desktop.objects.filter(pool_id=pool_id, status=DesktopStatus.ERROR):
+        latest = desktop.operations.order_by("-pk").first()
+        if latest is None or latest.kind != actions.PROVISION.name or \
+                latest.status != OperationStatus.FAILED or latest.finished_at is None:
+            continue
+        failures = desktop.operations.filter(kind=actions.PROVISION.name,
+                                             status=OperationStatus.FAILED).count()
+        wait = timedelta(seconds=AUTO_RETRY_AFTER * 2 ** (failures - 1))
+        if failures > AUTO_PROVISION_RETRIES or latest.finished_at + wait > now:
+            continue
+        try:
+            retried.append(desktops.perform(
+                desktop, actions.PROVISION.name, None, params=latest.params,
+                retry_of=latest.pk, reason=f"pool upkeep: try {failures + 1} after "
+                                           f"'{latest.error}'"))
+        except (ServiceError, TransitionRefused):
+            continue  # its state moved on meanwhile (a person acted): nothing to retry
+    return retried

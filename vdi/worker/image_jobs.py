@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 
 from vdi.images import builds
+from vdi.models import Pool
+from vdi.services import capacity
 from vdi.services.errors import ServiceError
 from vdi.worker import operations
 
@@ -26,4 +28,6 @@ def build(name: str, operation_id: int) -> str:
                           detail=repr(exc))
         return "failed"
     operations.finish(operation_id, step=f"built {version}")
+    for pool in Pool.objects.filter(image=version.image, min_ready__gt=0):
+        capacity.maintain(pool)  # its warm desktops boot now, not at beat's next round
     return "done"

@@ -39,10 +39,11 @@ DEMO_POOLS = (
     }),
 )
 DESKTOP_POOL = ("Debian desktop", {
-    "assignment": "automatic", "persistence": "non_persistent", "min_ready": 0, "max_size": 3,
+    "assignment": "automatic", "persistence": "non_persistent", "min_ready": 1, "max_size": 3,
     "vcpus": 2, "memory_mib": 1024, "idle_minutes": 60,
     "description": "A Debian 12 desktop (IceWM: panel, file manager, terminal), fresh every "
-                   "time. Under software emulation it takes about a minute to start.",
+                   "time, one kept booted: yours at once (a new one takes about a minute to "
+                   "start under software emulation).",
 })
 
 
