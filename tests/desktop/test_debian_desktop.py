@@ -31,6 +31,7 @@ from vdi.hypervisor import HypervisorError, get_driver
 from vdi.hypervisor.backups import flatten, read_file
 from vdi.hypervisor.network_xml import pool_network
 from vdi.images.desktop import build as desktop_build
+from vdi.images.desktop import cache as desktop_cache
 from vdi.images.registry import VersionFiles, register_version
 from vdi.models import Desktop, Host, ImageVersion, Operation, Pool, Snapshot
 from vdi.services import snapshots
@@ -55,13 +56,7 @@ def forget_image_files(name: str) -> None:
 def built_desktop() -> desktop_build.BuiltImage:
     """The Debian desktop image, built once per run (and kept in the image cache: an unchanged
     recipe with the same package versions is not built again)."""
-    key = desktop_build.build_key()
-    cache = settings.IMAGE_CACHE_DIR / f"debian-desktop-{key[:16]}"
-    if (cache / "build-key").is_file() and (cache / "build-key").read_text() == key:
-        return desktop_build.BuiltImage(
-            cache / "disk.qcow2", cache / "vmlinuz", cache / "initrd.img", desktop_build.CMDLINE,
-            (cache / "packages.txt").read_text(), key)
-    return desktop_build.build_desktop_image(cache, lambda p, s: None, key)
+    return desktop_cache.build_into_cache(settings.IMAGE_CACHE_DIR, lambda p, s: None)
 
 
 @pytest.fixture

@@ -31,9 +31,9 @@ else:
 """
 
 
-def publisher(port: int) -> subprocess.Popen[str]:
+def publisher(port: int, **extra: str) -> subprocess.Popen[str]:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
-           "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+           "REDIS_URL": f"redis://127.0.0.1:{port}/0", **extra}
     return subprocess.Popen([sys.executable, "-c", PUBLISH], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -76,3 +76,20 @@ def test_a_publish_gives_up_when_redis_stays_away(port):
     verdict, kind, seconds = out.split()
     assert (verdict, kind) == ("failed", "OperationalError"), err[-2000:]
     assert float(seconds) >= 1.0, "it retried with backoff before giving up"
+
+
+def test_two_installations_on_one_redis_keep_to_their_own_queues(port):
+    server = start_redis(port)
+    try:
+        for prefix in ("vdione", "vditwo"):
+            out, err = publisher(port, VDI_REDIS_KEY_PREFIX=prefix).communicate(timeout=60)
+            assert out.startswith("sent"), out + err[-2000:]
+        client = redis.Redis.from_url(with_redis_database(f"redis://127.0.0.1:{port}/0"))
+        keys = {key.decode() for key in client.keys("*host.dispatch-test*")}
+        assert {key.split(":", 1)[0] for key in keys} == {"vdione", "vditwo"}, \
+            "every key (queues, kombu's bindings) carries its installation's prefix"
+        assert {"vdione:host.dispatch-test", "vditwo:host.dispatch-test"} <= keys
+        assert client.llen("vdione:host.dispatch-test") == 1
+    finally:
+        server.terminate()
+        server.wait(10)
