@@ -20,20 +20,29 @@ from vdi.models import Host, ImageVersion, Pool
 from vdi.testing.processes import ROOT, WorkerProcess
 
 
+def domain_names(prefix: str, uri: str = "") -> list[str]:
+    """The domains named ``prefix``-something on the host at ``uri``, by name only: another
+    test session's domain that goes away meanwhile is no error (reading every domain is)."""
+    connection = get_driver(uri or settings.LIBVIRT_URI).connection()
+    return [name for dom in connection.listAllDomains() if (name := dom.name()).startswith(
+        prefix + "-")]
+
+
 def remove_test_domains(uri: str = "") -> None:
     """Remove the test desktops on the host at ``uri`` (a test's, or those an interrupted run
     left), running or not, with their snapshot and checkpoint metadata (``undefine``) and
     their disks in the test disk folder. One that resists does not keep the others."""
     driver = get_driver(uri or settings.LIBVIRT_URI)
-    prefix = settings.DOMAIN_PREFIX + "-"
     failed = []
-    for info in driver.list_domains():
-        if info.name.startswith(prefix):
+    for name in domain_names(settings.DOMAIN_PREFIX, uri):
+        try:
+            info = driver.lookup(name)
+            if info is None:
+                continue
             ours = tuple(p for p in info.disk_paths if p.parent == settings.DISK_DIR)
-            try:
-                driver.undefine(info.name, delete_disks=ours)
-            except HypervisorError as exc:
-                failed.append(str(exc))
+            driver.undefine(name, delete_disks=ours)
+        except HypervisorError as exc:
+            failed.append(str(exc))
     if failed:
         raise HypervisorError("; ".join(failed))
 
