@@ -19,6 +19,7 @@ import pytest
 import redis
 from django.conf import settings
 
+from tests.vm_fixtures import domain_names
 from vdi.hypervisor import get_driver
 from vdi.testing.processes import ROOT, free_port, listening, proc_stats, wait_for
 
@@ -92,9 +93,8 @@ def terminal_signals() -> None:
 
 def remove_run_domains() -> None:
     driver = get_driver(settings.LIBVIRT_URI)
-    for info in driver.list_domains():
-        if info.name.startswith(PREFIX + "-"):
-            driver.undefine(info.name)
+    for name in domain_names(PREFIX):
+        driver.undefine(name)
 
 
 @pytest.fixture
