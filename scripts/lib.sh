@@ -318,10 +318,10 @@ since() {  # seconds (one decimal) since the $EPOCHREALTIME given
   local ms=$(( (${EPOCHREALTIME/./} - ${1/./}) / 1000 ))
   echo "$((ms / 1000)).$(( (ms % 1000) / 100 ))"
 }
-stage() {
-  local name=$1 started=$EPOCHREALTIME; shift
+stage() {  # stage NAME COMMAND...: (names of its own: a step's loop variables are global)
+  local stage_name=$1 stage_started=$EPOCHREALTIME; shift
   "$@"
-  STAGE_TIMES+=("$name $(since "$started") s")
+  STAGE_TIMES+=("$stage_name $(since "$stage_started") s")
 }
 
 common_setup() {

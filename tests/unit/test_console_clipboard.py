@@ -64,6 +64,9 @@ def test_each_policy_lets_through_what_it_allows(policy, passes_in, passes_out):
     for message in OUT_OF_GUEST:
         assert (stream.feed(message) == message) is passes_out, message
     assert stream.feed(CAPS_MESSAGE) == CAPS_MESSAGE, "capabilities carry no text"
+    novnc_caps = extended(CAPS | REQUEST | PEEK | NOTIFY | PROVIDE | TEXT,
+                          struct.pack("!I", 1024 * 1024))
+    assert stream.feed(novnc_caps) == novnc_caps, "noVNC's, which names every action it does"
     directions = {refused.direction for refused in stream.refusals}
     assert directions == {d for d, ok in ((TO_GUEST, passes_in), (FROM_GUEST, passes_out))
                           if not ok}

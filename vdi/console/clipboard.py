@@ -43,8 +43,8 @@ class ClipboardRules:
             return self._into_guest(length)
         flags = struct.unpack_from("!I", message, 8)[0] if len(message) >= 12 else 0
         action = flags & 0xFF000000
-        if action == CAPS:
-            return None
+        if action & CAPS:  # capabilities: the actions a side supports (noVNC names several),
+            return None  # no text; QEMU answers with its own
         if action in (REQUEST, PEEK):
             return None if self.policy.from_guest else Refused(
                 FROM_GUEST, "copying out of this desktop is turned off for its pool")
