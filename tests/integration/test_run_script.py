@@ -109,6 +109,7 @@ def portal(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, int]
     env.update(VDI_DATA_DIR=str(DATA), VDI_KERNEL_DIR=str(settings.KERNEL_DIR),
                VDI_PORT=str(port), VDI_HOST_NAME="runcheck", VDI_DOMAIN_PREFIX=PREFIX,
                VDI_REDIS_KEY_PREFIX=PREFIX,
+               VDI_DEMO_DESKTOP_IMAGE="false",  # the desktop tier builds (and boots) it
                VDI_DOMAIN_TYPE="qemu",  # and a SPICE gateway port of its own, as the web's
                VDI_SPICE_GATEWAY_LISTEN=f"127.0.0.1:{free_port()}")
     process = subprocess.Popen(["bash", str(ROOT / "scripts" / "run")], cwd=ROOT, env=env,
