@@ -41,9 +41,9 @@ def test_a_probe_guest_that_prints_nothing_is_a_verdict_in_words(driver, tmp_pat
 
     def watching(path: Path, text: str, tail: int = 4 * 1024 * 1024) -> bool:
         seen_log.append(stat.S_IMODE(path.stat().st_mode))  # it exists before the guest
-        return original(path, text, tail)
+        return bool(original(path, text, tail))
 
-    driver.files.contains = watching  # type: ignore[method-assign]
+    driver.files.contains = watching
     verdict = kvm_verdict(driver, Path("/k"), Path("/i"), tmp_path, "MARKER", timeout=0.6)
     assert verdict.works is False
     assert "did not reach its init within 0.6 s" in verdict.reason
