@@ -155,6 +155,15 @@ def newest_operation(portal: Portal) -> int:
     return int(portal.value("select coalesce(max(id), 0) from vdi_operation"))
 
 
+def pressed(session: requests.Session, portal: Portal, kind: str, path: str,
+            **data: str) -> str:
+    """Press the button at ``path`` and wait for the ``kind`` operation it asks for: how it
+    ended."""
+    mark = newest_operation(portal)
+    post(session, portal, path, **data)
+    return operation_ended(portal, kind, mark)
+
+
 def test_a_fresh_portal_serves_a_persistent_desktop_and_its_features_as_the_service_user(
         portal):
     text = portal.log.read_text()
@@ -182,27 +191,22 @@ def test_a_fresh_portal_serves_a_persistent_desktop_and_its_features_as_the_serv
         == decided.group(1)
 
     # a live snapshot of the running persistent desktop, and back to it
-    mark = newest_operation(portal)
-    post(demo, portal, f"/desktops/{desktop}/snapshots/take/", name="live one",
-         with_data_disk="on")
-    assert operation_ended(portal, "snapshot", mark) == "succeeded", portal.failures()
+    assert pressed(demo, portal, "snapshot", f"/desktops/{desktop}/snapshots/take/",
+                   name="live one", with_data_disk="on") == "succeeded", portal.failures()
     snapshot = portal.value("select id from vdi_snapshot where desktop_id = ? and "
                             "status = 'ready'", desktop)
     assert snapshot, "the snapshot is ready, not left 'being taken'"
-    mark = newest_operation(portal)
-    post(demo, portal, f"/snapshots/{snapshot}/revert/")
-    assert operation_ended(portal, "revert", mark) == "succeeded", portal.failures()
+    assert pressed(demo, portal, "revert", f"/snapshots/{snapshot}/revert/") == "succeeded", \
+        portal.failures()
 
     # a backup, into a folder QEMU enters, and a restore of it
-    mark = newest_operation(portal)
-    post(demo, portal, f"/desktops/{desktop}/backups/now/")
-    assert operation_ended(portal, "backup", mark) == "succeeded", portal.failures()
+    assert pressed(demo, portal, "backup", f"/desktops/{desktop}/backups/now/") == \
+        "succeeded", portal.failures()
     backup = portal.value("select id from vdi_backup where desktop_id = ? and "
                           "status = 'ready'", desktop)
     assert backup, "the backup is verified"
-    mark = newest_operation(portal)
-    post(demo, portal, f"/backups/{backup}/restore/")
-    assert operation_ended(portal, "restore", mark) == "succeeded", portal.failures()
+    assert pressed(demo, portal, "restore", f"/backups/{backup}/restore/") == "succeeded", \
+        portal.failures()
     wait_for(lambda: portal.value("select status from vdi_desktop where id = ?", desktop)
              in ("running", "stopped", "error"), 300, "the restored desktop to settle")
     assert portal.failures() == []
