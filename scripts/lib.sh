@@ -121,6 +121,12 @@ prepare_service_user() {
     fi
     dir=$(dirname "$dir")
   done
+  # and read the checkout itself: Python lists a folder to import from it (a checkout in a
+  # private folder, such as mktemp -d's, otherwise hides the project's packages from it).
+  if ! setpriv --reuid="$SERVICE_USER" --regid="$SERVICE_USER" --init-groups test -r "$ROOT" 2>/dev/null; then
+    say "Letting $SERVICE_USER read $ROOT (ACL u:$SERVICE_USER:rx)"
+    setfacl -m "u:$SERVICE_USER:rx" "$ROOT"
+  fi
 }
 
 move_legacy_secret() {
