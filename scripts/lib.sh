@@ -330,6 +330,28 @@ stage() {  # stage NAME COMMAND...: (names of its own: a step's loop variables a
   STAGE_TIMES+=("$stage_name $(since "$stage_started") s")
 }
 
+# Steps that need neither the virtualenv nor each other run beside its install, each in a
+# process group of its own (pids: scripts/run's stop reaches them), timed as stages.
+BESIDE=()
+beside() {  # beside NAME COMMAND...: "stage NAME COMMAND..." in the background
+  local times; times=$(mktemp)
+  set -m  # job control: the job leads a group of its own, and does not ignore Ctrl-C
+  ( stage "$@"; printf '%s (beside)\n' "${STAGE_TIMES[-1]}" > "$times" ) &
+  set +m
+  BESIDE+=("$!:$times"); pids+=("$!")
+}
+join_beside() {  # wait for the steps started beside; one that failed stops the set-up
+  local job failed=0
+  for job in "${BESIDE[@]}"; do  # a step's time is written once it has succeeded
+    wait "${job%%:*}" 2>/dev/null || true
+    if [ -s "${job#*:}" ]; then STAGE_TIMES+=("$(cat "${job#*:}")"); else failed=1; fi
+    rm -f "${job#*:}"
+  done
+  BESIDE=()
+  if [ "$failed" = 1 ]; then echo "A set-up step failed (its output is above)." >&2; exit 1; fi
+}
+kernel_and_appliance() { unpack_kernel; prepare_guestfs; }  # the appliance may need the kernel
+
 common_setup() {
   need_root
   stage packages install_apt "${APT_PACKAGES[@]}" "$@"
@@ -339,9 +361,10 @@ common_setup() {
   stage "service user" prepare_service_user
   stage folders prepare_data_dir
   if [ "$(type -t after_packages)" = function ]; then after_packages; fi
-  stage kernel unpack_kernel
-  stage "libguestfs appliance" prepare_guestfs
+  # Beside the virtualenv (a minute on a bare machine, compiling libvirt's and LDAP's bindings)
+  beside "kernel and libguestfs appliance" kernel_and_appliance
+  beside "noVNC bundle" install_frontend
+  stage "libvirtd and Redis" start_services  # here: it exports REDIS_URL
   stage virtualenv install_python
-  stage "noVNC bundle" install_frontend
-  stage "libvirtd and Redis" start_services
+  join_beside
 }
