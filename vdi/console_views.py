@@ -13,6 +13,7 @@ from django.http.request import validate_host
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
+from vdi import keyfile
 from vdi.choices import DesktopStatus, DisplayProtocol
 from vdi.console import guards
 from vdi.console.codes import EXPLANATIONS, CloseCode
@@ -149,13 +150,15 @@ def gateway_url(request: HttpRequest) -> str:
 
 
 def vv_file(desktop: Desktop, ticket: str, proxy: str) -> str:
-    lines = {
+    """The ``.vv`` text: every value escaped (``vdi.keyfile``), so that a name holding line
+    breaks stays the title and adds no key of its own."""
+    entries = {
         "type": "spice", "host": f"desktop-{desktop.pk}.spice", "port": "5900",
         "password": ticket, "proxy": proxy, "title": f"{desktop} - %d",
         "delete-this-file": "1", "fullscreen": "0", "toggle-fullscreen": "shift+f11",
         "release-cursor": "shift+f12", "secure-attention": "ctrl+alt+end",
     }
-    return "[virt-viewer]\n" + "".join(f"{key}={value}\n" for key, value in lines.items())
+    return keyfile.write("virt-viewer", entries)
 
 
 @require_POST

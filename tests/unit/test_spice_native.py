@@ -6,7 +6,9 @@ does goes through the real gateway process to QEMU's real SPICE server."""
 from __future__ import annotations
 
 import configparser
+import json
 import socket
+import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +20,7 @@ from django.utils import timezone
 
 from vdi.choices import DisplayProtocol
 from vdi.console.spice_link import Channel, LinkError
-from vdi.models import ConsoleTicket, Desktop
+from vdi.models import ConsoleTicket, Desktop, Pool
 from vdi.testing.processes import ServerProcess, wait_for
 from vdi.testing.spice_client import http_connect, link, main_session_id
 from vdi.testing.spice_server import SpiceServer, spice_server
@@ -80,6 +82,51 @@ def test_the_vv_file_names_the_portal_not_the_hypervisor(owner, spice_desktop, q
     assert qemu_spice.password not in text and str(qemu_spice.port) not in text
     ticket = ConsoleTicket.objects.get(native=True)
     assert ticket.expires_at <= timezone.now() + timedelta(seconds=60), "within a minute"
+
+
+GLIB_READER = """
+import json, sys
+from gi.repository import GLib
+data = sys.stdin.read()
+keys = GLib.KeyFile()
+keys.load_from_data(data, len(data.encode()), GLib.KeyFileFlags.NONE)
+names = list(keys.get_keys("virt-viewer")[0])
+def value(name):
+    try:
+        return keys.get_string("virt-viewer", name)
+    except GLib.Error as error:
+        return "unreadable: " + error.message
+print(json.dumps({"keys": names, "values": {name: value(name) for name in names}}))
+"""
+
+
+def read_as_remote_viewer(text: str) -> tuple[list[str], dict[str, str]]:
+    """The .vv as GLib's key-file parser (remote-viewer's) reads it, in Debian's own Python
+    (the virtualenv has no gi): its keys in order, a key given twice listed twice, and each
+    key's value (the later one wins)."""
+    done = subprocess.run(["/usr/bin/python3", "-c", GLIB_READER], input=text, text=True,
+                          capture_output=True, timeout=60, check=True)
+    read = json.loads(done.stdout)
+    return read["keys"], read["values"]
+
+
+def test_a_pool_name_with_line_breaks_stays_the_title_for_remote_viewer(owner,
+                                                                        running_desktop,
+                                                                        settings):
+    name = (" Sales\\Office\nproxy=http://192.0.2.66:3128\nhost=attacker.example\r\n"
+            "[virt-viewer]\nproxy=http://192.0.2.66:3128\tdone")
+    Pool.objects.filter(pk=running_desktop.pool_id).update(name=name)  # past the validator
+    Desktop.objects.filter(pk=running_desktop.pk).update(display_protocol=DisplayProtocol.SPICE)
+    settings.SPICE_PROXY_URL = "http://portal.example:8001"
+    client = Client()
+    client.force_login(owner)
+    response = client.post(reverse("desktop-console-vv", args=[running_desktop.pk]))
+    assert response.status_code == 200, response.content
+    keys, values = read_as_remote_viewer(response.content.decode())
+    assert keys.count("proxy") == 1 and keys.count("host") == 1, keys
+    assert values["proxy"] == "http://portal.example:8001"
+    assert values["host"] == f"desktop-{running_desktop.pk}.spice"
+    assert values["title"] == f"{name} #{running_desktop.pk} - %d", "read back as it is"
 
 
 def test_the_vv_password_opens_one_session_then_never_again(owner, spice_desktop, gateway,
