@@ -3,6 +3,7 @@ JSON with a code, filters and pages, and a schema that describes it."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -130,6 +131,38 @@ def test_a_token_of_a_disabled_account_is_refused(owner, running_desktop):
     key = token_for(owner, "read")
     owner.is_active = False
     owner.save()
+    assert bearer(key).get("/api/desktops/").status_code == 401
+
+
+def test_a_password_change_revokes_every_token_and_says_why(owner, running_desktop):
+    keys = [token_for(owner, "read"), token_for(owner, "write")]
+    owner.set_password("a-new-password-456")
+    owner.save()
+    for key in keys:
+        assert bearer(key).get("/api/desktops/").status_code == 401
+    revoked = AuditEvent.objects.filter(action="api_token.revoke", actor=owner)
+    assert [event.details for event in revoked] == [{"reason": "password changed"}] * 2
+    client = Client()
+    client.force_login(owner)
+    assert "Changing or resetting your password revokes all your tokens" in \
+        client.get("/settings/tokens/").content.decode()
+
+
+def test_a_password_reset_by_mail_revokes_a_token_made_with_the_old_password(
+        owner, running_desktop, mailoutbox):
+    key = token_for(owner, "write")  # as if made by someone who stole the password
+    owner.email = "owner@example.org"
+    owner.save()
+    Client().post("/accounts/password/reset/", {"email": "owner@example.org"})
+    link = re.search(r"http://\S+/accounts/password/reset/key/\S+", mailoutbox[0].body)
+    assert link, mailoutbox[0].body
+    browser = Client()
+    form = browser.get(link.group(0), follow=True)
+    answer = browser.post(form.redirect_chain[-1][0] if form.redirect_chain else link.group(0),
+                          {"password1": "reset-password-789", "password2": "reset-password-789"})
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    owner.refresh_from_db()
+    assert owner.check_password("reset-password-789")
     assert bearer(key).get("/api/desktops/").status_code == 401
 
 

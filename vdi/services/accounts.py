@@ -4,8 +4,8 @@ A disabled or deleted account's consoles close at once; its non-persistent deskt
 released (reset to the image before anyone else may have them) and its persistent ones are
 stopped and kept, with their data, for an administrator (never claimable by someone else; a
 hand-over is an explicit, audited administrator action). A changed password ends the user's
-consoles; other changes (groups, grants, sessions) make their consoles check their access
-again at once.
+consoles and revokes their API tokens; other changes (groups, grants, sessions) make their
+consoles check their access again at once.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from vdi.choices import DesktopStatus
 from vdi.console.codes import CloseCode
 from vdi.console.notify import close_user_consoles, recheck_user_consoles
 from vdi.models import ConsoleTicket, Desktop
+from vdi.services import tokens
 from vdi.services.access import Account
 from vdi.services.desktops import perform
 from vdi.services.errors import ServiceError
@@ -45,6 +46,8 @@ def account_closed(user: Account, why: str) -> None:
 
 
 def password_changed(user: Account) -> None:
+    """A changed or reset password ends the user's consoles and revokes their API tokens."""
+    tokens.revoke_all(user, "password changed")
     user_id = user.pk
     transaction.on_commit(lambda: close_user_consoles(
         user_id, CloseCode.CREDENTIALS_CHANGED, "password changed"))

@@ -67,6 +67,18 @@ def revoke(user: Account, token_id: int, source_address: str | None = None) -> A
     return token
 
 
+def revoke_all(user: Account, reason: str) -> int:
+    """Revoke every live token of ``user`` (its password changed or was reset: a token made
+    with a stolen password must not outlive the reset); each revocation audited with why."""
+    now = timezone.now()
+    revoked = list(ApiToken.objects.filter(user=user, revoked_at__isnull=True))
+    for token in revoked:
+        token.revoked_at = now
+        token.save(update_fields=["revoked_at"])
+        audit.record(user, "api_token.revoke", token, None, reason=reason)
+    return len(revoked)
+
+
 def authenticate(key: str) -> ApiToken | None:
     """The live token with this key, its owner still active; None otherwise."""
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
