@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,19 @@ class Env:
         if value is None:
             return list(default)
         return [item.strip() for item in value.split(",") if item.strip()]
+
+    def networks(self, name: str) -> tuple[IPv4Network | IPv6Network, ...]:
+        """Comma-separated CIDRs (``10.0.0.0/8,fd00::/8``; a bare address is one host), none
+        by default. Host bits set (``10.0.0.1/8``) are a mistake, not a network."""
+        networks = []
+        for item in self.items(name, []):
+            try:
+                networks.append(ip_network(item, strict=True))
+            except ValueError as exc:
+                raise ImproperlyConfigured(
+                    f"{name}: {item!r} is not a network in CIDR form such as 10.0.0.0/8 or "
+                    f"fd00::/8 ({exc})") from None
+        return tuple(networks)
 
     def path(self, name: str, default: Path) -> Path:
         value = self.text(name, str(default))

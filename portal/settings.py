@@ -418,6 +418,10 @@ WEBHOOK_BACKOFF = env.number("VDI_WEBHOOK_BACKOFF", 10, minimum=1)
 WEBHOOK_BACKOFF_MAX = env.number("VDI_WEBHOOK_BACKOFF_MAX",
                                  min(1800, TASK_VISIBILITY_TIMEOUT // 2), minimum=1)
 WEBHOOK_SWEEP_INTERVAL = env.number("VDI_WEBHOOK_SWEEP_INTERVAL", 60, minimum=5)
+# Webhooks reach public addresses only (vdi/webhook_targets.py): loopback, link-local,
+# private, unspecified, multicast and reserved ones are refused unless a network listed here
+# (comma-separated CIDRs, e.g. "10.20.0.0/16,fd00:1::/64") holds them.
+WEBHOOK_ALLOWED_NETWORKS = env.networks("VDI_WEBHOOK_ALLOWED_NETWORKS")
 # The dashboard: each host's worker takes a thumbnail of every running desktop's screen every
 # THUMBNAIL_INTERVAL s (0: never; the dashboard then shows none).
 THUMBNAIL_INTERVAL = env.number("VDI_THUMBNAIL_INTERVAL", 30, minimum=0)

@@ -34,6 +34,10 @@ def start_django(**env: str) -> subprocess.CompletedProcess[str]:
         ("VDI_LOGIN_RATE_LIMIT", "five per minute", "VDI_LOGIN_RATE_LIMIT: expected rules"),
         ("VDI_EMAIL_URL", "carrier-pigeon", "VDI_EMAIL_URL: not an email URL"),
         ("VDI_ADMIN_REQUIRE_2FA", "sometimes", "VDI_ADMIN_REQUIRE_2FA: expected true or false"),
+        ("VDI_WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/8, 10.0.0.1/8",
+         "VDI_WEBHOOK_ALLOWED_NETWORKS: '10.0.0.1/8' is not a network in CIDR form"),
+        ("VDI_WEBHOOK_ALLOWED_NETWORKS", "intranet",
+         "VDI_WEBHOOK_ALLOWED_NETWORKS: 'intranet' is not a network in CIDR form"),
     ],
 )
 def test_bad_value_stops_startup_naming_the_variable(variable, value, message):
@@ -65,6 +69,13 @@ def test_typed_helpers():
     assert env.items("C", []) == ["x", "y", "z"]
     assert env.database("D", "")["NAME"] == "/tmp/x.db"
     assert env.text("MISSING", "default") == "default"
+
+
+def test_networks_are_cidrs_and_none_by_default():
+    env = Env({"NETS": "127.0.0.0/8, fd00::/8,192.0.2.7"})
+    assert [str(n) for n in env.networks("NETS")] == ["127.0.0.0/8", "fd00::/8",
+                                                      "192.0.2.7/32"]
+    assert Env({}).networks("NETS") == ()
 
 
 @pytest.mark.parametrize(
