@@ -1,16 +1,16 @@
-"""Webhooks: audit events of the kinds a webhook asks for reach a local receiver (127.0.0.1)
-as signed JSON, through the broker and the delivery task, retried with Celery after a failed
-attempt, given up after the last one, and retried by hand from the admin."""
+"""Webhooks: audit events of the kinds a webhook asks for reach a local receiver (127.0.0.1,
+which VDI_WEBHOOK_ALLOWED_NETWORKS allows) as signed JSON, through the broker and the delivery
+task, retried with Celery after a failed attempt, given up after the last one, and retried by
+hand from the admin."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_network
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from tests.support import drain, purge, signed_in
+from tests.webhook_helpers import Receiver
 from vdi import tasks
 from vdi.models import AuditEvent, Webhook, WebhookDelivery
 from vdi.services import audit, webhooks
@@ -27,41 +28,11 @@ SECRET = "receiver-shared-secret-0123456789"
 S = WebhookDelivery.Status
 
 
-class Receiver:
-    """An HTTP endpoint on 127.0.0.1 that answers with the next scripted status (the last one
-    again when the script runs out) and keeps what it got."""
-
-    def __init__(self, *answers: int) -> None:
-        self.answers = list(answers) or [200]
-        self.got: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                # Header names are case-insensitive (urllib sends "X-vdi-signature").
-                receiver.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                status = receiver.answers.pop(0) if len(receiver.answers) > 1 else (
-                    receiver.answers[0])
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b"thanks")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/vdi"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver():
+def receiver(settings):
+    """Receivers on 127.0.0.1, which the operator has allowed webhooks to reach (loopback is
+    refused by default: tests/unit/test_webhook_targets.py)."""
+    settings.WEBHOOK_ALLOWED_NETWORKS = (ip_network("127.0.0.0/8"),)
     made: list[Receiver] = []
 
     def make(*answers: int) -> Receiver:
@@ -178,6 +149,7 @@ def test_an_unreachable_receiver_is_an_error_in_words(owner, webhook_queue, sett
     from vdi.testing.processes import free_port
 
     settings.WEBHOOK_MAX_ATTEMPTS = 1
+    settings.WEBHOOK_ALLOWED_NETWORKS = (ip_network("127.0.0.0/8"),)  # the operator's choice
     Webhook.objects.create(name="nobody", url=f"http://127.0.0.1:{free_port()}/", events="*")
     with django_capture_on_commit_callbacks(execute=True):
         audit.record(owner, "desktop.stop", None)
