@@ -20,7 +20,16 @@ from tests.dashboard_fixtures import desktop, failed, session
 from tests.support import signed_in
 from vdi import thumbnails
 from vdi.choices import DesktopStatus
-from vdi.models import AuditEvent, ClaimTiming, ConsoleSession, Host, Operation, ReconcileRun, Stray
+from vdi.models import (
+    AuditEvent,
+    ClaimTiming,
+    ConsoleSession,
+    Desktop,
+    Host,
+    Operation,
+    ReconcileRun,
+    Stray,
+)
 from vdi.services import dashboard
 
 PERSONAS = ("anonymous", "owner", "outsider", "helpdesk", "operator", "administrator",
@@ -286,6 +295,20 @@ def test_no_thumbnail_where_the_user_is_asked_before_watching(helpdesk, administ
     page = signed_in(helpdesk).get("/dashboard/parts/sessions/").content.decode()
     assert url not in page and "Its user is asked before anyone watches" in page
     assert signed_in(administrator).get(url).status_code == 200  # may use its console anyway
+
+
+def test_no_thumbnail_of_a_spice_screen_for_those_who_cannot_watch_it(
+        helpdesk, administrator, pool, host, owner, thumbs):
+    """The rule that refuses the helpdesk a SPICE console refuses it the picture too."""
+    shown = desktop(pool, host, owner=owner)
+    Desktop.objects.filter(pk=shown.pk).update(display_protocol="spice")
+    session(shown, owner)
+    thumbnails.store(shown.domain_name, b"\xff\xd8jpeg")
+    url = f"/dashboard/desktops/{shown.pk}/thumbnail.jpg"
+    assert signed_in(helpdesk).get(url).status_code == 404
+    page = signed_in(helpdesk).get("/dashboard/parts/sessions/").content.decode()
+    assert url not in page and "A SPICE screen is shown to its user only" in page
+    assert signed_in(administrator).get(url).status_code == 200  # may use its console
 
 
 def test_the_page_names_each_thumbnail_by_its_version(admin_user, pool, host, owner, thumbs):

@@ -12,11 +12,12 @@ from django.db.models import Q, QuerySet
 
 from vdi.actions import CONSOLE, SHADOW, DesktopAction
 from vdi.auth_backends import operated_pool_ids
+from vdi.choices import DisplayProtocol
 from vdi.models import Desktop, Pool
 
-__all__ = ["Account", "ConsoleMode", "Standing", "User", "can_see_desktop", "can_use_pool",
-           "console_mode", "entitled_pools", "holds", "owner_may_keep", "standing",
-           "visible_desktops", "visible_pools"]
+__all__ = ["Account", "ConsoleMode", "ScreenAccess", "Standing", "User", "can_see_desktop",
+           "can_use_pool", "console_mode", "entitled_pools", "holds", "owner_may_keep",
+           "screen_access", "standing", "visible_desktops", "visible_pools"]
 
 User = Account | AnonymousUser
 
@@ -32,6 +33,21 @@ class Standing(enum.Enum):
 class ConsoleMode(enum.Enum):
     INTERACTIVE = "interactive"
     VIEW_ONLY = "view_only"
+
+
+class ScreenAccess(enum.Enum):
+    """Who may see a desktop's screen: one rule for its console and the dashboard's
+    thumbnails alike (``screen_access``)."""
+
+    USE = "use"  # its console, interactive (a thumbnail too)
+    WATCH = "watch"  # watch it, view only, unasked (a thumbnail too)
+    WATCH_IF_ASKED = "watch_if_asked"  # watch it once its user says yes live: no thumbnail
+    NONE = "none"
+
+    @property
+    def pictures(self) -> bool:
+        """Whether a picture of the screen may be shown (a picture cannot ask its user)."""
+        return self in (ScreenAccess.USE, ScreenAccess.WATCH)
 
 
 def active(user: User) -> bool:
@@ -105,6 +121,20 @@ def console_mode(user: User, desktop: Desktop) -> ConsoleMode | None:
     if holds(user, SHADOW, desktop):
         return ConsoleMode.VIEW_ONLY
     return None
+
+
+def screen_access(user: User, desktop: Desktop) -> ScreenAccess:
+    """Whether ``user`` may see ``desktop``'s screen, and how. A SPICE display shows a desktop
+    to one viewer at a time: it is never watched, nor pictured for a watcher; a pool that
+    asks its user before a watch gives watchers no picture."""
+    mode = console_mode(user, desktop)
+    if mode is ConsoleMode.INTERACTIVE:
+        return ScreenAccess.USE
+    if mode is None or desktop.display_protocol == DisplayProtocol.SPICE:
+        return ScreenAccess.NONE
+    if desktop.pool is not None and desktop.pool.watch_consent:
+        return ScreenAccess.WATCH_IF_ASKED
+    return ScreenAccess.WATCH
 
 
 def standing(user: User, action: DesktopAction, desktop: Desktop) -> Standing:

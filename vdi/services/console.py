@@ -27,7 +27,7 @@ from vdi.console.codes import CloseCode
 from vdi.live import events as live
 from vdi.models import ConsoleSession, ConsoleTicket, Desktop
 from vdi.services import access
-from vdi.services.access import Account, ConsoleMode, User
+from vdi.services.access import Account, ConsoleMode, ScreenAccess, User
 from vdi.services.errors import AccessDenied, NotReady
 
 SUBPROTOCOL = "binary"
@@ -152,8 +152,10 @@ def open_console(
         return over
     view_only = ticket.view_only or mode is ConsoleMode.VIEW_ONLY
     as_owner = desktop.owner_id == user.pk
-    needs_consent = bool(view_only and not as_owner and desktop.pool
-                         and desktop.pool.watch_consent)
+    screen = access.screen_access(user, desktop)
+    if screen is ScreenAccess.NONE:
+        return Refusal(CloseCode.WATCH_REFUSED, "this desktop's screen can't be watched")
+    needs_consent = bool(view_only and not as_owner and screen is ScreenAccess.WATCH_IF_ASKED)
     if needs_consent and not _owner_connected(desktop):
         return Refusal(CloseCode.WATCH_REFUSED, "its user has no console open to ask")
     return ConsoleTarget(desktop.pk, str(desktop), desktop.vnc_host or "127.0.0.1",

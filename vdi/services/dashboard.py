@@ -32,7 +32,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
-from vdi import actions, thumbnails
+from vdi import thumbnails
 from vdi.auth_backends import operated_pool_ids
 from vdi.choices import DesktopStatus, OperationStatus
 from vdi.models import (
@@ -167,14 +167,8 @@ class LiveDesktop:
 
 
 def may_see_screen(user: User, desktop: Desktop) -> bool:
-    """Its thumbnail shows what its console shows: for those who may use its console, or
-    watch it where the pool does not ask its user first (consent is given on a live console,
-    never to a picture)."""
-    if access.holds(user, actions.CONSOLE, desktop):
-        return True
-    if not access.holds(user, actions.SHADOW, desktop):
-        return False
-    return not (desktop.pool is not None and desktop.pool.watch_consent)
+    """Its thumbnail follows the rule its console follows (``access.screen_access``)."""
+    return access.screen_access(user, desktop).pictures
 
 
 def open_sessions(scope: Scope, now: datetime) -> QuerySet[ConsoleSession]:

@@ -23,7 +23,7 @@ from vdi.console.codes import CloseCode
 from vdi.console.spice_link import Channel
 from vdi.models import ConsoleTicket, Desktop
 from vdi.services import access
-from vdi.services.access import Account, ConsoleMode, User
+from vdi.services.access import Account, ConsoleMode, ScreenAccess, User
 from vdi.services.console import (
     ConsoleTarget,
     IssuedTicket,
@@ -166,7 +166,7 @@ def _target(user: Account, desktop_id: int, main: bool) -> ConsoleTarget | Refus
     mode = access.console_mode(user, desktop) if desktop is not None else None
     if desktop is None or mode is None:
         return _refused("no access to this desktop")
-    if mode is ConsoleMode.VIEW_ONLY:
+    if access.screen_access(user, desktop) is not ScreenAccess.USE:
         return Refusal(CloseCode.WATCH_REFUSED,
                        "SPICE shows a desktop to one viewer at a time: it can't be watched")
     if desktop.status != DesktopStatus.RUNNING:
