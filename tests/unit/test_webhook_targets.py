@@ -139,6 +139,32 @@ def test_the_connection_goes_to_the_checked_address_not_to_a_new_lookup(receiver
     assert receiver.got[0][0]["host"] == f"hooks.rebound.invalid:{receiver.port}"
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/", "http://localhost/hooks",
+                                 "https://[::1]/", "http://169.254.169.254/latest/meta-data/",
+                                 "http://10.0.0.5/", "http://0.0.0.0:6379/"])
+def test_the_admin_refuses_a_url_delivery_would_refuse(admin_user, settings, url):
+    settings.WEBHOOK_ALLOWED_NETWORKS = ()
+    with network.watching():
+        page = signed_in(admin_user).post("/admin/vdi/webhook/add/", {
+            "name": "internal", "url": url, "events": "*", "secret": "s" * 32,
+            "enabled": "on"})
+
+    assert page.status_code == 200
+    assert "Webhooks may not be sent to this address" in page.content.decode()
+    assert not Webhook.objects.exists()
+
+
+def test_the_admin_saves_a_url_in_an_allowed_network(admin_user, settings):
+    settings.WEBHOOK_ALLOWED_NETWORKS = LOOPBACK
+    with network.watching():
+        page = signed_in(admin_user).post("/admin/vdi/webhook/add/", {
+            "name": "siem", "url": "http://localhost:9000/hooks", "events": "*",
+            "secret": "s" * 32, "enabled": "on"})
+
+    assert page.status_code == 302
+    assert Webhook.objects.get().url == "http://localhost:9000/hooks"
+
+
 def test_which_addresses_are_public():
     public = ["8.8.8.8", "2001:4860::8888", "::ffff:8.8.8.8"]
     refused = [host.strip("[]") for host in REFUSED_HOSTS if host != "localhost"] + [

@@ -5,17 +5,44 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from vdi import webhook_targets
 from vdi.admin.base import AuditedAdmin, address
 from vdi.models import Webhook, WebhookDelivery
 from vdi.services import webhooks
 
 
+class WebhookForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Refuses at once a URL that delivery would refuse (a literal address, or a name that
+    resolves only to refused ones); delivery checks again, and that check is the one that
+    counts (a name's addresses can change)."""
+
+    url = forms.URLField(
+        max_length=500, assume_scheme="https",
+        help_text="http:// or https://; redirects are not followed. Loopback, link-local, "
+                  "private, unspecified, multicast and reserved addresses are refused unless "
+                  "VDI_WEBHOOK_ALLOWED_NETWORKS lists them.")
+
+    class Meta:
+        model = Webhook
+        fields = ("name", "url", "events", "secret", "enabled")
+
+    def clean_url(self) -> str:
+        url: str = self.cleaned_data["url"]
+        problem = webhook_targets.problem_with(url, settings.WEBHOOK_ALLOWED_NETWORKS)
+        if problem:
+            raise forms.ValidationError(problem)
+        return url
+
+
 @admin.register(Webhook)
 class WebhookAdmin(AuditedAdmin):
+    form = WebhookForm
     list_display = ("name", "url", "events", "enabled", "created_at")
     list_filter = ("enabled",)
     search_fields = ("name", "url", "events")
