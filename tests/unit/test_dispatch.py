@@ -93,3 +93,64 @@ def test_two_installations_on_one_redis_keep_to_their_own_queues(port):
     finally:
         server.terminate()
         server.wait(10)
+
+
+LISTEN = """
+import asyncio, django
+django.setup()
+from channels.layers import get_channel_layer
+from vdi.console.notify import desktop_group
+
+async def listen():
+    layer = get_channel_layer()
+    me = await layer.new_channel()
+    await layer.group_add(desktop_group(7), me)
+    print("listening", flush=True)
+    try:
+        heard = await asyncio.wait_for(layer.receive(me), 20)
+        print("heard", heard["from"], flush=True)
+    except asyncio.TimeoutError:
+        print("heard nothing", flush=True)
+
+asyncio.run(listen())
+"""
+
+NOTICE = """
+import django
+django.setup()
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from vdi.console.notify import desktop_group
+import os
+async_to_sync(get_channel_layer().group_send)(
+    desktop_group(7), {"type": "vdi.notice", "from": os.environ["VDI_REDIS_KEY_PREFIX"]})
+print("sent")
+"""
+
+
+def portal_process(port: int, prefix: str, script: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
+           "REDIS_URL": f"redis://127.0.0.1:{port}/0", "VDI_REDIS_KEY_PREFIX": prefix}
+    return subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_installations_on_one_redis_hear_only_their_own_live_notices(port):
+    """A console of one portal in group desktop-7 never hears the other portal's notices for
+    its own desktop 7: the channel layer's groups carry the installation's prefix."""
+    server = start_redis(port)
+    try:
+        listener = portal_process(port, "vdione", LISTEN)
+        assert listener.stdout is not None
+        assert listener.stdout.readline().strip() == "listening", listener.stderr
+        for prefix in ("vditwo", "vdione"):  # the other's first: the first heard must be ours
+            out, err = portal_process(port, prefix, NOTICE).communicate(timeout=60)
+            assert out.strip() == "sent", err[-2000:]
+        out, err = listener.communicate(timeout=60)
+        assert out.strip() == "heard vdione", out + err[-2000:]
+        keys = {key.decode() for key in redis.Redis.from_url(with_redis_database(
+            f"redis://127.0.0.1:{port}/0")).keys("*group*")}
+        assert keys and all(key.startswith(("vdione:", "vditwo:")) for key in keys), keys
+    finally:
+        server.terminate()
+        server.wait(10)
