@@ -6,9 +6,10 @@ from django.db import models
 
 from vdi import networks
 from vdi.choices import DomainTypeChoice, NetworkMode
+from vdi.names import validate_name
 
 host_name_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z",
     "Use letters, digits, dots, dashes and underscores (a Celery queue is named after the host).",
 )
 
@@ -16,7 +17,8 @@ host_name_validator = RegexValidator(
 class Host(models.Model):
     """A hypervisor host; one Celery worker consumes its queue and talks to its libvirt."""
 
-    name = models.CharField(max_length=63, unique=True, validators=[host_name_validator])
+    name = models.CharField(max_length=63, unique=True,
+                            validators=[validate_name, host_name_validator])
     libvirt_uri = models.CharField(max_length=255, default="qemu:///system")
     domain_type = models.CharField(
         max_length=8, choices=DomainTypeChoice.choices, default=DomainTypeChoice.AUTO

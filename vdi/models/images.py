@@ -5,16 +5,18 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from vdi.choices import ImageStatus, Profile, Readiness
+from vdi.names import validate_name
 
 image_name_validator = RegexValidator(
-    r"^[a-z0-9][a-z0-9-]{0,62}$", "Use lower-case letters, digits and dashes."
+    r"^[a-z0-9][a-z0-9-]{0,62}\Z", "Use lower-case letters, digits and dashes."
 )
 
 
 class GoldenImage(models.Model):
     """A named image that pools are built from; its versions are the actual files."""
 
-    name = models.CharField(max_length=63, unique=True, validators=[image_name_validator])
+    name = models.CharField(max_length=63, unique=True,
+                            validators=[validate_name, image_name_validator])
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

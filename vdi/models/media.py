@@ -6,13 +6,15 @@ from django.conf import settings
 from django.db import models
 
 from vdi.models.images import image_name_validator
+from vdi.names import validate_name
 
 
 class InstallMedia(models.Model):
     """An ISO 9660 file on the portal's machine: registered from a path, or uploaded into
     ``VDI_MEDIA_DIR``. An install desktop boots from it (``Desktop.install_media``)."""
 
-    name = models.CharField(max_length=63, unique=True, validators=[image_name_validator])
+    name = models.CharField(max_length=63, unique=True,
+                            validators=[validate_name, image_name_validator])
     path = models.CharField(max_length=500, unique=True)
     size_bytes = models.BigIntegerField()
     volume_id = models.CharField(max_length=32, blank=True,

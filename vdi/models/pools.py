@@ -18,6 +18,7 @@ from vdi.choices import (
 )
 from vdi.models.hosts import Host
 from vdi.models.images import GoldenImage, ImageVersion
+from vdi.names import validate_name
 
 
 class Pool(models.Model):
@@ -29,7 +30,7 @@ class Pool(models.Model):
     use; persistent ones keep their changes and a separate data disk.
     """
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validate_name])
     image = models.ForeignKey(GoldenImage, on_delete=models.PROTECT, related_name="pools")
     vcpus = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(64)]

@@ -6,6 +6,7 @@ from django.core.validators import URLValidator
 from django.db import models
 
 from vdi.models.audit import AuditEvent
+from vdi.names import validate_name
 
 http_url_validator = URLValidator(schemes=["http", "https"],
                                   message="Enter an http:// or https:// URL.")
@@ -19,7 +20,7 @@ class Webhook(models.Model):
     """An HTTP endpoint told about audit events of the kinds it asks for, each delivery
     signed with its secret (``vdi.services.webhooks``)."""
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validate_name])
     url = models.URLField(max_length=500, validators=[http_url_validator],
                           help_text="http:// or https://; redirects are not followed.")
     events = models.CharField(
