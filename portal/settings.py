@@ -39,6 +39,10 @@ BACKUP_DIR = env.path("VDI_BACKUP_DIR", DATA_DIR / "backups")  # desktops' backu
 # (shared by both, like the spool).
 THUMBNAIL_DIR = env.path("VDI_THUMBNAIL_DIR", DATA_DIR / "thumbnails")
 MEDIA_UPLOAD_MAX_BYTES = env.number("VDI_MEDIA_UPLOAD_MAX_BYTES", 8 * 1024**3, minimum=1)
+# A request's body: at most REQUEST_MAX_BYTES for pages and the API, the upload limits for
+# files and ISOs (portal/limits.py: the server refuses a bigger body before storing it).
+REQUEST_MAX_BYTES = env.number("VDI_REQUEST_MAX_BYTES", 4 * 1024**2, minimum=64 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES  # Django's own check of a form's body agrees
 INSTALL_DISK_MAX_GIB = env.number("VDI_INSTALL_DISK_MAX_GIB", 200, minimum=1)
 # libguestfs (virt-sysprep when publishing): a fixed appliance made by the set-up scripts,
 # used when present (else libguestfs builds its own from the host's kernel).
@@ -222,7 +226,7 @@ ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_SESSION_REMEMBER = False
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
-# Failed sign-ins per address and per account (key = the username tried).
+# Failed sign-ins per address, and per account tried from one address (key: vdi/accounts.py).
 _login_rate = env.text("VDI_LOGIN_RATE_LIMIT", "10/m/ip,5/5m/key")
 if not all(re.fullmatch(r"\d+/\d*[smhd](/(ip|user|key))?", rule.strip())
            for rule in _login_rate.split(",")):

@@ -12,6 +12,7 @@ from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.forms import SetPasswordForm
+from allauth.core.internal.ratelimit import get_ip
 from allauth.socialaccount.models import SocialAccount
 from django.conf import settings
 from django.contrib import messages
@@ -41,6 +42,14 @@ def owning_provider(user: Account) -> OidcConfig | None:
 class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return False
+
+    def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
+        """The "key" of the failed sign-in limit (VDI_LOGIN_RATE_LIMIT's ``/key`` rules): the
+        account tried *and* the address trying it, so that nobody elsewhere can lock an
+        account (the administrator's) out with wrong passwords; the ``/ip`` rule still limits
+        each address across accounts. (allauth 65 keys the rule by this method alone.)"""
+        account = super()._get_login_attempts_cache_key(request, **credentials)
+        return f"{account}:{get_ip(request)}"
 
     def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
         try:

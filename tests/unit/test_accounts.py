@@ -42,12 +42,24 @@ def test_failed_sign_in_is_audited_with_the_name_tried(owner):
     assert event.details == {"username": "owner"} and event.source_address == "203.0.113.9"
 
 
-def test_an_account_is_throttled_after_repeated_failures(owner):
-    for attempt in range(5):
-        sign_in(Client(REMOTE_ADDR=f"192.0.2.{attempt + 1}"), "owner", "wrong")
-    refused = sign_in(Client(REMOTE_ADDR="192.0.2.99"), "owner", "owner-password")
+def test_an_account_is_throttled_after_repeated_failures_from_one_address(owner):
+    for _ in range(5):
+        sign_in(Client(REMOTE_ADDR="192.0.2.1"), "owner", "wrong")
+    refused = sign_in(Client(REMOTE_ADDR="192.0.2.1"), "owner", "owner-password")
     assert refused.status_code != 302, "even the right password waits after 5 failures"
     assert "Too many failed login attempts" in refused.content.decode()
+
+
+def test_nobody_elsewhere_can_lock_an_account_out(owner):
+    """Wrong passwords for someone else's account (the administrator's) from one address
+    throttle that address, not the account's owner signing in from their own."""
+    attacker = Client(REMOTE_ADDR="203.0.113.66")
+    for _ in range(10):
+        sign_in(attacker, "owner", "wrong")
+    assert "Too many failed login attempts" in \
+        sign_in(attacker, "owner", "owner-password").content.decode()
+    assert sign_in(Client(REMOTE_ADDR="198.51.100.20"), "owner", "owner-password"
+                   ).status_code == 302, "the owner, from their own address, signs in"
 
 
 def test_an_address_is_throttled_across_accounts(owner, outsider):
