@@ -40,6 +40,18 @@ def test_only_plain_file_names(name):
         check_name(name)
 
 
+def test_a_name_that_reads_reversed_is_refused_saying_why(owner, agent_desktop, empty_queue):
+    """U+202E RIGHT-TO-LEFT OVERRIDE shows photo<U+202E>gpj.exe as photoexe.jpg."""
+    response = upload(signed_in(owner), agent_desktop, "photo%E2%80%AEgpj.exe", b"MZ")
+    assert response.status_code == 400
+    assert "holds U+202E RIGHT-TO-LEFT OVERRIDE" in response.json()["error"]
+    with pytest.raises(ServiceError, match=r"holds U\+2066 LEFT-TO-RIGHT ISOLATE"):
+        transfers.request_download(owner, agent_desktop, "report\u2066.pdf")
+    with pytest.raises(ServiceError, match=r"holds U\+0085 \(a next-line break\)"):
+        check_name("two\x85lines.txt")
+    assert not FileTransfer.objects.exists() and drain(agent_desktop.host.queue) == []
+
+
 def test_an_upload_is_spooled_and_sent_to_the_desktops_worker(owner, agent_desktop,
                                                               empty_queue):
     response = upload(signed_in(owner), agent_desktop, "notes%20%C3%A9t%C3%A9.txt", b"hello")

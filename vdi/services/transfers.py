@@ -26,6 +26,7 @@ from vdi import task_names
 from vdi.choices import DesktopStatus
 from vdi.folders import shared_folder
 from vdi.models import Desktop, FileTransfer
+from vdi.names import refused_character
 from vdi.services import access, audit, dispatch
 from vdi.services.access import Account, ConsoleMode, User
 from vdi.services.errors import AccessDenied, ServiceError
@@ -34,12 +35,16 @@ from vdi.services.uploads import NotStored, storing, write_capped
 
 log = logging.getLogger(__name__)
 NOT_STORED = "The portal could not store the file; an administrator has been told the cause."
-NAME = re.compile(r"[^/\\\x00-\x1f\x7f]{1,200}")
+NAME = re.compile(r"[^/\\]{1,200}")  # and no character vdi.names refuses
 RECENT = 10  # transfers shown on the console page
 
 
 def check_name(name: str) -> str:
-    """A plain file name: no folders, no control characters, not hidden, at most 200."""
+    """A plain file name: no folders, not hidden, at most 200, and no character a name may
+    not hold (``vdi.names``: a right-to-left override would show it reversed)."""
+    if (char := refused_character(name)) is not None:
+        raise ServiceError(f"{name!r} holds {char}: file names may not hold control or "
+                           "invisible formatting characters (they change how a name reads)")
     if not NAME.fullmatch(name) or name.startswith(".") or name.strip() != name:
         raise ServiceError(f"{name!r} is not a plain file name (no folders, not hidden, no "
                            "control characters, at most 200 characters)")
