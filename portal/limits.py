@@ -1,66 +1,96 @@
-"""Request bodies too big for their page are refused before anyone reads them.
+"""How big a request body may be, by page: one table that the server (``portal.daphne_server``
+refuses a bigger body before storing it), the ASGI layer below and the upload services read,
+so that their limits cannot drift apart.
 
-Django's ASGI handler spools a whole request body to disk before the view runs, so an upload
-limit checked in the view would come after the disk was filled. This middleware answers 413
-at once when the declared length of a body sent to one of the limited paths passes its limit
-(411 when no length is declared); the view still counts what it reads.
+A page's or the API's body holds at most ``VDI_REQUEST_MAX_BYTES`` (also Django's
+DATA_UPLOAD_MAX_MEMORY_SIZE); a file sent to a desktop and an installer ISO, POSTed as the raw
+body to their upload URLs, have their own limits there.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from django.conf import settings
+from django.urls import Resolver404, resolve
 
 from portal.proxy import Scope
 
 
 @dataclass(frozen=True)
 class BodyLimit:
-    """Bodies POSTed to paths matching ``path`` (a regular expression, whole path) hold at
-    most ``limit`` bytes, the setting ``setting``; ``instead`` says what to do otherwise."""
+    """At most ``settings.<name>`` bytes (the variable ``VDI_<name>``) of a ``what``;
+    ``instead`` says what to do with a bigger one."""
 
-    path: str
-    limit: int
-    setting: str
+    name: str
+    what: str
     instead: str = ""
+
+    @property
+    def setting(self) -> str:
+        return f"VDI_{self.name}"
+
+    @property
+    def max_bytes(self) -> int:
+        return int(getattr(settings, self.name))
+
+    def refusal(self, size: int | None = None) -> str:
+        """Why a body of ``size`` bytes (None: one that passed the limit on its way) is
+        refused, in words for the person who sent it."""
+        said = f"is {size} bytes" if size is not None else f"passed {self.max_bytes} bytes"
+        instead = f": {self.instead}" if self.instead else ""
+        return (f"the {self.what} {said}; the portal takes at most {self.max_bytes} bytes "
+                f"({self.setting}){instead}")
+
+    def refusal_json(self, size: int | None = None) -> bytes:
+        """The body of the 413 answer: ``{"error": ...}``, as the upload pages read it."""
+        return json.dumps({"error": self.refusal(size)}).encode()
+
+
+REQUEST = BodyLimit("REQUEST_MAX_BYTES", "request body")
+FILE_TRANSFER = BodyLimit("FILE_TRANSFER_MAX_BYTES", "file")
+MEDIA_UPLOAD = BodyLimit("MEDIA_UPLOAD_MAX_BYTES", "ISO", "add a bigger ISO by its path instead")
+
+# A POST to one of these URLs (by name) carries a file; every other body is a page's or the API's.
+UPLOADS: dict[str, BodyLimit] = {
+    "desktop-files-upload": FILE_TRANSFER,
+    "admin:vdi_installmedia_upload": MEDIA_UPLOAD,
+}
+
+
+def limit_for(method: str, path: str) -> BodyLimit:
+    """The limit of a ``method`` request's body to ``path`` (decoded, no query string)."""
+    if method != "POST":
+        return REQUEST
+    try:
+        view = resolve(path).view_name
+    except Resolver404:
+        return REQUEST
+    return UPLOADS.get(view, REQUEST)
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: Any, limits: Sequence[BodyLimit]) -> None:
+    """Answers 413 without reading the body when a request declares a length over its limit.
+    Under the portal's daphne the server has refused such a request already (and a chunked
+    one once it passed the limit); this is for any other ASGI server the app is run under."""
+
+    def __init__(self, app: Any) -> None:
         self.app = app
-        self.limits = [(re.compile(limit.path), limit) for limit in limits]
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope.get("method") == "POST":
-            path = scope.get("path", "")
-            for pattern, limit in self.limits:
-                if pattern.fullmatch(path):
-                    refusal = self._refusal(scope, limit)
-                    if refusal is not None:
-                        await _answer(send, *refusal)
-                        return
-                    break
+        if scope["type"] == "http":
+            length = dict(scope.get("headers", [])).get(b"content-length", b"")
+            limit = limit_for(scope.get("method", ""), scope.get("path", ""))
+            if length.isdigit() and int(length) > limit.max_bytes:
+                await _refuse(send, limit.refusal_json(int(length)))
+                return
         await self.app(scope, receive, send)
 
-    @staticmethod
-    def _refusal(scope: Scope, limit: BodyLimit) -> tuple[int, str] | None:
-        headers = dict(scope.get("headers", []))
-        length = headers.get(b"content-length")
-        if length is None or not length.isdigit():
-            return 411, "send the file with its length (Content-Length)"
-        if int(length) > limit.limit:
-            instead = f": {limit.instead}" if limit.instead else ""
-            return 413, (f"the file is {int(length)} bytes; uploads take at most {limit.limit} "
-                         f"bytes ({limit.setting}){instead}")
-        return None
 
-
-async def _answer(send: Any, status: int, error: str) -> None:
-    body = json.dumps({"error": error}).encode()
-    await send({"type": "http.response.start", "status": status,
+async def _refuse(send: Any, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})

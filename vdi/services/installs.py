@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from portal.limits import MEDIA_UPLOAD
 from vdi import actions
 from vdi.actions import PROVISION
 from vdi.choices import Profile, Readiness
@@ -32,7 +33,7 @@ from vdi.services.access import Account, User
 from vdi.services.desktops import enqueue_operation, new_operation, perform
 from vdi.services.errors import AccessDenied, ServiceError
 from vdi.services.placement import choose_host
-from vdi.services.uploads import storing, write_capped
+from vdi.services.uploads import check_length, storing, write_capped
 
 INSTALL = "vdi.install_from_media"
 ISO_MAGIC_OFFSET = 0x8001  # "CD001" of the primary volume descriptor (sector 16)
@@ -97,10 +98,7 @@ def upload_media(actor: User, name: str, chunks: Iterator[bytes], length: int | 
     if not access.holds(actor, INSTALL):
         raise AccessDenied("You may not add install media.")
     _check_name(name)
-    limit = settings.MEDIA_UPLOAD_MAX_BYTES
-    if length is not None and length > limit:
-        raise ServiceError(f"the file is {length} bytes; uploads take at most {limit} bytes "
-                           "(VDI_MEDIA_UPLOAD_MAX_BYTES): register a path on the host instead")
+    check_length(MEDIA_UPLOAD, length)
     folder = settings.MEDIA_DIR
     with storing(folder, "VDI_MEDIA_DIR"):  # no space, a folder it may not write: in words
         shared_folder(folder)
@@ -110,7 +108,7 @@ def upload_media(actor: User, name: str, chunks: Iterator[bytes], length: int | 
         partial = folder / f".{name}.{uuid.uuid4().hex[:8]}.part"
         linked = False
         try:
-            _write(partial, chunks, limit)
+            _write(partial, chunks)
             iso_volume_id(partial)
             os.chmod(partial, 0o444)
             os.link(partial, target)  # never replaces a file of the same name
@@ -125,8 +123,8 @@ def upload_media(actor: User, name: str, chunks: Iterator[bytes], length: int | 
             partial.unlink(missing_ok=True)
 
 
-def _write(path: Path, chunks: Iterator[bytes], limit: int) -> None:
-    if write_capped(path, chunks, limit, "VDI_MEDIA_UPLOAD_MAX_BYTES") == 0:
+def _write(path: Path, chunks: Iterator[bytes]) -> None:
+    if write_capped(path, chunks, MEDIA_UPLOAD) == 0:
         raise ServiceError("the upload was empty")
 
 

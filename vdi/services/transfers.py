@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from portal.limits import FILE_TRANSFER
 from vdi import task_names
 from vdi.choices import DesktopStatus
 from vdi.folders import shared_folder
@@ -31,7 +32,7 @@ from vdi.services import access, audit, dispatch
 from vdi.services.access import Account, ConsoleMode, User
 from vdi.services.errors import AccessDenied, ServiceError
 from vdi.services.preferences import has_session_agent
-from vdi.services.uploads import NotStored, storing, write_capped
+from vdi.services.uploads import NotStored, check_length, storing, write_capped
 
 log = logging.getLogger(__name__)
 NOT_STORED = "The portal could not store the file; an administrator has been told the cause."
@@ -65,16 +66,13 @@ def upload(user: Account, desktop: Desktop, name: str, chunks: Iterator[bytes],
     """Spool the browser's file and have the worker put it in the desktop's Downloads."""
     check_may_transfer(user, desktop)
     check_name(name)
-    limit = settings.FILE_TRANSFER_MAX_BYTES
-    if length is not None and length > limit:
-        raise ServiceError(f"the file is {length} bytes; files take at most {limit} bytes "
-                           "(VDI_FILE_TRANSFER_MAX_BYTES)")
+    check_length(FILE_TRANSFER, length)
     folder = Path(settings.SPOOL_DIR)
     spool = folder / f"in-{uuid.uuid4().hex}"
     try:
         with storing(folder, "VDI_SPOOL_DIR"):
             shared_folder(folder)
-            size = write_capped(spool, chunks, limit, "VDI_FILE_TRANSFER_MAX_BYTES")
+            size = write_capped(spool, chunks, FILE_TRANSFER)
         with transaction.atomic():
             transfer = FileTransfer.objects.create(
                 desktop=desktop, user=user, direction=FileTransfer.Direction.IN, name=name,
@@ -119,7 +117,7 @@ def status(user: Account, desktop: Desktop) -> dict[str, Any]:
     return {
         "shared": facts.get("shared", []),
         "shared_error": facts.get("shared_error", ""),
-        "limit": settings.FILE_TRANSFER_MAX_BYTES,
+        "limit": FILE_TRANSFER.max_bytes,
         "transfers": [{"id": t.pk, "name": t.name, "direction": t.direction,
                        "status": t.status, "size": t.size_bytes, "error": t.error}
                       for t in transfers],

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from portal.limits import BodyLimit
 from vdi.causes import explain
 from vdi.services.errors import ServiceError
 
@@ -37,15 +38,21 @@ def storing(folder: Path, setting: str) -> Iterator[None]:
                         f"{explain(exc)}", 507 if exc.errno in NO_ROOM else 500) from exc
 
 
-def write_capped(path: Path, chunks: Iterator[bytes], limit: int, setting: str) -> int:
-    """Write ``chunks`` to the new file ``path`` (0600), at most ``limit`` bytes (the setting
-    ``setting``); return the size. Past the limit: ServiceError (the caller removes the file)."""
+def check_length(limit: BodyLimit, length: int | None) -> None:
+    """A declared ``length`` over ``limit``: ServiceError, in the server's words."""
+    if length is not None and length > limit.max_bytes:
+        raise ServiceError(limit.refusal(length))
+
+
+def write_capped(path: Path, chunks: Iterator[bytes], limit: BodyLimit) -> int:
+    """Write ``chunks`` to the new file ``path`` (0600), at most ``limit`` bytes; return the
+    size. Past the limit: ServiceError (the caller removes the file)."""
     written = 0
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
         for chunk in chunks:
             written += len(chunk)
-            if written > limit:
-                raise ServiceError(f"the upload passed {limit} bytes ({setting}); "
+            if written > limit.max_bytes:
+                raise ServiceError(f"the upload passed {limit.max_bytes} bytes ({limit.setting}); "
                                    "it was not kept")
             f.write(chunk)
     return written
