@@ -142,7 +142,8 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """The portal's ASGI app under a real server process (daphne, or uvicorn for comparison),
+    """The portal's ASGI app under a real server process (daphne as scripts/run starts it,
+    ``portal.daphne_server``, or uvicorn for comparison),
     or the SPICE gateway for native clients (``spice_gateway``). ``env`` adds to its
     environment (settings read from variables, such as a directory's ``VDI_LDAP_*``)."""
 
@@ -163,8 +164,8 @@ class ServerProcess:
             return [sys.executable, "manage.py", "spice_gateway", "--listen",
                     f"127.0.0.1:{self.port}"]
         if self.server == "daphne":
-            return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                    "--access-log", "-", "portal.asgi:application"]
+            return [sys.executable, "-m", "portal.daphne_server", "-b", "127.0.0.1",
+                    "-p", str(self.port), "--access-log", "-", "portal.asgi:application"]
         return [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port),
                 "--ws", "websockets", "--log-level", "info", "portal.asgi:application"]
 
