@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from tests.support import drain, purge
 from vdi.choices import DesktopStatus
-from vdi.models import ApiToken, AuditEvent, Desktop
+from vdi.models import ApiToken, AuditEvent, Desktop, Pool
 from vdi.services import tokens
 from vdi.services.errors import ServiceError
 
@@ -241,6 +241,25 @@ def test_filters_and_pages(owner, pool, host, image_version):
     invalid = client.get("/api/desktops/?status=sleeping")
     assert invalid.status_code == 400
     assert invalid.json()["error"]["code"] == "invalid"
+
+
+@pytest.mark.parametrize("path", ("/api/desktops/?pool={}", "/api/operations/?desktop={}",
+                                  "/api/operations/?image={}"))
+def test_a_filter_by_id_tells_nothing_of_what_exists(path, owner, outsider, running_desktop):
+    """An id that exists but is someone else's, and one that does not exist: the same
+    answer, an empty page (no 400 for the one, 200 for the other)."""
+    theirs = Pool.objects.create(name="not granted", image=running_desktop.pool.image)
+    foreign = Desktop.objects.create(
+        owner=owner, pool=theirs, host=running_desktop.host,
+        image_version=running_desktop.image_version, domain_name="theirs",
+        disk_path="/n/theirs", serial_log_path="/n", vcpus=1, memory_mib=256)
+    existing = {"pool": theirs.pk, "desktop": foreign.pk,
+                "image": running_desktop.pool.image.pk}[path.split("?")[1].split("=")[0]]
+    client = bearer(token_for(outsider, "read"))
+    answers = [client.get(path.format(n)) for n in (existing, 987654)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert [a.json()["count"] for a in answers] == [0, 0]
+    assert client.get(path.format("abc")).status_code == 400, "not a number: said so"
 
 
 def test_my_quota(owner, running_desktop):

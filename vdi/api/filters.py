@@ -1,10 +1,18 @@
-"""Query filters of the API's lists (django-filter)."""
+"""Query filters of the API's lists (django-filter).
+
+A filter by another object's id is a plain number (``by_id``), never a choice among the
+objects that exist: that would answer 400 for an id that does not exist and 200 for one that
+does, someone else's included (an oracle). An id nobody may see simply finds nothing."""
 
 from __future__ import annotations
 
 import django_filters as filters
 
 from vdi.models import AuditEvent, Desktop, ImageVersion, Operation, Pool
+
+
+def by_id(field: str) -> filters.NumberFilter:
+    return filters.NumberFilter(field_name=field, help_text=f"the {field}'s id")
 
 
 class PoolFilter(filters.FilterSet):
@@ -16,6 +24,7 @@ class PoolFilter(filters.FilterSet):
 class DesktopFilter(filters.FilterSet):
     owner = filters.CharFilter(field_name="owner__username")
     host = filters.CharFilter(field_name="host__name")
+    pool = by_id("pool")
 
     class Meta:
         model = Desktop
@@ -32,6 +41,8 @@ class ImageVersionFilter(filters.FilterSet):
 
 class OperationFilter(filters.FilterSet):
     since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    desktop = by_id("desktop")
+    image = by_id("image")
 
     class Meta:
         model = Operation
