@@ -1,4 +1,4 @@
-"""Names people give (pools, images, hosts, install media, webhooks) hold no control or
+"""Names people give (pools, images, hosts, install media, webhooks, groups) hold no control or
 invisible formatting characters: the admin's forms say so beside the name and change nothing,
 and an install media upload named with a line break stores nothing."""
 
@@ -50,11 +50,12 @@ def test_the_pool_page_refuses_a_name_that_breaks_lines_or_reads_reversed(admin_
     assert Pool.objects.get(pk=pool.pk).name == pool.name
 
 
-@pytest.mark.parametrize("model", ["goldenimage", "host", "installmedia", "webhook"])
+@pytest.mark.parametrize("model", ["vdi_goldenimage", "vdi_host", "vdi_installmedia",
+                                   "vdi_webhook", "auth_group"])
 @pytest.mark.parametrize("name", REFUSED)
 def test_every_admin_page_that_names_something_refuses_the_same(admin_user, model, name):
     client = signed_in(admin_user)
-    add = reverse(f"admin:vdi_{model}_add")
+    add = reverse(f"admin:{model}_add")
     answer = client.post(add, {**posted_back(client, add), "name": name})
     assert answer.status_code == 200
     assert REFUSED[name] in " ".join(answer.context["adminform"].form.errors["name"])

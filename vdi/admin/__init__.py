@@ -6,6 +6,7 @@ those pools' desktops; every action declares the permission it needs."""
 from vdi.admin import (
     audit,
     desktops,
+    groups,
     images,
     media,
     pools,
@@ -15,5 +16,5 @@ from vdi.admin import (
     webhooks,
 )
 
-__all__ = ["audit", "desktops", "images", "media", "pools", "reconcile", "recordings",
+__all__ = ["audit", "desktops", "groups", "images", "media", "pools", "reconcile", "recordings",
            "rollouts", "webhooks"]
