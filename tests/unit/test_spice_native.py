@@ -182,3 +182,20 @@ def test_the_gateway_refuses_what_is_not_a_desktop_connect(gateway):
     sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
     with pytest.raises(ConnectionError, match="400"):
         http_connect(sock, "example.org:443")
+
+
+def test_an_anonymous_link_without_a_vv_never_reaches_qemu(running_desktop, gateway):
+    """No .vv password waits for the desktop: the gateway refuses the link itself, and the
+    desktop's SPICE server (here a listener counting connections) is never connected to."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.5)
+    Desktop.objects.filter(pk=running_desktop.pk).update(
+        display_protocol=DisplayProtocol.SPICE, vnc_port=listener.getsockname()[1])
+    vv = {"proxy": gateway.origin, "host": f"desktop-{running_desktop.pk}.spice", "port": "5900",
+          "password": "guessed"}
+    with listener:
+        for kind in (Channel.MAIN, Channel.INPUTS):
+            _sock, result = channel(vv, kind)
+            assert result == LinkError.PERMISSION_DENIED
+        with pytest.raises(TimeoutError):
+            listener.accept()

@@ -95,6 +95,10 @@ class Channelled:
         if link.channel_type == Channel.MAIN and not await guards.allow_connect(self.address,
                                                                                 None):
             return await self.refuse(desktop_id, "too many connects", before_server=True)
+        if not await sync_to_async(spice.native_link_expected)(desktop_id, link.channel_type,
+                                                               self.address):
+            return await self.refuse(desktop_id, "no .vv password or session waits for it",
+                                     before_server=True)
         endpoint = await sync_to_async(spice.endpoint)(desktop_id, None)
         if isinstance(endpoint, Refusal):
             return await self.refuse(desktop_id, endpoint.reason, before_server=True)

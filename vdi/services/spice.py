@@ -84,6 +84,19 @@ def may_join(user_id: int, desktop_id: int) -> bool:
         joins_until__gte=timezone.now()).exists()
 
 
+def native_link_expected(desktop_id: int, channel: int, address: str | None) -> bool:
+    """Before a native client's channel reaches QEMU (its ticket comes only after QEMU's
+    link reply): a ``.vv`` password of this desktop is waiting to be used (the main
+    channel), or its session is open to channels from this address (the others). An
+    anonymous link with no ticket issued never makes the gateway connect to QEMU."""
+    now = timezone.now()
+    tickets = ConsoleTicket.objects.filter(desktop_id=desktop_id, native=True)
+    if channel == Channel.MAIN:
+        return tickets.filter(used_at__isnull=True, expires_at__gt=now).exists()
+    return tickets.filter(used_at__isnull=False, ended_at__isnull=True, joins_until__gte=now,
+                          client_address=address).exists()
+
+
 def endpoint(desktop_id: int, user: User | None) -> tuple[str, int, str] | Refusal:
     """Where the desktop's SPICE server listens (host, port, socket), checked before the
     proxy opens a connection to it: a browser's user must have its console."""
