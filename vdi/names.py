@@ -32,6 +32,13 @@ def refused_character(text: str) -> str | None:
     return None
 
 
+def shown(text: str) -> str:
+    """``text`` as it may be shown: each refused character written as its code point
+    (``photo⟨U+202E⟩gpj.exe``), so a name from elsewhere (a guest's file) reads as it is."""
+    return "".join(f"⟨U+{ord(char):04X}⟩" if unicodedata.category(char) in REFUSED_CATEGORIES
+                   and char not in ALLOWED else char for char in text)
+
+
 def describe(char: str) -> str:
     code = f"U+{ord(char):04X}"
     if char in CONTROL_WORDS:

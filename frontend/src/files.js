@@ -31,12 +31,13 @@ export function setUpFiles(root, screen, csrfToken) {
 
   function render(state) {
     sharedList.replaceChildren(...(state.shared.length ? state.shared.map((file) => {
+      if (file.refused) { return item(`${file.shown} (${file.size} bytes): ${file.refused}`); }
       const get = document.createElement("button");
       get.type = "button";
       get.textContent = "Download";
       get.dataset.name = file.name;
       get.addEventListener("click", () => fetchFile(file.name));
-      return item(`${file.name} (${file.size} bytes)`, get);
+      return item(`${file.shown} (${file.size} bytes)`, get);
     }) : [item(state.shared_error || "Nothing in the Shared folder (or not looked at yet).")]));
     transferList.replaceChildren(...state.transfers.map((t) => {
       const words = t.direction === "in" ? "to Downloads" : "from Shared";

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from tests.support import drain, signed_in
 from vdi.choices import Readiness
-from vdi.models import AuditEvent, FileTransfer
+from vdi.models import AuditEvent, Desktop, FileTransfer
 from vdi.services import transfers
 from vdi.services.errors import ServiceError
 from vdi.services.transfers import check_name
@@ -50,6 +50,18 @@ def test_a_name_that_reads_reversed_is_refused_saying_why(owner, agent_desktop, 
     with pytest.raises(ServiceError, match=r"holds U\+0085 \(a next-line break\)"):
         check_name("two\x85lines.txt")
     assert not FileTransfer.objects.exists() and drain(agent_desktop.host.queue) == []
+
+
+def test_a_guest_file_whose_name_reads_reversed_is_listed_as_it_is(owner, agent_desktop):
+    """The desktop's Shared folder holds photo<U+202E>gpj.exe: the Files panel lists it with
+    the code point written out, and says why it cannot be downloaded."""
+    Desktop.objects.filter(pk=agent_desktop.pk).update(guest_facts={"shared": [
+        {"name": "photo\u202egpj.exe", "size": 2}, {"name": "report.pdf", "size": 3}]})
+    listed = signed_in(owner).get(f"/desktops/{agent_desktop.pk}/files/").json()["shared"]
+    assert [(f["shown"], f["refused"]) for f in listed] == [
+        ("photo⟨U+202E⟩gpj.exe",
+         "its name holds U+202E RIGHT-TO-LEFT OVERRIDE: rename it in the desktop"),
+        ("report.pdf", "")]
 
 
 def test_an_upload_is_spooled_and_sent_to_the_desktops_worker(owner, agent_desktop,

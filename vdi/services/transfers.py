@@ -27,7 +27,7 @@ from vdi import task_names
 from vdi.choices import DesktopStatus
 from vdi.folders import shared_folder
 from vdi.models import Desktop, FileTransfer
-from vdi.names import refused_character
+from vdi.names import refused_character, shown
 from vdi.services import access, audit, dispatch
 from vdi.services.access import Account, ConsoleMode, User
 from vdi.services.errors import AccessDenied, ServiceError
@@ -115,13 +115,22 @@ def status(user: Account, desktop: Desktop) -> dict[str, Any]:
     transfers = FileTransfer.objects.filter(desktop=desktop, user=user)[:RECENT]
     facts = desktop.guest_facts or {}
     return {
-        "shared": facts.get("shared", []),
+        "shared": [_as_shown(entry) for entry in facts.get("shared", [])],
         "shared_error": facts.get("shared_error", ""),
         "limit": FILE_TRANSFER.max_bytes,
         "transfers": [{"id": t.pk, "name": t.name, "direction": t.direction,
                        "status": t.status, "size": t.size_bytes, "error": t.error}
                       for t in transfers],
     }
+
+
+def _as_shown(entry: dict[str, Any]) -> dict[str, Any]:
+    """A file the guest listed, with its name as it may be shown, and why it cannot be
+    downloaded when its name holds a character names may not (it would read reversed)."""
+    name = str(entry.get("name", ""))
+    refused = refused_character(name)
+    return {**entry, "shown": shown(name),
+            "refused": f"its name holds {refused}: rename it in the desktop" if refused else ""}
 
 
 def downloaded_file(user: Account, transfer_id: int) -> FileTransfer:
