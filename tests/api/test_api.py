@@ -184,7 +184,8 @@ def test_only_the_key_digest_is_kept(owner):
 
 @pytest.mark.parametrize(("name", "scopes", "days", "words"), [
     ("", ["read"], 5, "name"), ("x", [], 5, "scopes"), ("x", ["admin"], 5, "scopes"),
-    ("x", ["read"], 0, "days"), ("x", ["read"], 100000, "days")])
+    ("x", ["read"], 0, "days"), ("x", ["read"], 100000, "days"),
+    ("ci\u202etoken", ["read"], 5, "U\\+202E RIGHT-TO-LEFT OVERRIDE")])
 def test_bad_tokens_are_refused_with_a_reason(owner, name, scopes, days, words):
     with pytest.raises(ServiceError, match=words):
         tokens.make(owner, name, scopes, days)

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from vdi.models import ApiToken
+from vdi.names import refused_character
 from vdi.services import audit
 from vdi.services.access import Account, active
 from vdi.services.errors import ServiceError
@@ -35,6 +36,8 @@ def make(user: Account, name: str, scopes: list[str], days: int,
     name = name.strip()
     if not name or len(name) > 100:
         raise ServiceError("Give the token a name of 1 to 100 characters.")
+    if (char := refused_character(name)) is not None:
+        raise ServiceError(f"A token's name may not hold {char}.")
     unknown = sorted(set(scopes) - set(ApiToken.SCOPES))
     if unknown or not scopes:
         raise ServiceError(f"Choose scopes among {', '.join(ApiToken.SCOPES)}.")
