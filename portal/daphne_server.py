@@ -74,10 +74,12 @@ class CappedRequest(WebRequest):
         if not self.refused:  # a refused request never reaches the application
             super().requestReceived(command, path, version)
 
-    def _method_and_path(self) -> tuple[str, str]:
-        """The request line's method and path (decoded, no query), as the limits know them."""
-        target = self.channel._path.split(b"?", 1)[0]
-        return self.channel._command.decode("latin-1"), unquote(target.decode("latin-1"))
+    def _method_and_path(self) -> tuple[str, str, str]:
+        """The request line's method, path (decoded) and query string, as the limits take
+        them."""
+        target, _, query = self.channel._path.partition(b"?")
+        return (self.channel._command.decode("latin-1"), unquote(target.decode("latin-1")),
+                query.decode("latin-1"))
 
     def _refuse(self, limit: limits.BodyLimit, size: int | None) -> None:
         self.refused = True
@@ -96,7 +98,7 @@ class CappedRequest(WebRequest):
 
     def _log_refusal(self, size: int) -> None:
         """An access log line, as daphne writes one for every answer."""
-        method, path = self._method_and_path()
+        method, path, _ = self._method_and_path()
         client = f"{self.client.host}:{self.client.port}" if hasattr(self.client, "port") else None
         self.server.log_action("http", "complete", {
             "path": path, "status": 413, "method": method, "client": client,

@@ -4,7 +4,10 @@ so that their limits cannot drift apart.
 
 A page's or the API's body holds at most ``VDI_REQUEST_MAX_BYTES`` (also Django's
 DATA_UPLOAD_MAX_MEMORY_SIZE); a file sent to a desktop and an installer ISO, POSTed as the raw
-body to their upload URLs, have their own limits there.
+body to their upload URLs, have their own limits there, but only with the upload pass of the
+page that sends them (``?pass=``, ``upload_pass``): the server checks it before it stores a
+byte (a signature and a time, no database), so that nobody who is not signed in can make it
+store more than a page's body.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from django.conf import settings
+from django.core import signing
 from django.urls import Resolver404, resolve
 
 from portal.proxy import Scope
@@ -60,15 +65,43 @@ UPLOADS: dict[str, BodyLimit] = {
 }
 
 
-def limit_for(method: str, path: str) -> BodyLimit:
-    """The limit of a ``method`` request's body to ``path`` (decoded, no query string)."""
+SIGNING_SALT = "vdi.upload-pass"  # the signer's namespace, not a secret
+WITHOUT_PASS = BodyLimit("REQUEST_MAX_BYTES", "upload",
+                         "reload the page and send it again (a bigger upload needs the pass "
+                         "of a page you are signed in on)")
+
+
+def upload_pass(user_id: int, view_name: str) -> str:
+    """The pass a page gives its uploads to ``view_name``: whose it is, signed and dated."""
+    return signing.TimestampSigner(salt=SIGNING_SALT).sign(f"{user_id}:{view_name}")
+
+
+def pass_holder(token: str, view_name: str) -> int | None:
+    """The user whose pass ``token`` is for ``view_name``, if it is genuine and at most
+    ``VDI_UPLOAD_PASS_SECONDS`` old; None otherwise."""
+    try:
+        value = signing.TimestampSigner(salt=SIGNING_SALT).unsign(
+            token, max_age=settings.UPLOAD_PASS_SECONDS)
+    except signing.BadSignature:
+        return None
+    user_id, _, view = value.partition(":")
+    return int(user_id) if view == view_name and user_id.isdigit() else None
+
+
+def limit_for(method: str, path: str, query: str = "") -> BodyLimit:
+    """The limit of a ``method`` request's body to ``path`` (decoded) with ``query`` (its
+    query string, still encoded): an upload's own with its pass, a page's otherwise."""
     if method != "POST":
         return REQUEST
     try:
         view = resolve(path).view_name
     except Resolver404:
         return REQUEST
-    return UPLOADS.get(view, REQUEST)
+    upload = UPLOADS.get(view)
+    if upload is None:
+        return REQUEST
+    token = parse_qs(query).get("pass", [""])[0]
+    return upload if pass_holder(token, view) is not None else WITHOUT_PASS
 
 
 class BodyLimitMiddleware:
@@ -82,7 +115,8 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             length = dict(scope.get("headers", [])).get(b"content-length", b"")
-            limit = limit_for(scope.get("method", ""), scope.get("path", ""))
+            limit = limit_for(scope.get("method", ""), scope.get("path", ""),
+                              scope.get("query_string", b"").decode("latin-1"))
             if length.isdigit() and int(length) > limit.max_bytes:
                 await _refuse(send, limit.refusal_json(int(length)))
                 return

@@ -43,6 +43,8 @@ MEDIA_UPLOAD_MAX_BYTES = env.number("VDI_MEDIA_UPLOAD_MAX_BYTES", 8 * 1024**3, m
 # files and ISOs (portal/limits.py: the server refuses a bigger body before storing it).
 REQUEST_MAX_BYTES = env.number("VDI_REQUEST_MAX_BYTES", 4 * 1024**2, minimum=64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES  # Django's own check of a form's body agrees
+# An upload's own limit applies with the pass of the page that sends it, this long (limits.py).
+UPLOAD_PASS_SECONDS = env.number("VDI_UPLOAD_PASS_SECONDS", 12 * 3600, minimum=60)
 INSTALL_DISK_MAX_GIB = env.number("VDI_INSTALL_DISK_MAX_GIB", 200, minimum=1)
 # libguestfs (virt-sysprep when publishing): a fixed appliance made by the set-up scripts,
 # used when present (else libguestfs builds its own from the host's kernel).

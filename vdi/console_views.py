@@ -13,6 +13,7 @@ from django.http.request import validate_host
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
+from portal import limits
 from vdi import keyfile
 from vdi.choices import DesktopStatus, DisplayProtocol
 from vdi.console import guards
@@ -67,6 +68,7 @@ def console_page(request: HttpRequest, pk: int) -> HttpResponse:
         "keyboard": keyboard_layout(request.user),
         "clipboard_max": settings.CLIPBOARD_MAX_BYTES,
         "file_max": settings.FILE_TRANSFER_MAX_BYTES,
+        "upload_pass": limits.upload_pass(int(request.user.pk or 0), "desktop-files-upload"),
         "page_ticket": page_ticket(request, desktop),
     }
     response = render(request, "vdi/console.html", context)

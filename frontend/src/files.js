@@ -76,7 +76,7 @@ export function setUpFiles(root, screen, csrfToken) {
     }
     return new Promise((resolve) => {
       const request = new XMLHttpRequest();
-      request.open("POST", `${base}upload/?name=${encodeURIComponent(file.name)}`);
+      request.open("POST", `${base}upload/?name=${encodeURIComponent(file.name)}&pass=${encodeURIComponent(root.dataset.uploadPass)}`);
       request.setRequestHeader("X-CSRFToken", csrfToken());
       request.setRequestHeader("Content-Type", "application/octet-stream");
       progress.hidden = false;

@@ -27,6 +27,7 @@ import pytest
 import requests
 from django.conf import settings
 
+from portal.limits import upload_pass
 from tests.console_helpers import session_cookie
 from tests.support import as_the_service_wrote_it
 from vdi.choices import Readiness
@@ -125,18 +126,23 @@ ANNOUNCED = 96 * MIB
 @pytest.mark.parametrize(("target", "error"), [
     ("/accounts/login/", f"the request body is {ANNOUNCED} bytes; the portal takes at most "
                          f"{REQUEST_MAX} bytes (VDI_REQUEST_MAX_BYTES)"),
-    ("/desktops/1/files/upload/?name=big.bin", f"the file is {ANNOUNCED} bytes; the portal "
-                                               f"takes at most {FILE_MAX} bytes "
-                                               "(VDI_FILE_TRANSFER_MAX_BYTES)"),
-    ("/admin/vdi/installmedia/upload/?name=big", f"the ISO is {ANNOUNCED} bytes; the portal "
-                                                 f"takes at most {MEDIA_MAX} bytes "
-                                                 "(VDI_MEDIA_UPLOAD_MAX_BYTES): add a bigger "
-                                                 "ISO by its path instead"),
+    ("/desktops/1/files/upload/?name=big.bin&pass={desktop-files-upload}",
+     f"the file is {ANNOUNCED} bytes; the portal takes at most {FILE_MAX} bytes "
+     "(VDI_FILE_TRANSFER_MAX_BYTES)"),
+    ("/admin/vdi/installmedia/upload/?name=big&pass={admin:vdi_installmedia_upload}",
+     f"the ISO is {ANNOUNCED} bytes; the portal takes at most {MEDIA_MAX} bytes "
+     "(VDI_MEDIA_UPLOAD_MAX_BYTES): add a bigger ISO by its path instead"),
+    ("/admin/vdi/installmedia/upload/?name=big",  # no page's pass: a page's limit
+     f"the upload is {ANNOUNCED} bytes; the portal takes at most {REQUEST_MAX} bytes "
+     "(VDI_REQUEST_MAX_BYTES): reload the page and send it again (a bigger upload needs the "
+     "pass of a page you are signed in on)"),
 ])
 def test_a_declared_length_over_the_limit_is_refused_before_a_byte_is_stored(
         portal: Portal, target: str, error: str) -> None:
     """Anonymous, 96 MiB announced: the 413 comes after the headers (no 100 Continue first),
-    and what the client sends anyway is dropped."""
+    and what the client sends anyway is dropped. An upload's own limit needs its page's pass
+    (here a signed-in user's, as the page gives it)."""
+    target = re.sub(r"\{([^}]+)\}", lambda m: upload_pass(1, m.group(1)), target)
     with portal.watching() as samples, portal.request(target, {
             "Content-Length": str(ANNOUNCED), "Expect": "100-continue",
             "Content-Type": "application/octet-stream"}) as conn:
@@ -193,12 +199,13 @@ def agent_desktop(running_desktop: Desktop, empty_queue: None) -> Desktop:
 
 def test_a_file_under_the_limit_is_uploaded(portal: Portal, owner: Any,
                                             agent_desktop: Desktop) -> None:
-    """300 KiB, past Twisted's 100 kB in memory: daphne keeps it in a temporary file (seen
-    while the body is half sent, so the other tests' zero is not blindness), and the view
-    spools it whole."""
+    """300 KiB with the console page's pass (more than a page's 256 KiB), past Twisted's
+    100 kB in memory: daphne keeps it in a temporary file (seen while the body is half sent,
+    so the other tests' zero is not blindness), and the view spools it whole."""
     data = secrets.token_bytes(300 * KIB)
     token = secrets.token_hex(16)
-    with portal.request(f"/desktops/{agent_desktop.pk}/files/upload/?name=notes.bin", {
+    with portal.request(f"/desktops/{agent_desktop.pk}/files/upload/?name=notes.bin&pass="
+                        f"{upload_pass(owner.pk, 'desktop-files-upload')}", {
             "Cookie": f"sessionid={session_cookie(owner)}; csrftoken={token}",
             "X-CSRFToken": token, "Content-Type": "application/octet-stream",
             "Content-Length": str(len(data)), "Connection": "close"}) as conn:

@@ -16,20 +16,44 @@ from portal.limits import (
     MEDIA_UPLOAD,
     REQUEST,
     UPLOADS,
+    WITHOUT_PASS,
     BodyLimitMiddleware,
     limit_for,
+    pass_holder,
+    upload_pass,
 )
 
 
-def test_uploads_take_their_own_limit_and_every_other_body_the_pages_one():
+def test_uploads_take_their_own_limit_with_their_pages_pass_and_every_other_body_the_pages():
     files = reverse("desktop-files-upload", args=[7])
     iso = reverse("admin:vdi_installmedia_upload")
-    assert limit_for("POST", files) is FILE_TRANSFER
-    assert limit_for("POST", iso) is MEDIA_UPLOAD
-    assert limit_for("PUT", files) is REQUEST, "only the upload views' POST carries a file"
+    files_pass = f"pass={upload_pass(3, 'desktop-files-upload')}"
+    iso_pass = f"pass={upload_pass(3, 'admin:vdi_installmedia_upload')}"
+    assert limit_for("POST", files, files_pass) is FILE_TRANSFER
+    assert limit_for("POST", iso, f"name=x.iso&{iso_pass}") is MEDIA_UPLOAD
+    assert limit_for("PUT", files, files_pass) is REQUEST, "only the upload views' POST"
     for path in ("/accounts/login/", "/api/desktops/", "/desktops/7/files/list/", "/nowhere/",
                  "/desktops/x/files/upload/"):
-        assert limit_for("POST", path) is REQUEST, path
+        assert limit_for("POST", path, files_pass) is REQUEST, path
+
+
+@pytest.mark.parametrize("query", ["", "pass=", "pass=3:desktop-files-upload:forged",
+                                   "pass=" + "x" * 40])
+def test_an_upload_without_a_genuine_pass_holds_a_pages_body(query):
+    """Nobody who is not signed in can make the server store more than a page's body."""
+    limit = limit_for("POST", reverse("desktop-files-upload", args=[7]), query)
+    assert limit is WITHOUT_PASS and limit.max_bytes == REQUEST.max_bytes
+    assert "reload the page" in limit.refusal(10**9)
+
+
+def test_a_pass_is_for_its_upload_and_its_time(settings):
+    iso = reverse("admin:vdi_installmedia_upload")
+    files_pass = f"pass={upload_pass(3, 'desktop-files-upload')}"
+    assert limit_for("POST", iso, files_pass) is WITHOUT_PASS, "a console's pass is not an ISO's"
+    assert pass_holder(upload_pass(3, "desktop-files-upload"), "desktop-files-upload") == 3
+    settings.UPLOAD_PASS_SECONDS = -1  # every pass is too old
+    assert limit_for("POST", reverse("desktop-files-upload", args=[7]), files_pass) \
+        is WITHOUT_PASS
 
 
 def test_every_upload_in_the_table_names_a_page():
@@ -63,7 +87,7 @@ def limited() -> tuple[BodyLimitMiddleware, list[str], list[dict[str, Any]]]:
     return BodyLimitMiddleware(app), reached, sent
 
 
-def call(limited: Any, method: str, path: str, length: int | None) -> None:
+def call(limited: Any, method: str, path: str, length: int | None, query: str = "") -> None:
     middleware, _, sent = limited
 
     async def send(message: dict[str, Any]) -> None:
@@ -74,7 +98,8 @@ def call(limited: Any, method: str, path: str, length: int | None) -> None:
 
     headers = [] if length is None else [(b"content-length", str(length).encode())]
     async_to_sync(middleware)({"type": "http", "method": method, "path": path,
-                               "headers": headers}, receive, send)
+                               "query_string": query.encode(), "headers": headers},
+                              receive, send)
 
 
 def test_the_asgi_layer_refuses_a_declared_length_over_the_limit_unread(limited, settings):
@@ -83,9 +108,12 @@ def test_the_asgi_layer_refuses_a_declared_length_over_the_limit_unread(limited,
     files = reverse("desktop-files-upload", args=[7])
     call(limited, "POST", "/accounts/login/", 101)
     assert [sent[0]["status"], sent[1]["body"]] == [413, REQUEST.refusal_json(101)]
-    call(limited, "POST", files, 1001)
+    with_pass = f"pass={upload_pass(3, 'desktop-files-upload')}"
+    call(limited, "POST", files, 1001, with_pass)
     assert sent[2]["status"] == 413 and b"VDI_FILE_TRANSFER_MAX_BYTES" in sent[3]["body"]
+    call(limited, "POST", files, 101)  # no pass: a page's limit
+    assert sent[4]["status"] == 413 and b"reload the page" in sent[5]["body"]
     call(limited, "POST", "/accounts/login/", 100)
-    call(limited, "POST", files, 1000)
+    call(limited, "POST", files, 1000, with_pass)
     call(limited, "POST", files, None)  # chunked: under daphne, the server counted it
-    assert reached == ["/accounts/login/", files, files] and len(sent) == 4
+    assert reached == ["/accounts/login/", files, files] and len(sent) == 6

@@ -19,6 +19,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from portal import limits
 from vdi import actions
 from vdi.admin.base import AuditedAdmin, address
 from vdi.choices import Profile, Readiness
@@ -126,7 +127,9 @@ class InstallMediaAdmin(AuditedAdmin):
             return TemplateResponse(request, "admin/vdi/installmedia/upload.html", {
                 **self.admin_site.each_context(request), "opts": self.opts,
                 "title": "Upload an installer ISO",
-                "max_bytes": settings.MEDIA_UPLOAD_MAX_BYTES})
+                "max_bytes": settings.MEDIA_UPLOAD_MAX_BYTES,
+                "upload_pass": limits.upload_pass(int(request.user.pk or 0),
+                                                  "admin:vdi_installmedia_upload")})
         return _receive_upload(request)
 
     def install_view(self, request: HttpRequest, pk: int) -> HttpResponse:

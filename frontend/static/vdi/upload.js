@@ -16,7 +16,7 @@
       return say(`The file is ${file.size} bytes; uploads take at most ${form.dataset.max}.`);
     }
     const request = new XMLHttpRequest();
-    request.open("POST", `${form.dataset.url}?name=${encodeURIComponent(name)}`);
+    request.open("POST", `${form.dataset.url}?name=${encodeURIComponent(name)}&pass=${encodeURIComponent(form.dataset.pass)}`);
     request.setRequestHeader("X-CSRFToken", form.elements.csrfmiddlewaretoken.value);
     request.setRequestHeader("Content-Type", "application/octet-stream");
     bar.hidden = false;
