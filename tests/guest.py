@@ -1,5 +1,6 @@
 """Typing into a guest with ``virsh send-key`` (Linux key codes) and reading its serial log;
-a tiny desktop claimed and booted, files written on it and looked for."""
+a tiny desktop claimed and booted, files written on it and looked for; a shell script run in
+a graphical desktop's session through its guest agent."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.conf import settings
 
 from tests.support import wait_status
 from vdi.choices import DesktopStatus
+from vdi.hypervisor import get_driver
 from vdi.images.tiny import READY_MARKER
 from vdi.models import Desktop, Pool
 from vdi.services.claims import claim_desktop
@@ -81,3 +83,14 @@ def present(desktop: Desktop, names: list[str]) -> dict[str, tuple[bool, bool]]:
     ask(desktop, f"{checks}; echo P{probe} > /dev/ttyS0", f"P{probe}")
     log = serial(desktop.serial_log_path)
     return {n: (f"R{n}{probe}" in log, f"D{n}{probe}" in log) for n in names}
+
+
+def in_session(domain: str, script: str, *args: str, uri: str | None = None) -> str:
+    """Run a shell script in the desktop user's X session (the Debian desktop image's
+    ``user``), through the guest agent; what it printed."""
+    agent = get_driver(uri or settings.LIBVIRT_URI).agent
+    result = agent.run(domain, "/usr/sbin/runuser", [
+        "-u", "user", "--", "env", "DISPLAY=:0", "XAUTHORITY=/home/user/.Xauthority",
+        "sh", "-c", script, "sh", *args])
+    assert result.exitcode == 0, result.stderr
+    return str(result.stdout)

@@ -23,6 +23,7 @@ from django.conf import settings
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from tests import guest
 from tests.browser_fixtures import sign_in
 from tests.support import wait_for, wait_gone, wait_status
 from tests.vm_fixtures import hvhost, hvhost_base, remove_test_domains
@@ -269,12 +270,7 @@ def check_the_graphical_session(desktop, browser, portal, owner, artifacts) -> N
 
 def in_session(desktop: Desktop, script: str, *args: str) -> str:
     """Run a shell script in the desktop user's X session, through the guest agent."""
-    agent = get_driver(desktop.host.libvirt_uri).agent
-    result = agent.run(desktop.domain_name, "/usr/sbin/runuser", [
-        "-u", "user", "--", "env", "DISPLAY=:0", "XAUTHORITY=/home/user/.Xauthority",
-        "sh", "-c", script, "sh", *args])
-    assert result.exitcode == 0, result.stderr
-    return result.stdout
+    return guest.in_session(desktop.domain_name, script, *args, uri=desktop.host.libvirt_uri)
 
 
 def copy_in_guest(desktop: Desktop, text: str) -> None:

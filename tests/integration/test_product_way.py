@@ -2,8 +2,9 @@
 the folders the set-up makes, the host's domain type left to ``auto``), used over HTTP as a
 person would, right away: a claim reaches ``running`` with no failed operation, whether KVM
 works on this machine or not; then a live snapshot of the running persistent desktop and its
-revert, a backup and its restore, and a dashboard thumbnail, each once; and a warm desktop
-claimed in Chromium, its screen on the console.
+revert, a backup and its restore, and a dashboard thumbnail, each once; a warm desktop
+claimed in Chromium, its screen on the console, in a recorded pool whose recording an
+administrator replays; and files both ways with the demo's graphical Debian desktop.
 
 It holds what was broken on a fresh machine while the suite, running the services as root in
 a setup of its own, passed: the KVM probe's serial log, folders nobody made, a backup folder
@@ -12,14 +13,17 @@ QEMU could not enter, a running disk the worker could not read."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import sqlite3
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,7 @@ import requests
 from django.conf import settings
 
 from tests.browser_fixtures import canvas_shows_something, sign_in
+from tests.guest import in_session
 from vdi.folders import FOLDERS
 from vdi.hypervisor import get_driver
 from vdi.testing.processes import ROOT, free_port, proc_stats, wait_for
@@ -55,6 +60,13 @@ class Portal:
     def value(self, sql: str, *args: Any) -> Any:
         found = self.rows(sql, *args)
         return found[0][0] if found else None
+
+    def change(self, sql: str) -> None:
+        """Change its database as the service user would (files SQLite makes stay its)."""
+        script = ("import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
+                  "db.execute(sys.argv[2]); db.commit()")
+        subprocess.run(["runuser", "-u", SERVICE_USER, "--", sys.executable, "-c", script,
+                        str(DATA / "secrets" / "portal.sqlite3"), sql], check=True)
 
     def failures(self) -> list[tuple[Any, ...]]:
         return self.rows("select kind, target, error, detail from vdi_operation "
@@ -92,7 +104,7 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     env.update(VDI_DATA_DIR=str(DATA), VDI_KERNEL_DIR=str(settings.KERNEL_DIR),
                VDI_PORT=str(port), VDI_HOST_NAME="productway", VDI_DOMAIN_PREFIX=PREFIX,
                VDI_REDIS_KEY_PREFIX=PREFIX, VDI_DOMAIN_TYPE="auto",
-               VDI_DEMO_DESKTOP_IMAGE="false",  # the desktop tier boots the graphical one
+               VDI_IMAGE_CACHE_DIR=str(settings.IMAGE_CACHE_DIR),  # the desktop tier's build
                VDI_THUMBNAIL_INTERVAL="5", VDI_SPICE_GATEWAY_LISTEN=f"127.0.0.1:{free_port()}")
     process = subprocess.Popen(["bash", str(ROOT / "scripts" / "run")], cwd=ROOT, env=env,
                                stdout=log.open("wb"), stderr=subprocess.STDOUT,
@@ -171,8 +183,12 @@ def test_a_fresh_portal_serves_a_persistent_desktop_and_its_features_as_the_serv
     assert decided, "scripts/run says which domain type the host got, and why"
     assert "Set-up stages: packages" in text, "and how long each stage of its set-up took"
     service = pwd.getpwnam(SERVICE_USER)
-    for folder in FOLDERS:  # made at set-up, as the one table says
-        path = folder.path({"VDI_DATA_DIR": str(DATA), "VDI_KERNEL_DIR": str(settings.KERNEL_DIR)})
+    told = {"VDI_DATA_DIR": str(DATA), "VDI_KERNEL_DIR": str(settings.KERNEL_DIR),
+            "VDI_IMAGE_CACHE_DIR": str(settings.IMAGE_CACHE_DIR)}
+    for folder in FOLDERS:  # made at set-up, as the one table says (the shared ones aside)
+        path = folder.path(told)
+        if not path.is_relative_to(DATA):
+            continue
         info = path.stat()
         assert stat.S_IMODE(info.st_mode) == folder.mode, path
         assert (info.st_uid == service.pw_uid) == folder.service_owned, path
@@ -236,7 +252,70 @@ def test_a_warm_desktop_claimed_in_chromium_shows_its_screen_at_once(portal, bro
         return "booted and waiting" in card.inner_text()
 
     wait_for(warm, 300, "the pool's warm desktop (its card says so)", every=2)
+    portal.change("update vdi_pool set record_sessions = 1 where name = 'Tiny desktop'")
     card.locator("button", has_text="Get a desktop").click()
     page.wait_for_url(re.compile(r"/desktops/\d+/console/$"))  # a warm claim: its console
     page.wait_for_selector("#console-state:text-is('Connected')", timeout=30_000)
+    assert page.is_visible("#console-recorded"), "the user is told it is recorded"
     wait_for(lambda: canvas_shows_something(page), 30, "the guest's screen on the canvas")
+    page.close()  # the console closes: daphne (the service user) finishes the recording
+
+    recording = wait_for(lambda: portal.value(
+        "select id from vdi_recording where ended_at is not null and size_bytes > 1000"), 60,
+        "the recording to be finished")
+    admin = browser.new_page(viewport={"width": 1024, "height": 768})
+    sign_in(admin, portal, "admin", demo_password("admin"))
+    admin.goto(f"{portal.origin}/recordings/{recording}/")
+    admin.wait_for_selector("#replay[data-state=playing]", timeout=30_000)
+    admin.evaluate("window.vdiReplay.seekTo(window.vdiReplay.duration)")
+    admin.wait_for_selector("#replay[data-state=finished]", timeout=30_000)
+    wait_for(lambda: canvas_shows_something(admin), 30, "the replayed screen")
+
+
+def test_files_go_both_ways_with_the_demos_graphical_desktop(portal):
+    """The demo's Debian desktop (its image taken from the build scripts/run started): a file
+    sent from the browser lands in its Downloads, one it puts in its Shared folder comes back,
+    through the worker's spool (the service user's)."""
+    demo = signed_in(portal, "demo")
+    pool = portal.value("select id from vdi_pool where name = 'Debian desktop'")
+    post(demo, portal, f"/pools/{pool}/claim/")
+    desktop, domain = portal.rows(
+        "select id, domain_name from vdi_desktop where pool_id = ? and owner_id = "
+        "(select id from auth_user where username = 'demo')", pool)[0]
+    wait_for(lambda: portal.value("select guest_ready_at from vdi_desktop where id = ?",
+                                  desktop) or portal.failures(), 600, "its session")
+    assert portal.failures() == []
+    console = demo.get(f"{portal.origin}/desktops/{desktop}/console/", timeout=30).text
+    upload_pass = re.search(r'data-upload-pass="([^"]+)"', console)
+    assert upload_pass, "the console page gives its uploads a pass"
+    sent = secrets.token_bytes(300_000)
+    answer = demo.post(f"{portal.origin}/desktops/{desktop}/files/upload/", data=sent,
+                       params={"name": "from the browser.bin", "pass": upload_pass.group(1)},
+                       headers={"X-CSRFToken": str(demo.cookies["csrftoken"]),
+                                "Content-Type": "application/octet-stream",
+                                "Referer": f"{portal.origin}/"}, timeout=60)
+    assert answer.status_code == 202, answer.text
+    assert transfer_ended(portal, answer.json()["id"]) == ("done", "")
+    arrived = in_session(domain, 'sha256sum < "$HOME/Downloads/from the browser.bin"')
+    assert arrived.split()[0] == hashlib.sha256(sent).hexdigest()
+
+    made = in_session(domain, 'mkdir -p "$HOME/Shared"; head -c 200000 /dev/urandom '
+                              '> "$HOME/Shared/report.bin"; sha256sum < "$HOME/Shared/report.bin"')
+    fetch = demo.post(f"{portal.origin}/desktops/{desktop}/files/fetch/", timeout=30,
+                      data={"name": "report.bin"},
+                      headers={"X-CSRFToken": str(demo.cookies["csrftoken"]),
+                               "Referer": f"{portal.origin}/"})
+    assert fetch.status_code == 202, fetch.text
+    assert transfer_ended(portal, fetch.json()["id"]) == ("done", "")
+    saved = demo.get(f"{portal.origin}/files/{fetch.json()['id']}/", timeout=30)
+    assert saved.status_code == 200 and hashlib.sha256(saved.content).hexdigest() == \
+        made.split()[0]
+
+
+def transfer_ended(portal: Portal, transfer: int) -> tuple[str, str]:
+    """How a file transfer ended: its status and error."""
+    def ended() -> tuple[str, str] | None:
+        row = portal.rows("select status, error from vdi_filetransfer where id = ?", transfer)
+        return (str(row[0][0]), str(row[0][1])) if row and row[0][0] != "pending" else None
+    found: tuple[str, str] = wait_for(ended, 120, "the file transfer to end")
+    return found
