@@ -18,6 +18,9 @@ from vdi.choices import DesktopStatus as S
 from vdi.live import events as live
 from vdi.models import DeletedDesktop, Desktop
 
+# Where no guest of the desktop runs any more (a stop, a failure): its agent's facts go.
+GUEST_GONE = frozenset({S.STOPPED, S.ERROR})
+
 
 class TransitionRefused(Exception):
     """The desktop is not in a state that allows the action."""
@@ -37,8 +40,11 @@ def compare_and_set(desktop_id: int, old: set[S] | frozenset[S], new: S, error: 
     ``error`` is what the user reads; ``detail`` what operators read (the raw cause).
     """
     now = timezone.now()
+    # What the guest agent said (who is signed in...) is not true of a guest that stopped.
+    forget: dict[str, object] = {"guest_facts": {}} if new in GUEST_GONE else {}
     changed = Desktop.objects.filter(Q(pk=desktop_id) & Q(status__in=old)).update(
         status=new, last_error=error, error_detail=detail, status_changed_at=now, updated_at=now,
+        **forget,
     )
     if changed == 1:
         live.desktop_changed(desktop_id)

@@ -54,7 +54,7 @@ def test_the_admin_desktop_page_shows_the_guests_facts_in_words(admin_user, owne
     client = signed_in(admin_user)
     change = reverse("admin:vdi_desktop_change", args=[desktop.pk])
     assert 'class="guest-facts"' not in client.get(change).content.decode(), "nothing yet"
-    Desktop.objects.filter(pk=desktop.pk).update(guest_facts={
+    Desktop.objects.filter(pk=desktop.pk).update(status=DesktopStatus.RUNNING, guest_facts={
         "os": "Debian GNU/Linux 12 <bookworm>", "hostname": "unit-pool-7",
         "addresses": ["10.100.7.129", "fe80::1"], "users": ["user", "<b>eve</b>"],
         "shared": [{"name": "notes.txt", "size": 5}]})

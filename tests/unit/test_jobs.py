@@ -78,6 +78,24 @@ def test_stop_start_restart_delete(owner, test_pool):
     assert not Path(desktop.disk_path).exists()
 
 
+FACTS = {"os": "Debian GNU/Linux 12", "hostname": "jobs-1", "addresses": ["10.0.0.9"],
+         "users": ["user"]}
+
+
+def test_a_stopped_desktop_forgets_what_its_agent_said(owner, test_pool):
+    desktop = create_desktop(owner, test_pool)
+    run("provision", desktop)
+    Desktop.objects.filter(pk=desktop.pk).update(guest_facts=FACTS)
+    desktop.refresh_from_db()
+    assert desktop.guest.users == ("user",), "said while it runs"
+    request_action(owner, desktop, "stop")
+    assert run("stop", desktop) == "done"
+    desktop.refresh_from_db()
+    assert desktop.status == DesktopStatus.STOPPED
+    assert desktop.guest_facts == {} and not desktop.guest, "nobody is signed in any more"
+    get_driver(TEST_URI).undefine(desktop.domain_name, (Path(desktop.disk_path),))
+
+
 def test_start_recreates_a_missing_domain(owner, test_pool):
     desktop = create_desktop(owner, test_pool)
     run("provision", desktop)

@@ -85,3 +85,16 @@ def test_a_deleted_desktop_leaves_the_table_and_is_kept_in_words(desktop, pool, 
     assert not image_version.in_use(), "nothing pins the version any more"
     image_version.delete()
     pool.delete()
+
+
+@pytest.mark.parametrize(("move", "kept"), [
+    ((S.RUNNING, S.STOPPED), False),  # the reconciler: powered off outside the portal
+    ((S.STOPPING, S.ERROR), False),  # a failed stop
+    ((S.RUNNING, S.SNAPSHOTTING), True),  # a live snapshot: the guest goes on running
+])
+def test_a_guest_that_stops_leaves_no_facts_behind(desktop, move, kept):
+    facts = {"hostname": "sm-1", "users": ["user"]}
+    Desktop.objects.filter(pk=desktop.pk).update(status=move[0], guest_facts=facts)
+    assert state.compare_and_set(desktop.pk, {move[0]}, move[1])
+    desktop.refresh_from_db()
+    assert desktop.guest_facts == (facts if kept else {})

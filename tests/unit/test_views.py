@@ -220,6 +220,18 @@ def test_the_row_shows_what_the_guest_agent_says(owner, pool):
         assert "<b>eve</b>" not in page and "<bookworm>" not in page
 
 
+@pytest.mark.parametrize("status", [DesktopStatus.STOPPED, DesktopStatus.STOPPING,
+                                    DesktopStatus.ERROR])
+def test_a_desktop_that_is_not_running_shows_no_session_facts(owner, pool, status):
+    """Facts the agent said while it ran (left in the row) are not shown once it stopped."""
+    desktop = create_desktop(owner, pool)
+    Desktop.objects.filter(pk=desktop.pk).update(status=status, guest_facts=FACTS)
+    for url in (reverse("desktop-rows"), reverse("desktop-list")):
+        row = row_of(signed_in(owner).get(url).content.decode(), desktop)
+        assert "Signed in" not in row and 'class="facts' not in row, (status, url)
+        assert "unit-pool-7" not in row and "10.100.7.129" not in row
+
+
 def test_console_page_tells_the_policies(owner, pool):
     from django.utils import timezone
 

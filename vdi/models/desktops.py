@@ -172,8 +172,11 @@ class Desktop(models.Model):
 
     @property
     def guest(self) -> Guest:
-        """Its guest's OS, host name, addresses and signed-in users, as its agent said."""
-        return Guest.of(self.guest_facts if isinstance(self.guest_facts, dict) else {})
+        """Its guest's OS, host name, addresses and signed-in users, as its agent said;
+        nothing while it is not running (nobody is signed in to a stopped desktop)."""
+        if self.status != DesktopStatus.RUNNING or not isinstance(self.guest_facts, dict):
+            return Guest()
+        return Guest.of(self.guest_facts)
 
     @property
     def is_transitional(self) -> bool:

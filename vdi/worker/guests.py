@@ -88,7 +88,8 @@ def check(desktop_id: int) -> str:
         _owners_keyboard(desktop)
         return "ready"
     if facts:
-        Desktop.objects.filter(pk=desktop.pk).update(guest_facts=facts)
+        Desktop.objects.filter(pk=desktop.pk, status=DesktopStatus.RUNNING).update(
+            guest_facts=facts)
     return "timeout" if _too_long(desktop) else "waiting"
 
 
@@ -120,4 +121,6 @@ def refresh_facts(desktop: Desktop) -> None:
     except HypervisorError as exc:
         log.info("facts of %s: %s", desktop, exc)
         return
-    Desktop.objects.filter(pk=desktop.pk).update(guest_facts=facts.as_dict())
+    # not onto a desktop that stopped while its agent answered
+    Desktop.objects.filter(pk=desktop.pk, status=DesktopStatus.RUNNING).update(
+        guest_facts=facts.as_dict())

@@ -153,13 +153,14 @@ def _boot(desktop: Desktop, operation_id: int, new: bool = False) -> None:
 
 
 def record_endpoint(desktop_id: int, endpoint: VncEndpoint | None) -> None:
-    """Where the console proxy finds the running guest's screen (or nowhere: it stopped)."""
+    """Where the console proxy finds the running guest's screen (or nowhere: it stopped).
+    A guest that boots or stops has told nothing yet: its agent's facts go too."""
     Desktop.objects.filter(pk=desktop_id).update(
         vnc_host=endpoint.host if endpoint and not endpoint.socket else "",
         vnc_port=endpoint.port if endpoint and not endpoint.socket else None,
         vnc_socket=str(endpoint.socket) if endpoint and endpoint.socket else "",
         display_protocol=endpoint.display.value if endpoint else DisplayProtocol.VNC,
-        guest_ready_at=None)
+        guest_ready_at=None, guest_facts={})
     if endpoint is not None and endpoint.password:  # a revert brings its own definition back
         Desktop.objects.filter(pk=desktop_id).update(vnc_password=endpoint.password)
 
