@@ -1,22 +1,25 @@
-"""A desktop's snapshots: the tree, and take, revert, delete (owners of persistent desktops,
-and whoever holds ``vdi.snapshot_desktop`` on it), with the last of these that failed until it
-is dismissed or one of its kind succeeds. The tree is a live part of the page (fetched again
-when ``/ws/live/`` says the desktop changed). No hypervisor calls here."""
+"""A desktop's snapshots: the tree, and take, revert (confirmed on a page that says what is
+lost), delete (owners of persistent desktops, and whoever holds ``vdi.snapshot_desktop`` on
+it), with the last of these that failed until it is dismissed or one of its kind succeeds.
+The tree is a live part of the page (fetched again when ``/ws/live/`` says the desktop
+changed). No hypervisor calls here."""
 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET, require_POST
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from vdi import actions
-from vdi.choices import DesktopStatus
+from vdi.choices import DesktopStatus, SnapshotStatus
 from vdi.models import Desktop, Snapshot
 from vdi.services import access, failures, snapshots
 from vdi.services.access import Standing
 from vdi.view_outcomes import asked
 from vdi.views import client_address
+
+CONFIRMED = "revert"  # the confirmation page's form says it with its ``confirm`` field
 
 
 def _desktop(request: HttpRequest, pk: int) -> Desktop:
@@ -36,7 +39,6 @@ def _part(request: HttpRequest, desktop: Desktop) -> dict[str, object]:
         "dismiss": "snapshot-failure-dismiss",
         "running": desktop.status == DesktopStatus.RUNNING,
         "settled": desktop.status in actions.SNAPSHOT.allowed_from,
-        "revert_confirm": actions.REVERT.confirm,
     }
 
 
@@ -79,14 +81,34 @@ def _snapshot(request: HttpRequest, pk: int) -> Snapshot:
     return snapshot
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @login_required
-def snapshot_revert(request: HttpRequest, pk: int) -> HttpResponseRedirect:
+def snapshot_revert(request: HttpRequest, pk: int) -> HttpResponse:
+    """A revert throws the desktop's present away: its page says what is lost, and only its
+    form's ``confirm`` asks for it (a bare POST, from a stale page or a script that did not
+    read it, is sent to the page)."""
     snapshot = _snapshot(request, pk)
-    return asked(request, lambda: snapshots.revert(
-        request.user, snapshot, client_address(request)),
-        f"Going back to the snapshot {snapshot.name}.", "desktop-snapshots",
-        pk=snapshot.desktop_id)
+    if request.method == "POST" and request.POST.get("confirm") == CONFIRMED:
+        return asked(request, lambda: snapshots.revert(
+            request.user, snapshot, client_address(request)),
+            f"Going back to the snapshot {snapshot.name}.", "desktop-snapshots",
+            pk=snapshot.desktop_id)
+    if request.method == "POST":
+        return redirect("snapshot-revert", pk=snapshot.pk)
+    desktop = snapshot.desktop
+    return render(request, "vdi/snapshot_revert.html", {
+        "snapshot": snapshot, "desktop": desktop, "confirmed": CONFIRMED,
+        "running": desktop.status == DesktopStatus.RUNNING,
+        "why_not": _why_no_revert(snapshot, desktop),
+    })
+
+
+def _why_no_revert(snapshot: Snapshot, desktop: Desktop) -> str | None:
+    if snapshot.status != SnapshotStatus.READY:
+        return f"The snapshot {snapshot.name} is {snapshot.get_status_display()}."
+    if desktop.status not in actions.REVERT.allowed_from:
+        return f"The desktop is {desktop.get_status_display()}: wait until it settles."
+    return actions.REVERT.refusal(desktop, as_owner=False)
 
 
 @require_POST

@@ -212,8 +212,8 @@ def test_a_fresh_portal_serves_a_persistent_desktop_and_its_features_as_the_serv
     snapshot = portal.value("select id from vdi_snapshot where desktop_id = ? and "
                             "status = 'ready'", desktop)
     assert snapshot, "the snapshot is ready, not left 'being taken'"
-    assert pressed(demo, portal, "revert", f"/snapshots/{snapshot}/revert/") == "succeeded", \
-        portal.failures()
+    assert pressed(demo, portal, "revert", f"/snapshots/{snapshot}/revert/",
+                   confirm="revert") == "succeeded", portal.failures()
 
     # a backup, into a folder QEMU enters, and a restore of it
     assert pressed(demo, portal, "backup", f"/desktops/{desktop}/backups/now/") == \

@@ -1,6 +1,7 @@
 """The role matrix, the portal's other pages: settings, recordings, the Files panel's
-endpoints, snapshots (take, revert, delete), backups (now, restore, restore to a new desktop,
-restore a file) and the older "new desktop" form, for every persona (``tests/roles.py``).
+endpoints, snapshots (take, revert and its confirmation page, delete), backups (now, restore,
+restore to a new desktop, restore a file) and the older "new desktop" form, for every persona
+(``tests/roles.py``).
 
 Each persona gets exactly its status. A refused call reaches no hypervisor driver, enqueues
 nothing and changes nothing; an allowed call takes effect (the row, the task on the host's
@@ -172,8 +173,12 @@ PAGES: dict[str, Page] = {
         lambda c, w: c.post(f"/desktops/{w.desktop.pk}/snapshots/take/",
                             {"name": "new", "with_data_disk": "on"}),
         moved_to(DesktopStatus.SNAPSHOTTING, "snapshot")),
+    "GET snapshot revert": Page(
+        SNAPSHOTS, lambda c, w: c.get(f"/snapshots/{w.snapshot.pk}/revert/"),
+        lambda w, r, q: b"What will be lost" in r.content),
     "POST snapshot revert": Page(
-        SNAPSHOTS, lambda c, w: c.post(f"/snapshots/{w.snapshot.pk}/revert/"),
+        SNAPSHOTS,
+        lambda c, w: c.post(f"/snapshots/{w.snapshot.pk}/revert/", {"confirm": "revert"}),
         moved_to(DesktopStatus.REVERTING, "revert")),
     "POST snapshot delete": Page(
         SNAPSHOTS, lambda c, w: c.post(f"/snapshots/{w.snapshot.pk}/delete/"),
