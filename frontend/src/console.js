@@ -2,7 +2,9 @@
 // and pass the portal's notices (text frames) to the parts of the page they concern.
 import RFB from "@novnc/novnc";
 import { setUpClipboard } from "./clipboard.js";
-import { csrfToken, diagnose, getTicket, statusLine, ticketFrom } from "./console_common.js";
+import {
+  csrfToken, diagnose, getTicket, setUpMenu, statusLine, ticketFrom,
+} from "./console_common.js";
 import { setUpFiles } from "./files.js";
 import { typeText } from "./keys.js";
 import { setUpTouch } from "./touch.js";
@@ -33,6 +35,13 @@ const clipboard = setUpClipboard(root, screen, liveRfb);
 const onWatchNotice = setUpWatching(tellPortal);
 setUpTouch(liveRfb);
 setUpFiles(root, screen, csrfToken);
+setUpMenu(screen);
+
+// The user changed their keyboard layout (here or on their settings page): the line says so.
+function showKeyboard(label) {
+  const line = document.getElementById("console-keyboard");
+  if (line && label) { line.textContent = label; }
+}
 
 async function failed(summary) {
   connected = false;
@@ -55,6 +64,7 @@ function onNotice(notice) {
   if (notice.notice === "recorded") { document.getElementById("console-recorded").hidden = false; }
   if (notice.notice === "asking_consent") { setState("Waiting for the user to allow watching…"); }
   if (notice.notice === "consent_given") { setState(`${notice.by} allowed watching; connecting…`); }
+  if (notice.notice === "keyboard") { showKeyboard(notice.label); }
   onWatchNotice(notice);
 }
 

@@ -55,3 +55,26 @@ export async function diagnose(diagnoseUrl) {
     return ["The portal did not answer: check your network connection."];
   }
 }
+
+// The console's menu: a handle at the top of the screen opens it over the screen (nothing
+// moves, so the desktop keeps its resolution); choosing a tool, Escape or going back to the
+// screen closes it. It stays open while the console is disconnected (Reconnect is in it).
+export function setUpMenu(screen) {
+  const menu = document.getElementById("console-menu");
+  const handle = document.getElementById("btn-menu");
+  const show = (open) => {
+    menu.toggleAttribute("data-open", open);
+    handle.setAttribute("aria-expanded", String(open));
+  };
+  handle.addEventListener("click", () => show(!menu.hasAttribute("data-open")));
+  menu.querySelectorAll(".console-tools button").forEach((button) => {
+    button.addEventListener("click", () => show(false));
+  });
+  menu.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") { return; }
+    show(false);
+    handle.focus();
+  });
+  screen.addEventListener("pointerdown", () => show(false));
+  return show;
+}

@@ -1,7 +1,9 @@
 // The console's Files panel: files dropped on the screen (or chosen) go to the desktop's
 // Downloads folder, with the upload's progress; the desktop's Shared folder is listed and its
-// files downloaded. The worker moves the bytes through the guest agent, so the panel polls
-// for the outcome while anything is pending.
+// files downloaded with one click (the browser's download starts by itself once the worker
+// has the file; the transfer's "Save" link stays as a fallback). The worker moves the bytes
+// through the guest agent, so the panel polls until none of the transfers is pending, and
+// the status line follows the ones this page started to their end.
 
 export function setUpFiles(root, screen, csrfToken) {
   const panel = document.getElementById("files-panel");
@@ -15,6 +17,7 @@ export function setUpFiles(root, screen, csrfToken) {
   const base = root.dataset.filesUrl;
   const max = Number(root.dataset.fileMax);
   let pollTimer = null;
+  const started = new Map();  // transfer id -> its name: the ones this page started, until they end
 
   const say = (text) => { statusText.textContent = text; };
   const post = (url, body) => fetch(url, {
@@ -49,23 +52,61 @@ export function setUpFiles(root, screen, csrfToken) {
       link.dataset.name = t.name;
       return item(text, link);
     }));
+    state.transfers.filter((t) => started.has(t.id) && t.status !== "pending").forEach(ended);
     return state.transfers.some((t) => t.status === "pending");
   }
 
+  // A transfer this page started has ended: the status line says how, and a file copied out
+  // of the desktop is saved at once.
+  function ended(transfer) {
+    started.delete(transfer.id);
+    if (transfer.status !== "done") {
+      say(`${transfer.name}: ${transfer.status}${transfer.error ? ` (${transfer.error})` : ""}.`);
+    } else if (transfer.direction === "in") {
+      say(`${transfer.name} is in the desktop's Downloads folder.`);
+    } else {
+      say(`${transfer.name} is downloaded (Save, under Recent transfers, downloads it again).`);
+      if (transfer.url) { save(transfer.url, transfer.name); }
+    }
+  }
+
+  function save(url, name) {
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = name;
+    link.hidden = true;
+    document.body.append(link);
+    link.click();
+    link.remove();
+  }
+
+  // Polls while a transfer is pending, one this page started has not ended or the panel is
+  // open; a failed poll (the network, the portal restarting) is tried again.
   async function refresh() {
     clearTimeout(pollTimer);
-    const response = await fetch(base, { credentials: "same-origin" });
-    const state = await response.json();
-    if (!response.ok) { say(state.error || `HTTP ${response.status}`); return; }
-    if (render(state) || !panel.hidden) { pollTimer = setTimeout(refresh, 1500); }
+    let pending = false;
+    try {
+      const response = await fetch(base, { credentials: "same-origin" });
+      const state = await response.json();
+      if (!response.ok) {
+        say(state.error || `HTTP ${response.status}`);
+        return;
+      }
+      pending = render(state);
+    } catch {
+      pending = started.size > 0;
+    }
+    if (pending || started.size || !panel.hidden) { pollTimer = setTimeout(refresh, 1500); }
   }
 
   async function fetchFile(name) {
     const body = new FormData();
     body.append("name", name);
     const response = await post(`${base}fetch/`, body);
-    const answer = await response.json();
-    say(response.ok ? `Copying ${name} out of the desktop…` : answer.error);
+    const answer = await response.json().catch(() => ({}));
+    if (response.ok) { started.set(answer.id, name); }
+    say(response.ok ? `Copying ${name} out of the desktop; the download starts when it is done…`
+      : (answer.error || `The portal refused (HTTP ${response.status}).`));
     refresh();
   }
 
@@ -87,6 +128,7 @@ export function setUpFiles(root, screen, csrfToken) {
         progress.hidden = true;
         let answer = {};
         try { answer = JSON.parse(request.responseText); } catch { answer = {}; }
+        if (request.status === 202) { started.set(answer.id, file.name); }
         say(request.status === 202 ? `${file.name} sent; copying it into the desktop…`
           : (answer.error || `The upload failed (HTTP ${request.status}).`));
         refresh();

@@ -4,7 +4,7 @@
 import {
   SpiceMainConn, handle_resize, resize_helper, sendCtrlAltDel,
 } from "@spice-project/spice-html5/src/main.js";
-import { diagnose, getTicket, statusLine } from "./console_common.js";
+import { diagnose, getTicket, setUpMenu, statusLine } from "./console_common.js";
 
 const root = document.getElementById("console");
 const reconnectButton = document.getElementById("btn-reconnect");
@@ -13,6 +13,7 @@ let connection = null;
 let connected = false;
 
 const { setState, showProblem } = statusLine(root);
+setUpMenu(document.getElementById("spice-screen"));
 
 async function failed(summary) {
   if (connection) { connection.stop(); connection = null; }

@@ -50,6 +50,7 @@ def test_user_types_into_the_desktop_from_the_browser(
 
     # Text typed as keysyms (the clipboard panel's "Type it"): layout-independent, shift included.
     second = f"Keysym{secrets.token_hex(3)}"
+    page.click("#btn-menu")  # the toolbar, folded away over the screen
     page.click("#btn-clipboard")
     page.fill("#clipboard-text", f"echo {second} > /dev/ttyS0\n")
     page.click("#btn-clip-type")

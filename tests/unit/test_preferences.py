@@ -1,16 +1,21 @@
 """A user's keyboard layout: chosen on their settings page, audited, and sent to the sessions
 of their running desktops that have a guest agent (the worker sets it with setxkbmap), on a
-change and whenever they open a console; desktops without a session agent keep "Type it"."""
+change and whenever they open a console (whose "Keyboard:" line follows a change at once);
+desktops without a session agent keep "Type it"."""
 
 from __future__ import annotations
+
+import asyncio
+import json
 
 import pytest
 from django.urls import reverse
 
+from tests.console_helpers import FakeVnc, opened, run, session_cookie, with_vnc
 from tests.support import drain, signed_in
 from vdi.choices import KeyboardLayout, Readiness
 from vdi.models import AuditEvent, Preferences
-from vdi.services.preferences import keyboard_for_console, keyboard_layout
+from vdi.services.preferences import keyboard_for_console, keyboard_layout, set_keyboard_layout
 from vdi.task_names import APPLY_KEYBOARD_LAYOUT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,4 +72,19 @@ def test_opening_the_console_brings_the_owners_layout_and_hides_type_it(
         {"task": APPLY_KEYBOARD_LAYOUT, "args": [agent_desktop.pk, "de"]}]
     page = signed_in(owner).get(reverse("desktop-console", args=[agent_desktop.pk]))
     text = page.content.decode()
-    assert "Type it into the desktop" not in text and "Keyboard: German" in text
+    assert "Type it into the desktop" not in text
+    assert 'Keyboard: <span id="console-keyboard">German</span>' in text
+
+
+def test_the_users_open_console_hears_of_a_new_layout_at_once(owner, agent_desktop, empty_queue):
+    session = session_cookie(owner)
+
+    async def body(vnc: FakeVnc) -> None:
+        console = await opened(owner, session, agent_desktop)
+        await asyncio.to_thread(set_keyboard_layout, owner, KeyboardLayout.FR)
+        while isinstance(frame := await console.receive_from(timeout=5), bytes):
+            pass  # the desktop's screen
+        assert json.loads(frame) == {"notice": "keyboard", "label": "French (AZERTY)"}
+        await console.disconnect()
+
+    run(with_vnc, agent_desktop, body)

@@ -252,6 +252,12 @@ class ConsoleConsumer(AsyncWebsocketConsumer, WatchingMixin, RelayMixin):  # typ
                 "notice": "watched" if event.get("joined") else "unwatched",
                 "by": str(event.get("watcher", ""))}))
 
+    async def vdi_keyboard(self, event: dict[str, Any]) -> None:
+        """The user chose another keyboard layout: the page's "Keyboard:" line follows."""
+        if self.target is not None and not self.closing:
+            await self.send(text_data=json.dumps({"notice": "keyboard",
+                                                  "label": str(event.get("label", ""))}))
+
     # --- closing ------------------------------------------------------------------------------
     async def end(self, code: CloseCode) -> None:
         if self.ended:

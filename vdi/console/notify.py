@@ -23,7 +23,8 @@ WATCH = "vdi.watch"  # {"watcher": name, "joined": bool}: someone started or sto
 CONSENT_REQUEST = "vdi.consent_request"  # {"watcher", "reply_to"}: ask the user's consoles
 CONSENT = "vdi.consent"  # {"allow": bool, "by": name}: the user's answer, to the watcher
 END_WATCHING = "vdi.end_watching"  # the user ended the watching: watchers close
-NOTICES = frozenset({END, RECHECK, WATCH, CONSENT_REQUEST, CONSENT, END_WATCHING})
+KEYBOARD = "vdi.keyboard"  # {"label": str}: the user chose another keyboard layout
+NOTICES = frozenset({END, RECHECK, WATCH, CONSENT_REQUEST, CONSENT, END_WATCHING, KEYBOARD})
 
 
 def desktop_group(desktop_id: int) -> str:
@@ -143,3 +144,8 @@ def recheck_user_consoles(user_id: int) -> None:
 
 def recheck_desktop_consoles(desktop_id: int) -> None:
     tell(desktop_group(desktop_id), {"type": RECHECK})
+
+
+def keyboard_changed(user_id: int, label: str) -> None:
+    """The user's open consoles show the keyboard layout they chose now."""
+    tell(user_group(user_id), {"type": KEYBOARD, "label": label})

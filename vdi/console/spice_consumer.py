@@ -187,3 +187,6 @@ class SpiceConsumer(ConsoleConsumer):
 
     async def vdi_watch(self, event: dict[str, object]) -> None:
         """SPICE consoles are never watched."""
+
+    async def vdi_keyboard(self, event: dict[str, object]) -> None:
+        """SPICE channels carry SPICE only: their page shows no keyboard layout."""

@@ -1,6 +1,7 @@
 """A user's own choices, and their effect on the user's desktops: the keyboard layout goes to
 each running desktop's session (through the worker and the guest agent) when the user
-changes it and whenever the user opens a console."""
+changes it and whenever the user opens a console; the user's open consoles show the new
+layout's name."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from vdi import task_names
 from vdi.choices import DesktopStatus, KeyboardLayout, Readiness
+from vdi.console.notify import keyboard_changed
 from vdi.models import Desktop, Preferences
 from vdi.services import audit, dispatch
 from vdi.services.access import Account, User
@@ -41,6 +43,8 @@ def set_keyboard_layout(user: Account, layout: KeyboardLayout,
                  before=before, after=str(layout))
     for desktop in Desktop.objects.filter(owner=user, status=DesktopStatus.RUNNING):
         apply_keyboard_layout(desktop, layout)
+    user_id, label = user.pk, str(layout.label)
+    transaction.on_commit(lambda: keyboard_changed(user_id, label))
 
 
 def has_session_agent(desktop: Desktop) -> bool:
