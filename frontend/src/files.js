@@ -96,6 +96,7 @@ export function setUpFiles(root, screen, csrfToken) {
     } catch {
       pending = started.size > 0;
     }
+    clearTimeout(pollTimer);  // one poll at a time, however many asked meanwhile
     if (pending || started.size || !panel.hidden) { pollTimer = setTimeout(refresh, 1500); }
   }
 

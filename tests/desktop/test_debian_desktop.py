@@ -25,6 +25,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests import guest
 from tests.browser_fixtures import sign_in
+from tests.desktop import console_checks
 from tests.support import wait_for, wait_gone, wait_status
 from tests.vm_fixtures import hvhost, hvhost_base, remove_test_domains
 from vdi.choices import ClipboardPolicy, DesktopStatus, KeyboardLayout
@@ -161,9 +162,13 @@ def test_a_debian_desktop_on_a_host_with_a_network(
         check_the_graphical_session(desktop, browser, portal, owner, artifacts)
         check_the_clipboard(desktop, pool, browser, portal, owner)
         check_the_resolution_follows_the_window(desktop, browser, portal, owner)
+        console_checks.check_the_console_fills_a_wide_window(desktop, browser, portal, owner)
+        console_checks.check_the_keyboard_line_follows_a_change(desktop, browser, portal, owner)
         check_keyboard_layouts(desktop, browser, portal, owner)
         check_phones_and_tablets(desktop, browser, portal, owner)
         check_files_both_ways(desktop, browser, portal, owner, tmp_path)
+        console_checks.check_a_shared_file_downloads_in_one_click(desktop, browser, portal, owner,
+                                                                  tmp_path)
         check_freeze_and_thaw(desktop)
         check_a_live_snapshot_freezes_and_its_revert_thaws(desktop, owner)
         check_a_stop_through_the_agent(desktop, owner)
@@ -494,6 +499,7 @@ def check_phones_and_tablets(desktop, browser, portal, owner) -> None:
     touch("touchEnd")
     wait_for(lambda: any(w in reported() for w in WHEEL), 30, "a two-finger drag to scroll")
 
+    page.tap("#btn-menu")  # the toolbar, folded away over the screen
     page.tap("#btn-keyboard")
     page.keyboard.type("hi there")
     page.keyboard.press("Backspace")
@@ -536,6 +542,7 @@ def check_files_both_ways(desktop, browser, portal, owner, tmp_path) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     sign_in(page, portal, owner.username, "owner-password")
     open_console(page, portal, desktop)
+    page.click("#btn-menu")
     page.click("#btn-files")
     chosen, dropped = "notes été.txt", "data.bin"
     chosen_bytes, dropped_bytes = "Grüße\n".encode() * 1000, secrets.token_bytes(300_000)
