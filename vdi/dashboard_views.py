@@ -22,7 +22,7 @@ from vdi.state import TransitionRefused
 from vdi.views import client_address
 
 THUMBNAIL_CACHE = "private, max-age=30"  # the page names each picture with its version
-PARTS = ("summary", "hosts", "pools", "sessions", "failures", "reconciler")
+PARTS = ("summary", "hosts", "pools", "rollouts", "sessions", "failures", "reconciler")
 
 
 def _scope(request: HttpRequest) -> Scope:
@@ -42,6 +42,9 @@ def _part(scope: Scope, name: str) -> dict[str, Any]:
         return {"hosts": dashboard.hosts(scope, now)}
     if name == "pools":
         return {"pools": dashboard.pools(scope)}
+    if name == "rollouts":
+        return {"rollouts": dashboard.rollouts_under_way(scope, now),
+                "rollout_pages": dashboard.opens_rollout_pages(scope.user)}
     if name == "sessions":
         return {"live": dashboard.live_desktops(scope, now)}
     if name == "failures":

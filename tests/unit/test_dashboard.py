@@ -35,7 +35,7 @@ from vdi.services import dashboard
 PERSONAS = ("anonymous", "owner", "outsider", "helpdesk", "operator", "administrator",
             "admin_user")
 SEES_IT = ("helpdesk", "operator", "administrator", "admin_user")
-PARTS = ("summary", "hosts", "pools", "sessions", "failures", "reconciler")
+PARTS = ("summary", "hosts", "pools", "rollouts", "sessions", "failures", "reconciler")
 
 
 @pytest.fixture

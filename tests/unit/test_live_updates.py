@@ -113,3 +113,20 @@ def test_an_operation_that_ends_tells_the_pages_of_its_desktop(running_desktop, 
     got = heard({"owner": owner, "outsider": outsider}, lambda: operations.finish(
         operation.pk, error="The backup could not be made."))
     assert got == {"owner": [{"kind": "desktop", "id": running_desktop.pk}], "outsider": []}
+
+
+def test_a_rollout_that_moves_tells_the_dashboards_of_its_pool(
+        pool, image_version, owner, outsider, helpdesk, pool_operator, admin_user):
+    """The dashboard's rollouts part is fetched again when a rollout is paused (or moves on):
+    the operators and the pool's operators hear of it, its users do not."""
+    from vdi.models import Rollout
+    from vdi.services import rollouts
+
+    rollout = Rollout.objects.create(pool=pool, from_version=image_version,
+                                     to_version=image_version)
+    people = {"owner": owner, "outsider": outsider, "helpdesk": helpdesk,
+              "pool operator": pool_operator}
+    got = heard(people, lambda: rollouts.pause(admin_user, rollout))
+    change = {"kind": "rollout", "id": rollout.pk}
+    assert got == {"owner": [], "outsider": [], "helpdesk": [change],
+                   "pool operator": [change]}

@@ -11,7 +11,7 @@ from vdi.console.notify import tell
 from vdi.models import Desktop
 
 log = logging.getLogger(__name__)
-CHANGED = "live.changed"  # {"kind": "desktop" | "thumbnail" | "reconcile", "id": int}
+CHANGED = "live.changed"  # {"kind": "desktop" | "thumbnail" | "reconcile" | "rollout", "id": int}
 OPERATORS = "live-operators"  # those who see every desktop (helpdesk, administrators)
 
 
@@ -65,3 +65,16 @@ def reconciled(host_id: int) -> None:
     show its findings."""
     message = {"type": CHANGED, "kind": "reconcile", "id": host_id}
     transaction.on_commit(lambda: tell(OPERATORS, message))
+
+
+def rollout_changed(rollout_id: int, pool_id: int) -> None:
+    """A rollout moved on (or was paused, resumed, rolled back): the dashboards that show its
+    pool (the operators, the pool's operators) show where it stands."""
+    message = {"type": CHANGED, "kind": "rollout", "id": rollout_id}
+    groups = {OPERATORS, pool_group(pool_id)}
+
+    def send() -> None:
+        for group in sorted(groups):
+            tell(group, message)
+
+    transaction.on_commit(send)

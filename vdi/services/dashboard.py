@@ -3,9 +3,10 @@ thumbnails are files the workers wrote). Who sees what is a role, asked through
 ``vdi.services.access``:
 
 - helpdesk and administrators (who view every desktop and pool) see every pool, desktop,
-  session and failure; hosts and the reconciler's findings with ``vdi.view_host`` and
+  session, rollout and failure; hosts and the reconciler's findings with ``vdi.view_host`` and
   ``vdi.view_reconcilerun`` (both roles hold them);
-- pool operators see the pools they operate, and those pools' desktops, sessions and failures;
+- pool operators see the pools they operate, and those pools' desktops, sessions, rollouts
+  and failures;
 - anyone else sees no dashboard.
 
 Each part costs a fixed number of queries, whatever the number of desktops.
@@ -23,6 +24,7 @@ from django.db.models import (
     Avg,
     Count,
     Exists,
+    F,
     OuterRef,
     Q,
     QuerySet,
@@ -44,10 +46,11 @@ from vdi.models import (
     Operation,
     Pool,
     ReconcileRun,
+    Rollout,
     Stray,
 )
-from vdi.services import access, retries
-from vdi.services.access import User
+from vdi.services import access, retries, rollouts
+from vdi.services.access import ScreenAccess, User
 
 CHART_HOURS = 24
 FAILURES_SHOWN = 50
@@ -154,12 +157,27 @@ def pools(scope: Scope) -> QuerySet[Pool]:
 
 @dataclass
 class LiveDesktop:
-    """A desktop with open consoles, and whether this user may see its screen."""
+    """A desktop with open consoles, and how this user may see its screen."""
 
     desktop: Desktop
+    seeing: ScreenAccess = ScreenAccess.NONE
     sessions: list[ConsoleSession] = field(default_factory=list)
-    screen: bool = False  # may see its thumbnail
     thumbnail_at: datetime | None = None
+
+    @property
+    def screen(self) -> bool:
+        """May see its thumbnail."""
+        return self.seeing.pictures
+
+    @property
+    def watch(self) -> bool:
+        """May watch it, view only (its console page opens so for them)."""
+        return self.seeing in (ScreenAccess.WATCH, ScreenAccess.WATCH_IF_ASKED)
+
+    @property
+    def asks_first(self) -> bool:
+        """Its user is asked before the watching starts."""
+        return self.seeing is ScreenAccess.WATCH_IF_ASKED
 
     @property
     def thumbnail_version(self) -> int:
@@ -186,8 +204,8 @@ def live_desktops(scope: Scope, now: datetime) -> list[LiveDesktop]:
         live = found.get(session.desktop_id)
         if live is None:
             desktop = session.desktop
-            live = found[desktop.pk] = LiveDesktop(desktop=desktop)
-            live.screen = may_see_screen(scope.user, desktop)
+            live = found[desktop.pk] = LiveDesktop(
+                desktop=desktop, seeing=access.screen_access(scope.user, desktop))
             if live.screen:
                 live.thumbnail_at = thumbnails.taken_at(desktop.domain_name)
         live.sessions.append(session)
@@ -204,6 +222,38 @@ def screen_of(user: User, desktop_id: int) -> Desktop | None:
     if desktop is None or not may_see_screen(user, desktop):
         return None
     return desktop
+
+
+# --- image rollouts under way --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RolloutRow:
+    rollout: Rollout
+    desktops: int  # in its pool
+    on_new: int  # of them on the new version
+    progress: rollouts.Progress
+
+
+def rollouts_under_way(scope: Scope, now: datetime) -> list[RolloutRow]:
+    """The rollouts of the pools this dashboard shows that are not finished, with how far
+    each got. Two queries: the rollouts with their pools' counts, and all their canaries."""
+    on_new = Q(pool__desktops__image_version=F("to_version"))
+    found = list(Rollout.objects.filter(status__in=rollouts.UNDER_WAY,
+                                        pool__in=scope.pools().values("pk"))
+                 .select_related("pool", "from_version__image", "to_version__image")
+                 .annotate(desktop_count=Count("pool__desktops"),
+                           on_new=Count("pool__desktops", filter=on_new))
+                 .order_by("pool__name", "-created_at"))
+    wanted = {pk for rollout in found for pk in rollout.canaries}
+    canaries = Desktop.objects.in_bulk(wanted) if wanted else {}
+    return [RolloutRow(rollout, rollout.desktop_count, rollout.on_new,
+                       rollouts.progress(rollout, canaries, now)) for rollout in found]
+
+
+def opens_rollout_pages(user: User) -> bool:
+    """The admin's rollout pages open for them (the admin site's own rule: staff, and the
+    permission to view rollouts)."""
+    return bool(getattr(user, "is_staff", False)) and access.holds(user, "vdi.view_rollout")
 
 
 # --- failed operations --------------------------------------------------------------------------

@@ -15,6 +15,8 @@ moves rollouts on (``advance_all``); administrators pause, resume or roll one ba
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import models, transaction
@@ -22,6 +24,7 @@ from django.utils import timezone
 
 from vdi import actions
 from vdi.choices import DesktopStatus, RolloutStatus, VersionPolicy
+from vdi.live import events as live
 from vdi.models import Desktop, ImageVersion, Pool, Rollout
 from vdi.services import audit
 from vdi.services.access import User
@@ -30,6 +33,7 @@ from vdi.services.errors import ServiceError
 from vdi.state import TransitionRefused
 
 ACTIVE = (RolloutStatus.CANARY, RolloutStatus.ROLLING_BACK)
+UNDER_WAY = (*ACTIVE, RolloutStatus.PAUSED)  # neither done nor rolled back
 IDLE_STATES = (DesktopStatus.RUNNING, DesktopStatus.STOPPED)
 
 
@@ -40,19 +44,26 @@ def version_ready(version: ImageVersion) -> list[Rollout]:
         current = pool.serving_version or _previous(version)
         if current is not None and current.number >= version.number:
             continue
-        Rollout.objects.filter(pool=pool, status__in=(*ACTIVE, RolloutStatus.PAUSED)).update(
+        Rollout.objects.filter(pool=pool, status__in=UNDER_WAY).update(
             status=RolloutStatus.ROLLED_BACK, finished_at=timezone.now(),
             note="superseded by a newer version")
         if pool.serving_version is None:  # until the canaries pass, the pool serves this one
             Pool.objects.filter(pk=pool.pk).update(serving_version=current)
-        started.append(Rollout.objects.create(pool=pool, from_version=current,
-                                              to_version=version))
+        rollout = Rollout.objects.create(pool=pool, from_version=current, to_version=version)
+        live.rollout_changed(rollout.pk, pool.pk)
+        started.append(rollout)
     return started
 
 
 def _previous(version: ImageVersion) -> ImageVersion | None:
     return (ImageVersion.objects.filter(image=version.image, number__lt=version.number)
             .order_by("-number").first())
+
+
+def _update(rollout: Rollout, **fields: object) -> None:
+    """Change the rollout's row; the dashboards that show it hear of it."""
+    Rollout.objects.filter(pk=rollout.pk).update(**fields)
+    live.rollout_changed(rollout.pk, rollout.pool_id)
 
 
 def advance_all(now: datetime | None = None) -> list[str]:
@@ -97,25 +108,33 @@ def _start_canaries(rollout: Rollout, now: datetime) -> str:
         return _promote(rollout, "no idle desktop to try it on: new and reset desktops get it")
     count = max(1, math.ceil(len(idle) * pool.rollout_canary_percent / 100))
     canaries = _recompose(idle[:count], rollout.to_version, f"canary of {rollout.to_version}")
-    Rollout.objects.filter(pk=rollout.pk).update(canaries=canaries, canaries_started_at=now)
+    _update(rollout, canaries=canaries, canaries_started_at=now)
     rollout.canaries, rollout.canaries_started_at = canaries, now
     return f"{len(canaries)} canary desktop(s) recomposed"
 
 
 def health(desktop: Desktop | None, rollout: Rollout, now: datetime) -> bool | None:
-    """True: ready on the new version; False: failed or out of time; None: not yet. The
-    time counts from its boot on the new version (its reset itself gets as long again)."""
+    """True: ready on the new version; False: failed or out of time; None: not yet."""
     if desktop is None or desktop.status == DesktopStatus.ERROR:
         return False
+    if _booted(desktop, rollout) and desktop.guest_ready_at:
+        return True
+    return False if now > canary_deadline(desktop, rollout, now) else None
+
+
+def canary_deadline(desktop: Desktop, rollout: Rollout, now: datetime) -> datetime:
+    """When a canary not ready yet counts as failed. The time counts from its boot on the new
+    version (its reset itself gets as long again)."""
     window = timedelta(seconds=rollout.pool.rollout_health_seconds)
     started = rollout.canaries_started_at or now
-    booted = (desktop.image_version_id == rollout.to_version_id
-              and desktop.status == DesktopStatus.RUNNING)
-    if booted and desktop.guest_ready_at:
-        return True
-    if booted:
-        return False if now > max(started, desktop.status_changed_at) + window else None
-    return False if now > started + 2 * window else None
+    if _booted(desktop, rollout):
+        return max(started, desktop.status_changed_at) + window
+    return started + 2 * window
+
+
+def _booted(desktop: Desktop, rollout: Rollout) -> bool:
+    return (desktop.image_version_id == rollout.to_version_id
+            and desktop.status == DesktopStatus.RUNNING)
 
 
 def _judge_canaries(rollout: Rollout, now: datetime) -> str:
@@ -124,11 +143,11 @@ def _judge_canaries(rollout: Rollout, now: datetime) -> str:
     if any(v is None for v in verdicts.values()):
         return "waiting for the canaries"
     failed = [pk for pk, healthy in verdicts.items() if not healthy]
-    Rollout.objects.filter(pk=rollout.pk).update(failed=failed)
+    _update(rollout, failed=failed)
     allowed = rollout.pool.rollout_max_failed_percent * len(verdicts) / 100
     if len(failed) > allowed:
-        Rollout.objects.filter(pk=rollout.pk).update(
-            status=RolloutStatus.ROLLING_BACK,
+        _update(
+            rollout, status=RolloutStatus.ROLLING_BACK,
             note=f"{len(failed)} of {len(verdicts)} canaries were not ready within "
                  f"{rollout.pool.rollout_health_seconds} s: rolling back")
         audit.record(None, "rollout.failed", rollout.pool, None, version=str(rollout.to_version),
@@ -143,8 +162,7 @@ def _promote(rollout: Rollout, why: str) -> str:
     pool = rollout.pool
     with transaction.atomic():
         Pool.objects.filter(pk=pool.pk).update(serving_version=rollout.to_version)
-        Rollout.objects.filter(pk=rollout.pk).update(
-            status=RolloutStatus.DONE, finished_at=timezone.now(), note=why)
+        _update(rollout, status=RolloutStatus.DONE, finished_at=timezone.now(), note=why)
         audit.record(None, "rollout.done", pool, None, version=str(rollout.to_version))
     rest = [d for d in idle_desktops(pool) if d.image_version_id != rollout.to_version_id]
     asked = _recompose(rest, rollout.to_version, f"rollout of {rollout.to_version}")
@@ -160,9 +178,58 @@ def _roll_back(rollout: Rollout) -> str:
         return "waiting for the canaries to settle before rolling back"
     back = [d for d in desktops if d.image_version_id != rollout.from_version_id]
     asked = _recompose(back, rollout.from_version, f"rollback of {rollout.to_version}")
-    Rollout.objects.filter(pk=rollout.pk).update(status=RolloutStatus.ROLLED_BACK,
-                                                 finished_at=timezone.now())
+    _update(rollout, status=RolloutStatus.ROLLED_BACK, finished_at=timezone.now())
     return f"rolled back: {len(asked)} desktop(s) back on {rollout.from_version}"
+
+
+# --- where one stands --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a rollout under way stands: its stage, its canaries' health, what it waits for."""
+
+    stage: str
+    ready: int  # canaries ready on the new version
+    failed: int  # canaries failed or out of time (as judged, once it rolls back)
+    waiting: int  # canaries not judged yet
+    deadline: datetime | None  # the latest a waiting canary is judged by
+    waits_for: str
+
+
+def progress(rollout: Rollout, canaries: Mapping[int, Desktop], now: datetime) -> Progress:
+    """``canaries``: the rollout's canary desktops by id (those deleted since are missing)."""
+    trying = RolloutStatus.CANARY in (rollout.status, rollout.paused_from)
+    verdicts = {pk: health(canaries.get(pk), rollout, now) for pk in rollout.canaries
+                if trying}
+    waiting = [canaries[pk] for pk, verdict in verdicts.items() if verdict is None]
+    failed = sum(v is False for v in verdicts.values()) if trying else len(rollout.failed)
+    return Progress(
+        stage=_stage(rollout), ready=sum(v is True for v in verdicts.values()), failed=failed,
+        waiting=len(waiting),
+        deadline=max((canary_deadline(d, rollout, now) for d in waiting), default=None),
+        waits_for=_waits_for(rollout, len(waiting)))
+
+
+def _stage(rollout: Rollout) -> str:
+    if rollout.status == RolloutStatus.PAUSED and rollout.paused_from:
+        return f"paused while {RolloutStatus(rollout.paused_from).label}"
+    return rollout.get_status_display()
+
+
+def _waits_for(rollout: Rollout, waiting: int) -> str:
+    if rollout.status == RolloutStatus.PAUSED:
+        return "an administrator to resume it"
+    if rollout.status == RolloutStatus.ROLLING_BACK:
+        return (f"its canaries to settle, then they go back to "
+                f"{rollout.from_version or 'the old version'}")
+    if rollout.status != RolloutStatus.CANARY:
+        return "its next step"
+    if rollout.canaries_started_at is None:
+        return "the next pass to choose its canaries among the idle desktops"
+    if waiting:
+        return (f"{waiting} of {len(rollout.canaries)} canaries to be ready on "
+                f"{rollout.to_version}")
+    return "its verdict at the next pass"
 
 
 # --- what administrators do -------------------------------------------------------------------
@@ -170,16 +237,14 @@ def _roll_back(rollout: Rollout) -> str:
 def pause(user: User, rollout: Rollout) -> None:
     if rollout.status not in ACTIVE:
         raise ServiceError(f"The rollout is {rollout.get_status_display()}.")
-    Rollout.objects.filter(pk=rollout.pk).update(status=RolloutStatus.PAUSED,
-                                                 paused_from=rollout.status)
+    _update(rollout, status=RolloutStatus.PAUSED, paused_from=rollout.status)
     audit.record(user, "rollout.pause", rollout.pool, None, rollout=rollout.pk)
 
 
 def resume(user: User, rollout: Rollout) -> None:
     if rollout.status != RolloutStatus.PAUSED:
         raise ServiceError("Only a paused rollout resumes.")
-    Rollout.objects.filter(pk=rollout.pk).update(
-        status=rollout.paused_from or RolloutStatus.CANARY, paused_from="")
+    _update(rollout, status=rollout.paused_from or RolloutStatus.CANARY, paused_from="")
     audit.record(user, "rollout.resume", rollout.pool, None, rollout=rollout.pk)
 
 
@@ -191,6 +256,6 @@ def roll_back(user: User, rollout: Rollout) -> None:
     with transaction.atomic():
         if rollout.status == RolloutStatus.DONE:
             Pool.objects.filter(pk=rollout.pool_id).update(serving_version=rollout.from_version)
-        Rollout.objects.filter(pk=rollout.pk).update(status=RolloutStatus.ROLLING_BACK,
-                                                     note="rolled back by an administrator")
+        _update(rollout, status=RolloutStatus.ROLLING_BACK,
+                note="rolled back by an administrator")
         audit.record(user, "rollout.roll_back", rollout.pool, None, rollout=rollout.pk)
