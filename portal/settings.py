@@ -220,9 +220,10 @@ LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "desktop-list"
 # Accounts (django-allauth): sign-in by username, no self sign-up (admins create users),
 # password reset by email, TOTP two-factor with recovery codes. Directory accounts get no
-# local password (no reset mail, no "set password" form).
+# local password (no reset mail, no "set password" or "change password" form).
 ACCOUNT_ADAPTER = "vdi.accounts.AccountAdapter"
-ACCOUNT_FORMS = {"set_password": "vdi.accounts.NoDirectoryPasswordForm"}
+ACCOUNT_FORMS = {"set_password": "vdi.accounts.NoDirectoryPasswordForm",
+                 "change_password": "vdi.accounts.LocalPasswordChangeForm"}
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"

@@ -1,7 +1,8 @@
 """How django-allauth behaves here: accounts are made by administrators, not by sign-up; a
 sign-in refused by the rate limit is audited; a directory that does not answer is named in
 the refusal. Accounts without a local password (directory accounts) get none by self-service:
-no reset mail, no "set password" form. An account that belongs to the configured OpenID
+no reset mail, no "set password" or "change password" form; a local account changes its own
+from the settings page and stays signed in. An account that belongs to the configured OpenID
 Connect provider signs in through it only (a password an administrator gave it would outlive
 its closing in the directory)."""
 
@@ -11,7 +12,7 @@ import logging
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
-from allauth.account.forms import SetPasswordForm
+from allauth.account.forms import ChangePasswordForm, SetPasswordForm
 from allauth.core.internal.ratelimit import get_ip
 from allauth.socialaccount.models import SocialAccount
 from django.conf import settings
@@ -37,6 +38,12 @@ def owning_provider(user: Account) -> OidcConfig | None:
             user_id=user.pk, provider=oidc.provider_id).exists():
         return oidc
     return None
+
+
+def has_local_password(user: Account) -> bool:
+    """Whether the account signs in with a password kept here, which its owner may change
+    (a directory account's is kept, and changed, in the directory)."""
+    return bool(user.has_usable_password()) and owning_provider(user) is None
 
 
 class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
@@ -78,6 +85,9 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
             response = HttpResponseRedirect(reverse("account_login"))
         return response
 
+    def get_password_change_redirect_url(self, request: HttpRequest) -> str:
+        return reverse("preferences")  # the settings page, which links to the change
+
     def send_password_reset_mail(self, user: Any, email: str, context: dict[str, Any]) -> None:
         if not user.has_usable_password():
             log.info("no password reset mail for %s: a directory account", user.get_username())
@@ -88,5 +98,22 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
 class NoDirectoryPasswordForm(SetPasswordForm):  # type: ignore[misc]
     """allauth's "set password" form, refused to accounts without a local password."""
 
+    refusal = DIRECTORY_ACCOUNT  # its page says so instead of showing the form
+
     def clean(self) -> dict[str, Any]:
         raise ValidationError(DIRECTORY_ACCOUNT)
+
+
+class LocalPasswordChangeForm(ChangePasswordForm):  # type: ignore[misc]
+    """allauth's "change password" form, for accounts with a local password only (an
+    account of the OpenID Connect provider may hold one an administrator gave it)."""
+
+    @property
+    def refusal(self) -> str | None:
+        return None if has_local_password(self.user) else DIRECTORY_ACCOUNT
+
+    def clean(self) -> dict[str, Any]:
+        if self.refusal is not None:
+            raise ValidationError(self.refusal)
+        cleaned: dict[str, Any] = super().clean()
+        return cleaned

@@ -1,4 +1,6 @@
-"""The user's own settings page: the keyboard they type on."""
+"""The user's own settings page: the keyboard they type on, and links to their password (a
+local account's; a directory account's is changed in the directory), two-factor sign-in and
+API tokens."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from vdi.accounts import DIRECTORY_ACCOUNT, has_local_password
 from vdi.choices import KeyboardLayout
 from vdi.services.access import Account
 from vdi.services.preferences import keyboard_layout, set_keyboard_layout
@@ -34,4 +37,6 @@ def preferences_page(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Keyboard layout: {layout.label}. Your running desktops "
                                   "switch to it now.")
         return redirect("preferences")
-    return render(request, "vdi/preferences.html", {"form": form})
+    return render(request, "vdi/preferences.html", {
+        "form": form, "local_password": has_local_password(user),
+        "directory_password": DIRECTORY_ACCOUNT})
