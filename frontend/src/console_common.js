@@ -57,8 +57,11 @@ export async function diagnose(diagnoseUrl) {
 }
 
 // The console's menu: a handle at the top of the screen opens it over the screen (nothing
-// moves, so the desktop keeps its resolution); choosing a tool, Escape or going back to the
-// screen closes it. It stays open while the console is disconnected (Reconnect is in it).
+// moves, so the desktop keeps its resolution); so does Ctrl+Alt+Shift while the desktop has
+// the keyboard (as in Guacamole). Choosing a tool, Escape or going back to the screen closes
+// it. It stays open while the console is disconnected (Reconnect is in it).
+const MODIFIERS = ["Control", "Alt", "Shift"];
+
 export function setUpMenu(screen) {
   const menu = document.getElementById("console-menu");
   const handle = document.getElementById("btn-menu");
@@ -76,5 +79,11 @@ export function setUpMenu(screen) {
     handle.focus();
   });
   screen.addEventListener("pointerdown", () => show(false));
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey && event.altKey && event.shiftKey && MODIFIERS.includes(event.key)) {
+      show(true);
+      handle.focus();  // the desktop lets go of the keys it held
+    }
+  }, true);
   return show;
 }
