@@ -29,10 +29,11 @@ REST_FRAMEWORK: dict[str, Any] = {
 SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "VDI portal API",
     "DESCRIPTION": (
-        "Desktops, pools, images, hosts, operations, audit and quotas. Authenticate with a "
-        "personal token (`Authorization: Bearer vdi_...`, made on the portal's API tokens "
-        "page) or the browser session. A token with the `read` scope only reads; `write` "
-        "also acts. Errors are JSON: `{\"error\": {\"code\": ..., \"message\": ...}}`."),
+        "Desktops, their snapshots and backups, pools, images, hosts, operations, audit and "
+        "quotas. Authenticate with a personal token (`Authorization: Bearer vdi_...`, made on "
+        "the portal's API tokens page) or the browser session. A token with the `read` scope "
+        "only reads; `write` also acts. Errors are JSON: "
+        "`{\"error\": {\"code\": ..., \"message\": ...}}`."),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],

@@ -4,13 +4,18 @@ allowed ones take effect."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
 from django.test import Client
 
 from tests.roles import PERSONAS, prepare
 from tests.support import drain, purge
-from vdi import actions
-from vdi.models import ApiToken, Desktop, Pool
+from vdi import actions, task_names
+from vdi.choices import BackupKind, BackupStatus, DesktopStatus, SnapshotKind, SnapshotStatus
+from vdi.models import ApiToken, Backup, Desktop, Operation, Pool, Snapshot
 from vdi.services import tokens
 
 SEES_DESKTOP = ("owner", "helpdesk", "operator", "administrator")
@@ -130,10 +135,180 @@ def test_api_matrix(request, running_desktop, pool, host, spy_driver, persona, w
 def test_every_endpoint_is_in_the_matrix():
     from vdi.api.urls import router
 
-    described = " ".join(MATRIX)
+    described = " ".join([*MATRIX, *POINTS])
     for prefix, viewset, _basename in router.registry:
         assert f"/api/{prefix}/" in described or prefix in ("pools", "desktops"), prefix
         for extra in viewset.get_extra_actions():
             path = extra.url_path  # type: ignore[attr-defined]
             assert path.startswith("actions/") or f"POST {path}" in MATRIX \
-                or f"/api/{prefix}/{path}/" in described, f"{prefix} {path}"
+                or f"/api/{prefix}/{path}/" in described \
+                or f"/api/{prefix}/{{id}}/{path}/" in described, f"{prefix} {path}"
+
+
+# --- Snapshots and backups, on the owner's persistent desktop -------------------------------
+
+SNAPSHOTTERS = ("owner", "operator", "administrator")  # as the pages: vdi.snapshot_desktop
+# (and .backup_desktop) on the desktop, or its owner; the helpdesk sees the desktop only
+
+
+@dataclass
+class Points:
+    """The owner's running persistent desktop, a snapshot and a backup of it."""
+
+    desktop: Desktop
+    snapshot: Snapshot
+    backup: Backup
+
+    def now(self) -> Desktop:
+        return Desktop.objects.get(pk=self.desktop.pk)
+
+
+@pytest.fixture
+def points(owner, persistent_desktop) -> Points:
+    desktop = persistent_desktop
+    return Points(
+        desktop=desktop,
+        snapshot=Snapshot.objects.create(desktop=desktop, name="kept", tag="vdi-kept",
+                                         kind=SnapshotKind.LIVE, status=SnapshotStatus.READY,
+                                         current=True),
+        backup=Backup.objects.create(
+            desktop=desktop, desktop_name=str(desktop), pool=desktop.pool, owner=owner,
+            host=desktop.host, kind=BackupKind.FULL, checkpoint="cp", folder="/nonexistent",
+            status=BackupStatus.READY, files={"vda": {"path": "/x"}, "vdb": {"path": "/y"}}))
+
+
+Queued = list[dict[str, Any]]
+Effect = Callable[[Points, Any, Queued], bool]
+
+
+def ids(response) -> set[int]:
+    body = response.json()
+    return {row["id"] for row in (body["results"] if isinstance(body, dict) else body)}
+
+
+def lists(row: Callable[[Points], Snapshot | Backup]) -> Effect:
+    return lambda p, r, q: r.status_code == 200 and row(p).pk in ids(r)
+
+
+def shows(row: Callable[[Points], Snapshot | Backup]) -> Effect:
+    return lambda p, r, q: r.status_code == 200 and r.json()["id"] == row(p).pk
+
+
+def queued_on_its_host(kind: str, claims: str, **params: Callable[[Points], int]) -> Effect:
+    """The answer names the operation, which is queued on the desktop's host's queue as the
+    one task, with what it acts on in its params, and the desktop is claimed for it."""
+    def check(p: Points, r: Any, q: Queued) -> bool:
+        if r.status_code != 202:
+            return False
+        operation = Operation.objects.get(pk=r.json()["id"])
+        return (operation.kind == kind and p.now().status == claims
+                and all(operation.params.get(k) == v(p) for k, v in params.items())
+                and q == [{"task": task_names.DESKTOP_ACTION,
+                           "args": [kind, p.desktop.pk, operation.pk]}])
+    return check
+
+
+def snapshot_deleting(p: Points, r: Any, q: Queued) -> bool:
+    p.snapshot.refresh_from_db()
+    return (p.snapshot.status == SnapshotStatus.DELETING
+            and queued_on_its_host("unsnapshot", DesktopStatus.SNAPSHOTTING,
+                                   snapshot=lambda p: p.snapshot.pk)(p, r, q))
+
+
+def new_desktop_from_the_backup(p: Points, r: Any, q: Queued) -> bool:
+    """A second desktop of the pool, the backup's owner's, provisioning from the backup."""
+    if r.status_code != 202:
+        return False
+    operation = Operation.objects.get(pk=r.json()["id"])
+    made = Desktop.objects.exclude(pk=p.desktop.pk).filter(pool=p.desktop.pool,
+                                                           owner=p.backup.owner)
+    return (made.count() == 1 and operation.desktop_id == made.get().pk
+            and operation.params == {"backup": p.backup.pk}
+            and q == [{"task": task_names.DESKTOP_ACTION,
+                       "args": ["provision", operation.desktop_id, operation.pk]}])
+
+
+@dataclass(frozen=True)
+class Row:
+    who: dict[str, int]
+    send: Callable[[Client, Points], Any]
+    took_effect: Effect
+    effect_for: tuple[str, ...] = SNAPSHOTTERS  # who the call takes effect for
+
+
+SEEN_BY_SNAPSHOTTERS = table(200, *SNAPSHOTTERS)
+ACTED_BY_SNAPSHOTTERS = table(202, *SNAPSHOTTERS)
+DESKTOP_PART = table(200, *SNAPSHOTTERS, visible_but_refused=("helpdesk",))
+DESKTOP_ACT = table(202, *SNAPSHOTTERS, visible_but_refused=("helpdesk",))
+TAKE = {"name": "new", "description": "before the update"}
+
+POINTS: dict[str, Row] = {
+    "GET /api/snapshots/": Row(EVERYONE, lambda c, p: c.get("/api/snapshots/"),
+                               lists(lambda p: p.snapshot)),
+    "GET /api/snapshots/{id}/": Row(SEEN_BY_SNAPSHOTTERS,
+                                    lambda c, p: c.get(f"/api/snapshots/{p.snapshot.pk}/"),
+                                    shows(lambda p: p.snapshot)),
+    "GET /api/desktops/{id}/snapshots/": Row(
+        DESKTOP_PART, lambda c, p: c.get(f"/api/desktops/{p.desktop.pk}/snapshots/"),
+        lists(lambda p: p.snapshot)),
+    "POST /api/desktops/{id}/snapshots/": Row(
+        DESKTOP_ACT, lambda c, p: c.post(f"/api/desktops/{p.desktop.pk}/snapshots/", TAKE,
+                                         content_type="application/json"),
+        queued_on_its_host("snapshot", DesktopStatus.SNAPSHOTTING,
+                           snapshot=lambda p: Snapshot.objects.get(name="new").pk)),
+    "POST /api/snapshots/{id}/revert/": Row(
+        ACTED_BY_SNAPSHOTTERS, lambda c, p: c.post(f"/api/snapshots/{p.snapshot.pk}/revert/"),
+        queued_on_its_host("revert", DesktopStatus.REVERTING,
+                           snapshot=lambda p: p.snapshot.pk)),
+    "DELETE /api/snapshots/{id}/": Row(
+        ACTED_BY_SNAPSHOTTERS, lambda c, p: c.delete(f"/api/snapshots/{p.snapshot.pk}/"),
+        snapshot_deleting),
+    "GET /api/backups/": Row(EVERYONE, lambda c, p: c.get("/api/backups/"),
+                             lists(lambda p: p.backup)),
+    "GET /api/backups/{id}/": Row(SEEN_BY_SNAPSHOTTERS,
+                                  lambda c, p: c.get(f"/api/backups/{p.backup.pk}/"),
+                                  shows(lambda p: p.backup)),
+    "GET /api/desktops/{id}/backups/": Row(
+        DESKTOP_PART, lambda c, p: c.get(f"/api/desktops/{p.desktop.pk}/backups/"),
+        lists(lambda p: p.backup)),
+    "POST /api/desktops/{id}/backups/": Row(
+        DESKTOP_ACT, lambda c, p: c.post(f"/api/desktops/{p.desktop.pk}/backups/"),
+        queued_on_its_host("backup", DesktopStatus.BACKING_UP)),
+    "POST /api/backups/{id}/restore/": Row(
+        ACTED_BY_SNAPSHOTTERS, lambda c, p: c.post(f"/api/backups/{p.backup.pk}/restore/"),
+        queued_on_its_host("restore", DesktopStatus.RESTORING, backup=lambda p: p.backup.pk)),
+    "POST /api/backups/{id}/restore-as-new/": Row(
+        ACTED_BY_SNAPSHOTTERS,
+        lambda c, p: c.post(f"/api/backups/{p.backup.pk}/restore-as-new/"),
+        new_desktop_from_the_backup),
+}
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("what", list(POINTS))
+def test_api_matrix_of_snapshots_and_backups(request, points, spy_driver, persona, what,
+                                             django_capture_on_commit_callbacks):
+    row = POINTS[what]
+    queue = points.desktop.host.queue
+    purge(queue)
+    client = client_for(request, persona)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = row.send(client, points)
+    expected = row.who[persona]
+    assert response.status_code == expected, f"{persona} {what}: {response.content[:300]!r}"
+    if expected >= 400:
+        assert set(response.json()["error"]) >= {"code", "message"}
+    assert spy_driver == [], "no API request reaches a hypervisor"
+    queued = drain(queue)
+    assert row.took_effect(points, response, queued) == (persona in row.effect_for), (
+        f"{persona} {what}: the effect")
+    if persona not in row.effect_for:
+        assert queued == [] and points.now().status == DesktopStatus.RUNNING
+        assert Operation.objects.count() == 0 and Desktop.objects.count() == 1
+
+
+def test_every_snapshot_and_backup_operation_of_the_schema_is_in_the_matrix(db):
+    schema = Client().get("/api/schema/?format=json").json()
+    operations = {f"{method.upper()} {path}" for path, methods in schema["paths"].items()
+                  for method in methods if "snapshots" in path or "backups" in path}
+    assert operations == set(POINTS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import django_filters as filters
 
-from vdi.models import AuditEvent, Desktop, ImageVersion, Operation, Pool
+from vdi.models import AuditEvent, Backup, Desktop, ImageVersion, Operation, Pool, Snapshot
 
 
 def by_id(field: str) -> filters.NumberFilter:
@@ -47,6 +47,23 @@ class OperationFilter(filters.FilterSet):
     class Meta:
         model = Operation
         fields = ["kind", "status", "desktop", "image", "since"]
+
+
+class SnapshotFilter(filters.FilterSet):
+    desktop = by_id("desktop")
+
+    class Meta:
+        model = Snapshot
+        fields = ["desktop", "status", "kind", "current"]
+
+
+class BackupFilter(filters.FilterSet):
+    desktop = by_id("desktop")
+    pool = by_id("pool")
+
+    class Meta:
+        model = Backup
+        fields = ["desktop", "pool", "status", "kind"]
 
 
 class AuditFilter(filters.FilterSet):

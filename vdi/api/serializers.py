@@ -12,12 +12,14 @@ from vdi import actions
 from vdi.models import (
     ApiToken,
     AuditEvent,
+    Backup,
     Desktop,
     GoldenImage,
     Host,
     ImageVersion,
     Operation,
     Pool,
+    Snapshot,
     UserQuota,
 )
 from vdi.services.desktops import available_actions
@@ -70,6 +72,45 @@ class DesktopSerializer(serializers.ModelSerializer[Desktop]):
 
     def get_console_url(self, desktop: Desktop) -> str:
         return reverse("desktop-console", args=[desktop.pk])
+
+
+class SnapshotSerializer(serializers.ModelSerializer[Snapshot]):
+    created_by = serializers.CharField(source="created_by.username", read_only=True,
+                                       default=None)
+
+    class Meta:
+        model = Snapshot
+        fields = ["id", "desktop", "parent", "name", "description", "kind", "with_data_disk",
+                  "frozen", "status", "current", "size_bytes", "created_by", "created_at"]
+        read_only_fields = fields
+
+
+class TakeSnapshotSerializer(serializers.Serializer[Any]):
+    """What a new snapshot is asked with (the service checks the name and the limits)."""
+
+    name = serializers.CharField(max_length=64)
+    description = serializers.CharField(max_length=200, required=False, allow_blank=True,
+                                        default="")
+    with_data_disk = serializers.BooleanField(
+        required=False, default=True,
+        help_text="A stopped desktop's snapshot may leave its data disk out; a running "
+                  "desktop's covers every disk.")
+
+
+class BackupSerializer(serializers.ModelSerializer[Backup]):
+    owner = serializers.CharField(source="owner.username", read_only=True, default=None)
+    disks = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Backup
+        fields = ["id", "desktop", "desktop_name", "pool", "owner", "kind", "parent",
+                  "status", "size_bytes", "disks", "created_at", "verified_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_disks(self, backup: Backup) -> list[str]:
+        """The disks it holds (vda: the system disk, vdb: the data disk)."""
+        return sorted(backup.files)
 
 
 class GoldenImageSerializer(serializers.ModelSerializer[GoldenImage]):

@@ -14,7 +14,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from vdi.api import filters, serializers
+from vdi.api import backup_views, filters, serializers, snapshot_views
+from vdi.api.calls import OPERATION, account, client_address, queued
 from vdi.api.permissions import HoldsPermission, TokenScope
 from vdi.console import guards
 from vdi.console_views import WEBSOCKET
@@ -35,15 +36,6 @@ from vdi.services.desktops import request_action
 from vdi.services.errors import AccessDenied, ServiceError
 
 WITH_PERMISSION = [IsAuthenticated, TokenScope, HoldsPermission]
-
-
-def client_address(request: Request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
-def account(request: Request) -> access.Account:
-    assert isinstance(request.user, access.Account)  # IsAuthenticated ran first
-    return request.user
 
 
 class PoolViewSet(viewsets.ReadOnlyModelViewSet[Pool]):
@@ -84,6 +76,9 @@ class PoolViewSet(viewsets.ReadOnlyModelViewSet[Pool]):
         return Response(serializers.PoolSerializer(pool).data)
 
 
+# A desktop's snapshots or backups come whole (bounded by quotas and retention): no page, no
+# filter (the desktops' filters are not theirs).
+WHOLE_LIST: dict[str, Any] = {"pagination_class": None, "filter_backends": []}
 ACTION_PARAMETER = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH,
                                     enum=serializers.ACTION_NAMES,
                                     description="The action (the desktop's `actions` says "
@@ -102,8 +97,7 @@ class DesktopViewSet(viewsets.ReadOnlyModelViewSet[Desktop]):
                 .select_related("pool", "host", "owner", "image_version__image")
                 .order_by("-created_at"))
 
-    @extend_schema(request=None, parameters=[ACTION_PARAMETER],
-                   responses={202: serializers.OperationSerializer})
+    @extend_schema(request=None, parameters=[ACTION_PARAMETER], responses=OPERATION)
     @action(detail=True, methods=["post"], url_path=r"actions/(?P<name>[a-z_]+)")
     def act(self, request: Request, pk: str | None = None, name: str = "") -> Response:
         """Ask for an action; the worker carries it out (follow it with the operation)."""
@@ -111,9 +105,27 @@ class DesktopViewSet(viewsets.ReadOnlyModelViewSet[Desktop]):
         if name not in serializers.ACTION_NAMES:
             raise ServiceError(f"No action {name!r}: one of "
                                f"{', '.join(serializers.ACTION_NAMES)}.")
-        operation = request_action(request.user, desktop, name, client_address(request))
-        return Response(serializers.OperationSerializer(operation).data,
-                        status=status.HTTP_202_ACCEPTED)
+        return queued(request_action(request.user, desktop, name, client_address(request)))
+
+    @extend_schema(methods=["GET"], responses=serializers.SnapshotSerializer(many=True),
+                   description="The desktop's snapshots, parents before children.")
+    @extend_schema(methods=["POST"], request=serializers.TakeSnapshotSerializer,
+                   responses=OPERATION,
+                   description="Take a snapshot: live (with the memory) of a running desktop, "
+                               "of the disks of a stopped one.")
+    @action(detail=True, methods=["get", "post"], **WHOLE_LIST)
+    def snapshots(self, request: Request, pk: str | None = None) -> Response:
+        answer = snapshot_views.take if request.method == "POST" else snapshot_views.of_desktop
+        return answer(request, self.get_object())
+
+    @extend_schema(methods=["GET"], responses=serializers.BackupSerializer(many=True),
+                   description="The desktop's backups, newest first.")
+    @extend_schema(methods=["POST"], request=None, responses=OPERATION,
+                   description="Back the desktop up now (incremental when it can).")
+    @action(detail=True, methods=["get", "post"], **WHOLE_LIST)
+    def backups(self, request: Request, pk: str | None = None) -> Response:
+        answer = backup_views.take if request.method == "POST" else backup_views.of_desktop
+        return answer(request, self.get_object())
 
     @extend_schema(request=None, responses={200: serializers.TicketSerializer})
     @action(detail=True, methods=["post"], url_path="console-ticket")

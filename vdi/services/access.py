@@ -14,10 +14,11 @@ from vdi.actions import CONSOLE, SHADOW, DesktopAction
 from vdi.auth_backends import operated_pool_ids
 from vdi.choices import DisplayProtocol
 from vdi.models import Desktop, Pool
+from vdi.roles import OPERATOR_PERMISSIONS
 
 __all__ = ["Account", "ConsoleMode", "ScreenAccess", "Standing", "User", "can_see_desktop",
-           "can_use_pool", "console_mode", "entitled_pools", "holds", "owner_may_keep",
-           "screen_access", "standing", "visible_desktops", "visible_pools"]
+           "can_use_pool", "console_mode", "desktops_for", "entitled_pools", "holds",
+           "owner_may_keep", "screen_access", "standing", "visible_desktops", "visible_pools"]
 
 User = Account | AnonymousUser
 
@@ -145,3 +146,17 @@ def standing(user: User, action: DesktopAction, desktop: Desktop) -> Standing:
     if action.self_service and desktop.owner_id == user.pk:
         return Standing.OWNER
     return Standing.NONE
+
+
+def desktops_for(user: User, action: DesktopAction) -> QuerySet[Desktop]:
+    """The desktops on which ``user``'s ``standing`` for ``action`` is not NONE, as a query:
+    all of them with its permission everywhere, else their own (a self-service action) and
+    those of the pools they operate (an operator's action)."""
+    if not active(user):
+        return Desktop.objects.none()
+    if holds(user, action.permission):
+        return Desktop.objects.all()
+    mine = Q(owner_id=user.pk) if action.self_service else Q(pk__in=[])
+    operated = (operated_pool_ids(user) if action.permission in OPERATOR_PERMISSIONS
+                else frozenset())
+    return Desktop.objects.filter(mine | Q(pool_id__in=operated))

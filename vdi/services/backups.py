@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q, QuerySet
 
 from vdi import actions, task_names
 from vdi.choices import BackupStatus, Persistence
@@ -25,6 +25,19 @@ from vdi.services import access, audit, dispatch, quotas
 from vdi.services.access import Account, Standing, User
 from vdi.services.desktops import new_desktop, perform, request_named_action
 from vdi.services.errors import AccessDenied, ServiceError
+
+
+def visible(user: User) -> QuerySet[Backup]:
+    """The backups ``user`` may see and restore: those of the desktops they may back up and,
+    of a desktop that is gone, their own (all of them with the permission everywhere), as
+    ``restore_as_new`` allows."""
+    if not access.active(user):
+        return Backup.objects.none()
+    if access.holds(user, actions.BACKUP.permission):
+        return Backup.objects.all()
+    return Backup.objects.filter(
+        Q(desktop__in=access.desktops_for(user, actions.BACKUP))
+        | Q(desktop__isnull=True, owner_id=user.pk))
 
 
 def back_up(user: User, desktop: Desktop, source_address: str | None = None) -> Operation:

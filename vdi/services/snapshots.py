@@ -21,6 +21,7 @@ from django.db.models.functions import Coalesce
 from vdi import actions
 from vdi.choices import DesktopStatus, DisplayProtocol, Profile, SnapshotKind, SnapshotStatus
 from vdi.models import Desktop, Operation, Snapshot, UserQuota
+from vdi.services import access
 from vdi.services.access import Account, User
 from vdi.services.desktops import request_named_action
 from vdi.services.errors import ServiceError
@@ -47,7 +48,7 @@ class Node:
 
 def tree(desktop: Desktop) -> list[Node]:
     """The desktop's snapshots, parents before children (depth-first, oldest first)."""
-    snapshots = list(Snapshot.objects.filter(desktop=desktop))
+    snapshots = list(Snapshot.objects.filter(desktop=desktop).select_related("created_by"))
     children: dict[int | None, list[Snapshot]] = {}
     for snapshot in snapshots:
         children.setdefault(snapshot.parent_id, []).append(snapshot)
@@ -60,6 +61,11 @@ def tree(desktop: Desktop) -> list[Node]:
 
     walk(None, 0)
     return ordered
+
+
+def visible(user: User) -> QuerySet[Snapshot]:
+    """The snapshots of the desktops whose snapshots ``user`` may take, revert and delete."""
+    return Snapshot.objects.filter(desktop__in=access.desktops_for(user, actions.SNAPSHOT))
 
 
 def take(user: User, desktop: Desktop, name: str, description: str = "",
