@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from tests.roles import PERSONAS
 from tests.support import drain
-from vdi import task_names
+from vdi import actions, task_names
 from vdi.choices import BackupKind, BackupStatus, DesktopStatus, SnapshotKind, SnapshotStatus
 from vdi.models import AuditEvent, Backup, Desktop, Operation, Pool, Snapshot
-from vdi.services import tokens
+from vdi.services import access, tokens
 
 JSON = "application/json"
 
@@ -241,3 +244,24 @@ def test_lists_cost_the_same_queries_for_two_or_forty(owner, persistent_desktop)
     with_two = costs()
     add(2, 38)
     assert costs() == with_two
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_the_lists_hold_the_desktops_each_action_may_be_asked_for_on(
+        request, persona, running_desktop, outsider, other_operator):
+    """``access.desktops_for`` (what the lists show) is ``access.standing`` (what the actions
+    check) as a query, for every action: the owner's desktop, someone else's in the same pool,
+    one in a pool the other operator operates."""
+    elsewhere = Pool.objects.get(name="Elsewhere")
+    for owner, pool in ((outsider, running_desktop.pool), (outsider, elsewhere)):
+        Desktop.objects.create(owner=owner, pool=pool, host=running_desktop.host,
+                               image_version=running_desktop.image_version,
+                               domain_name=f"other-{pool.pk}", disk_path="/n/o.qcow2",
+                               serial_log_path="/n/o.log", vcpus=1, memory_mib=256)
+    user = (request.getfixturevalue(persona) if persona != "anonymous"
+            else AnonymousUser())
+    for action in actions.ACTIONS.values():
+        expected = {d.pk for d in Desktop.objects.all()
+                    if access.standing(user, action, d) is not access.Standing.NONE}
+        found = set(access.desktops_for(user, action).values_list("pk", flat=True))
+        assert found == expected, f"{persona} {action.name}"
