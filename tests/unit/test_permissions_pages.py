@@ -175,7 +175,7 @@ PAGES: dict[str, Page] = {
         moved_to(DesktopStatus.SNAPSHOTTING, "snapshot")),
     "GET snapshot revert": Page(
         SNAPSHOTS, lambda c, w: c.get(f"/snapshots/{w.snapshot.pk}/revert/"),
-        lambda w, r, q: b"What will be lost" in r.content),
+        lambda w, r, q: b"What will be lost" in getattr(r, "content", b"")),
     "POST snapshot revert": Page(
         SNAPSHOTS,
         lambda c, w: c.post(f"/snapshots/{w.snapshot.pk}/revert/", {"confirm": "revert"}),
