@@ -13,11 +13,12 @@ from PIL import Image
 
 from tests.browser_fixtures import sign_in
 from tests.dashboard_fixtures import desktop, session
-from tests.support import as_the_service_wrote_it
+from tests.support import as_the_service_wrote_it, make_version
 from vdi import state, thumbnails
 from vdi.choices import DesktopStatus, OperationStatus
 from vdi.live import events
-from vdi.models import Operation
+from vdi.models import Operation, Rollout
+from vdi.services import rollouts
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -49,6 +50,9 @@ def test_the_dashboard_is_pushed_to_and_draws_its_charts_under_the_csp(
     session(watched, owner, client_address="192.0.2.77", bytes_to_browser=4096)
     as_the_service_wrote_it(thumbnails.store(watched.domain_name, jpeg((20, 120, 200))))
     changing = desktop(pool, host, owner=owner)
+    trying = Rollout.objects.create(
+        pool=pool, from_version=pool.image.versions.get(),
+        to_version=make_version(pool.image.name, "/nonexistent/dash-browser-v2.qcow2"))
 
     page = browser.new_page()
     problems: list[str] = []
@@ -97,11 +101,17 @@ def test_the_dashboard_is_pushed_to_and_draws_its_charts_under_the_csp(
                            timeout=10_000)
     page.wait_for_selector("[data-stat=errors]:text-is('1')", timeout=10_000)
     assert page.locator(f"#operation-{operation.pk} button.retry").count() == 1
-    page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
     parts = sorted(url for url in requests if "/dashboard/parts/" in url)
     assert len(parts) == len(set(parts)), f"each part fetched once: {parts}"
     assert f"{portal.origin}/dashboard/parts/failures/" in parts
     assert all("/dashboard/" in url for url in requests), requests
+
+    # a rollout paused by an administrator: its row says so at once
+    assert page.get_attribute(f"#rollout-{trying.pk}", "data-stage") == "canary"
+    rollouts.pause(User.objects.get(username="chief"), trying)
+    page.wait_for_selector(f"#rollout-{trying.pk}[data-stage=paused]", timeout=10_000)
+    assert "an administrator to resume it" in page.inner_text(f"#rollout-{trying.pk}")
+    page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
 
     csp = [text for text in problems if "Content Security Policy" in text or "Refused" in text]
     assert csp == [], csp
