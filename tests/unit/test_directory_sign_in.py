@@ -74,9 +74,9 @@ def test_a_wrong_directory_password_is_refused_and_audited(corp_directory):
 
 
 def test_directory_accounts_are_throttled_like_local_ones(corp_directory):
-    for attempt in range(5):
-        sign_in("alice", "wrong", address=f"192.0.2.{attempt + 1}")
-    _client, refused = sign_in("alice", "alice-directory-secret", address="192.0.2.99")
+    for _ in range(5):
+        sign_in("alice", "wrong", address="192.0.2.1")
+    _client, refused = sign_in("alice", "alice-directory-secret", address="192.0.2.1")
     assert not signed_in(refused)
     assert "Too many failed login attempts" in refused.content.decode()
     assert AuditEvent.objects.filter(action="auth.login_throttled").exists()
