@@ -26,12 +26,6 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from tests import guest
 from tests.browser_fixtures import sign_in
 from tests.desktop import console_checks
-from tests.desktop.clipboard_checks import (
-    check_no_clipboard_message_on_connect,
-    check_panel_text_stays_sent,
-    check_shift_insert_pastes_the_panel_text,
-    check_the_terminal_icon_starts_xterm,
-)
 from tests.support import wait_for, wait_gone, wait_status
 from tests.vm_fixtures import hvhost, hvhost_base, remove_test_domains
 from vdi.choices import ClipboardPolicy, DesktopStatus, KeyboardLayout
@@ -167,10 +161,6 @@ def test_a_debian_desktop_on_a_host_with_a_network(
         check_the_data_disk(desktop)
         check_the_graphical_session(desktop, browser, portal, owner, artifacts)
         check_the_clipboard(desktop, pool, browser, portal, owner)
-        check_no_clipboard_message_on_connect(desktop, pool, browser, portal, owner)
-        check_panel_text_stays_sent(desktop, pool, browser, portal, owner)
-        check_shift_insert_pastes_the_panel_text(desktop, pool, browser, portal, owner)
-        check_the_terminal_icon_starts_xterm(desktop, browser, portal, owner, artifacts)
         check_the_resolution_follows_the_window(desktop, browser, portal, owner)
         console_checks.check_the_console_fills_a_wide_window(desktop, browser, portal, owner)
         console_checks.check_the_keyboard_line_follows_a_change(desktop, browser, portal, owner)
@@ -342,7 +332,7 @@ def check_the_clipboard(desktop, pool, browser, portal, owner) -> None:
     def pasted_in() -> bool:  # a new text each try: the page sends a text once
         tries.append(f"Bonjour, ça marche — 日本語 {len(tries)}")
         page.evaluate("text => navigator.clipboard.writeText(text)", tries[-1])
-        page.evaluate("document.activeElement && document.activeElement.blur()")
+        page.focus("#btn-cad")
         page.focus("#screen canvas")  # back to the console: the browser's clipboard goes in
         return bool(wait_until(lambda: guest_clipboard(desktop) == tries[-1], 5))
 
@@ -352,14 +342,7 @@ def check_the_clipboard(desktop, pool, browser, portal, owner) -> None:
     pool.clipboard = ClipboardPolicy.TO_GUEST
     pool.save()
     open_console(page, portal, desktop)
-    # The console sends the browser's clipboard as it gets the focus on connect: the guest's
-    # copy comes after it has landed, or the two race for the guest's clipboard.
-    wait_for(lambda: guest_clipboard(desktop) == pasted, 60, "the clipboard sent on connect")
     copy_in_guest(desktop, "kept inside")
-    # The guest's PRIMARY follows (autocutsel), and QEMU offers that selection to the console
-    # too: it is offered to this page, not to the next one, which may copy out.
-    wait_for(lambda: in_session(desktop, "xclip -selection primary -o 2>/dev/null || true")
-             == "kept inside", 30, "the guest's PRIMARY to follow its clipboard")
     page.wait_for_selector("#console-clipboard:has-text('copying out of this desktop is "
                            "turned off')", timeout=60_000)
     assert browser_clipboard() == pasted

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.desktop.clipboard_checks import XTERM_ICON
 from vdi.images.desktop import build
 
 
@@ -148,27 +147,3 @@ def test_the_customize_hook_enables_the_owner_and_links_data_in_the_home():
     assert 'ln -s /data "$H/Data"' in hook and 'ln -s /data "$H/Desktop/Data"' in hook
     links = hook.index('ln -s /data "$H/Data"')
     assert links < hook.index('chown -R "$USER_NAME:$USER_NAME"'), "the user's own links"
-
-
-def test_desktop_icons_start_their_program_and_xterm_has_its_place(tmp_path: Path):
-    """PCManFM (libfm) asks 'Execute File' for every desktop entry double-clicked on the
-    desktop unless quick_exec is on: the hook's own lines turn it on in Debian's libfm.conf
-    (abridged here) and keep its other settings. The XTerm icon is pinned where the desktop
-    tier double-clicks it."""
-    hook = (build.HERE / "hooks" / "customize.sh").read_text()
-    lines = [line for line in hook.splitlines() if "libfm.conf" in line]
-    conf = tmp_path / "etc" / "xdg" / "libfm" / "libfm.conf"
-    conf.parent.mkdir(parents=True)
-    conf.write_text("[config]\nsingle_click=0\nuse_trash=1\n\n[ui]\nbig_icon_size=48\n")
-    subprocess.run(["sh", "-euc", "\n".join(lines)], check=True,
-                   env={"R": str(tmp_path), "PATH": os.environ["PATH"]})
-    libfm = configparser.ConfigParser()
-    libfm.read(conf)
-    assert dict(libfm["config"]) == {"quick_exec": "1", "single_click": "0", "use_trash": "1"}
-    assert libfm["ui"]["big_icon_size"] == "48"
-    items = configparser.ConfigParser(interpolation=None)
-    items.read(build.HERE / "files" / "etc" / "skel" / ".config" / "pcmanfm" / "default"
-               / "desktop-items-0.conf")
-    xterm = items["debian-xterm.desktop"]
-    assert (int(xterm["x"]), int(xterm["y"])) == XTERM_ICON
-    assert items["*"]["wallpaper_mode"] == "color"

@@ -1,14 +1,12 @@
 """Build the Debian desktop image from Debian's packages alone, unattended.
 
 ``mmdebstrap`` (with the machine's apt sources, nothing from anywhere else) installs a
-minimal Debian 12 with systemd, the IceWM desktop (panel, PCManFM, xterm, icons that start
-their program on a double click), the QEMU guest agent, spice-vdagent (the VNC clipboard) and
-autocutsel (the selection that the middle button and Shift+Insert paste kept in step with the
-clipboard), DHCP on virtio NICs and a small initrd; the hooks in ``hooks/`` make the desktop's
-user sign in by itself into X, take a per-desktop host name from a cloud-init NoCloud seed at
-first boot, and leave no machine id, logs or caches. The root is written into an ext4 image
-inside the build (so file owners are right even when the worker builds it unprivileged, in a
-user namespace), then converted to qcow2.
+minimal Debian 12 with systemd, the IceWM desktop (panel, PCManFM, xterm), the QEMU guest
+agent, spice-vdagent (the VNC clipboard), DHCP on virtio NICs and a small initrd; the hooks in
+``hooks/`` make the desktop's user sign in by itself into X, take a per-desktop host name from
+a cloud-init NoCloud seed at first boot, and leave no machine id, logs or caches. The root is
+written into an ext4 image inside the build (so file owners are right even when the worker
+builds it unprivileged, in a user namespace), then converted to qcow2.
 
 The build is keyed by its recipe and the package versions apt resolves for it today
 (``build_key``): an unchanged key reuses the cached result. Failures say why in words: no
@@ -43,7 +41,7 @@ PACKAGES = (
     "xserver-xorg-video-qxl", "xserver-xorg-input-libinput", "xinit", "x11-xserver-utils",
     "x11-xkb-utils", "xfonts-base", "fonts-dejavu-core", "qemu-guest-agent", "spice-vdagent",
     "systemd-resolved", "icewm", "pcmanfm", "xterm", "adwaita-icon-theme", "librsvg2-common",
-    "dosfstools", "xclip", "autocutsel",
+    "dosfstools", "xclip",
 )
 STEPS = (  # mmdebstrap's progress lines -> percent done
     ("running apt-get update", 5), ("downloading packages", 10), ("extracting archives", 30),

@@ -40,10 +40,6 @@ for app in debian-xterm pcmanfm; do
     [ -f "$R/usr/share/applications/$app.desktop" ] && \
         install -m 755 "$R/usr/share/applications/$app.desktop" "$H/Desktop/"
 done
-# libfm asks "Execute File" for every desktop entry double-clicked on the desktop (the
-# applications' own included) unless quick_exec is on: the icons start their program
-sed -i 's/^\[config\]$/[config]\nquick_exec=1/' "$R/etc/xdg/libfm/libfm.conf"
-grep -qx 'quick_exec=1' "$R/etc/xdg/libfm/libfm.conf"
 # the data disk (/data, persistent desktops) as a folder of the home and of the desktop
 ln -s /data "$H/Data"
 ln -s /data "$H/Desktop/Data"
@@ -57,11 +53,6 @@ export XENVIRONMENT="$HOME/.Xresources"
 xset s off -dpms &            # never blank a virtual machine's screen
 /usr/local/bin/vdi-autoresize &
 (while :; do spice-vdagent -x; sleep 2; done) &  # again if it ends (its daemon was not up)
-# The selection that xterm's middle button and Shift+Insert paste (PRIMARY) and the clipboard
-# (CLIPBOARD: Ctrl+V, and the console's, through spice-vdagent) kept in step both ways, through
-# cut buffer 0: text pasted from the browser pastes in xterm too, text selected there copies.
-autocutsel -selection CLIPBOARD &
-autocutsel -selection PRIMARY -buttonup &     # a selection is taken once the button is up
 pcmanfm --desktop &
 exec icewm-session
 EOT
