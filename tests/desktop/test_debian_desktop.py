@@ -332,7 +332,7 @@ def check_the_clipboard(desktop, pool, browser, portal, owner) -> None:
     def pasted_in() -> bool:  # a new text each try: the page sends a text once
         tries.append(f"Bonjour, ça marche — 日本語 {len(tries)}")
         page.evaluate("text => navigator.clipboard.writeText(text)", tries[-1])
-        page.focus("#btn-cad")
+        page.evaluate("document.activeElement && document.activeElement.blur()")
         page.focus("#screen canvas")  # back to the console: the browser's clipboard goes in
         return bool(wait_until(lambda: guest_clipboard(desktop) == tries[-1], 5))
 
