@@ -35,6 +35,7 @@ def test_claim_connect_release(browser, portal, worker, tiny_pool, tiny_version,
     page.wait_for_selector("#console-state:text-is('Connected')", timeout=60_000)
     page.screenshot(path=str(artifacts / "portal-console.png"))
 
+    page.click("#btn-menu")  # the toolbar, folded away over the screen
     page.click("text=Back to my desktops")
     page.click(f"#desktop-{desktop.pk} button.release")  # confirm() is accepted
     page.wait_for_selector("text=Release of", timeout=10_000)

@@ -69,6 +69,8 @@ def test_a_spice_console_types_plays_sound_and_never_holds_the_password(
     page.wait_for_selector("#console-state:text-is('Connected')", timeout=30_000)
     wait_for(lambda: canvas_shows_something(page, "#spice-screen canvas"), 30,
              "the guest's screen")
+    # Keys typed before the inputs channel has linked are dropped by spice-html5.
+    wait_for(lambda: frames.linked(Channel.INPUTS), 15, "the inputs channel")
     marker = f"spice{secrets.token_hex(4)}"
     page.click("#spice-screen canvas")
     echo_to_serial(page, marker)
