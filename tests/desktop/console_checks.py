@@ -101,11 +101,11 @@ def check_the_keyboard_line_follows_a_change(desktop, browser, portal, owner) ->
     settings_page = opened.value
     settings_page.select_option("select[name=keyboard_layout]", KeyboardLayout.DE.value)
     settings_page.click("button[type=submit]:has-text('Save')")
-    page.wait_for_function(f"document.querySelector('{line}').textContent === "
-                           f"'{KeyboardLayout.DE.label}'", timeout=30_000)
+    wait_for(lambda: page.text_content(line) == KeyboardLayout.DE.label, 30,
+             "the Keyboard line to name DE")  # (the page's CSP forbids eval's polling)
     set_keyboard_layout(owner, KeyboardLayout.FR)
-    page.wait_for_function(f"document.querySelector('{line}').textContent === "
-                           f"'{KeyboardLayout.FR.label}'", timeout=30_000)
+    wait_for(lambda: page.text_content(line) == KeyboardLayout.FR.label, 30,
+             "the Keyboard line to name FR")  # (the page's CSP forbids eval's polling)
     assert page.evaluate("window.vdiConsole.connected"), "the console stayed open throughout"
     set_keyboard_layout(owner, KeyboardLayout.US)
     page.context.close()

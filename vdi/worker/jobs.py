@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 
 from vdi import actions, causes, state, task_names
 from vdi.choices import DesktopStatus, DisplayProtocol, Readiness
@@ -340,8 +341,9 @@ def _failed(action: str, desktop: Desktop, operation_id: int, words: str, detail
     notes = _clean_up(action, desktop, operation_id)
     if notes:
         detail = f"{detail}. Cleanup: {'; '.join(notes)}"
-    state.fail(desktop.pk, action, words, detail, origin)
-    operations.finish(operation_id, error=words, detail=detail)
+    with transaction.atomic():  # the desktop and its Operation say so together
+        state.fail(desktop.pk, action, words, detail, origin)
+        operations.finish(operation_id, error=words, detail=detail)
     return "failed"
 
 
