@@ -128,8 +128,9 @@ def check_a_shared_file_downloads_in_one_click(desktop, browser, portal, owner,
     page.wait_for_selector("#files-status:has-text('in-one-go.txt is in the desktop')",
                            timeout=60_000)
     page.click("#btn-files-refresh")
-    download_button = page.wait_for_selector("#files-shared button[data-name='one-click.bin']",
-                                             timeout=60_000)
+    # a locator, not an element handle: the panel redraws its list at each poll
+    download_button = page.locator("#files-shared button[data-name='one-click.bin']")
+    download_button.wait_for(timeout=60_000)
     with page.expect_download(timeout=90_000) as download:
         download_button.click()
     saved = tmp_path / "one-click.bin"
