@@ -113,8 +113,8 @@ def read_as_remote_viewer(text: str) -> tuple[list[str], dict[str, str]]:
 def test_a_pool_name_with_line_breaks_stays_the_title_for_remote_viewer(owner,
                                                                         running_desktop,
                                                                         settings):
-    name = (" Sales\\Office\nproxy=http://192.0.2.66:3128\nhost=attacker.example\r\n"
-            "[virt-viewer]\nproxy=http://192.0.2.66:3128\tdone")
+    name = (" Sales\\Office\nproxy=http://192.0.2.66\nhost=evil.example\r\n"  # 100 at most
+            "[virt-viewer]\nproxy=http://192.0.2.66\tdone")
     Pool.objects.filter(pk=running_desktop.pool_id).update(name=name)  # past the validator
     Desktop.objects.filter(pk=running_desktop.pk).update(display_protocol=DisplayProtocol.SPICE)
     settings.SPICE_PROXY_URL = "http://portal.example:8001"
