@@ -37,6 +37,9 @@ class DesktopLike(Protocol):
     @property
     def is_install(self) -> bool: ...
 
+    @property
+    def is_maintenance(self) -> bool: ...
+
 
 # A rule returns why the action can't be done to this desktop, or None when it can.
 Rule = Callable[[DesktopLike], str | None]
@@ -62,6 +65,9 @@ def _automatic_is_released_not_deleted(desktop: DesktopLike) -> str | None:
 def _from_an_image(desktop: DesktopLike) -> str | None:
     if desktop.is_install:
         return "An install desktop has no image to go back to: delete it, or publish it."
+    if desktop.is_maintenance:
+        return ("A maintenance desktop keeps its changes until it is published as the image's "
+                "next version: publish it, or delete it to throw them away.")
     return None
 
 
@@ -73,8 +79,8 @@ def _persistent_only(desktop: DesktopLike) -> str | None:
 
 
 def _installs_only(desktop: DesktopLike) -> str | None:
-    if not desktop.is_install:
-        return "Only an install desktop is published as an image."
+    if not (desktop.is_install or desktop.is_maintenance):
+        return "Only an install desktop or a maintenance desktop is published as an image."
     return None
 
 

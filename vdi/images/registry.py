@@ -127,9 +127,10 @@ def _install_disk(info: DiskInfo, target: Path, move: bool, progress: Progress) 
 
 def register_version(
     name: str, files: VersionFiles, *, move: bool = False, description: str = "",
-    actor: User | None = None, progress: Progress = _quiet,
+    notes: str = "", actor: User | None = None, progress: Progress = _quiet,
 ) -> ImageVersion:
-    """Check ``files`` and record them as the next version of image ``name``.
+    """Check ``files`` and record them as the next version of image ``name`` (``notes``: what
+    changed in it).
 
     The files go into ``VDI_IMAGE_DIR/<name>/v<N>/``, read-only. A disk whose checksum is
     already registered is refused.
@@ -161,7 +162,7 @@ def register_version(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     try:
-        version = _record(image, number, folder, checksum, files, actor)
+        version = _record(image, number, folder, checksum, files, actor, notes)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -170,7 +171,7 @@ def register_version(
 
 
 def _record(image: GoldenImage, number: int, folder: Path, checksum: str,
-            files: VersionFiles, actor: User | None) -> ImageVersion:
+            files: VersionFiles, actor: User | None, notes: str = "") -> ImageVersion:
     info = disk_info(folder / "disk.qcow2")
     kernel, initrd = folder / "vmlinuz", folder / "initrd.img"
     with transaction.atomic():
@@ -189,6 +190,7 @@ def _record(image: GoldenImage, number: int, folder: Path, checksum: str,
             session_process=files.session_process,
             packages=files.packages,
             build_key=files.build_key,
+            notes=notes,
         )
         audit.record(actor, "image.register", version, None, sha256=checksum,
                      profile=files.profile)

@@ -55,6 +55,10 @@ class Desktop(models.Model):
     (``install_media``) on its CD-ROM, booted CD first; its owner installs through the console
     and publishes the disk as a new image version.
 
+    A maintenance desktop has no pool but an image version: a linked clone of that version,
+    persistent, its owner's; they change it through the console and publish it as the image's
+    next version (``vdi.services.maintenance``).
+
     A deleted desktop leaves this table (its row would pin its pool, host and image version):
     ``DeletedDesktop`` keeps what it was, in words, for the history's retention period.
     """
@@ -147,8 +151,11 @@ class Desktop(models.Model):
                                     install_media__isnull=True)
                            | (models.Q(pool__isnull=True, image_version__isnull=True,
                                        install_media__isnull=False, install_disk_gib__gt=0)
-                              & ~models.Q(install_profile=""))),
-                name="from_an_image_or_installing"),
+                              & ~models.Q(install_profile=""))
+                           | models.Q(pool__isnull=True, image_version__isnull=False,
+                                      install_media__isnull=True, install_disk_gib__isnull=True,
+                                      install_profile="")),
+                name="from_an_image_installing_or_maintaining"),
         ]
 
     def __str__(self) -> str:
@@ -156,12 +163,19 @@ class Desktop(models.Model):
             return f"{self.pool.name} #{self.pk}"
         if self.install_media_id is not None:
             return f"Install #{self.pk}"
+        if self.image_version_id is not None:
+            return f"Maintenance #{self.pk}"
         return self.domain_name
 
     @property
     def is_install(self) -> bool:
         """An install desktop (an installer ISO, no pool, no image)."""
         return self.install_media_id is not None
+
+    @property
+    def is_maintenance(self) -> bool:
+        """A maintenance desktop (an image version, no pool): published as its next version."""
+        return self.pool_id is None and self.image_version_id is not None
 
     @property
     def profile(self) -> str:

@@ -56,6 +56,8 @@ class ImageVersion(models.Model):
     build_key = models.CharField(max_length=64, blank=True, db_index=True,
                                  help_text="Recipe and resolved package versions, hashed.")
     status = models.CharField(max_length=16, choices=ImageStatus.choices, default=ImageStatus.READY)
+    notes = models.TextField(blank=True, help_text="What changed in this version (its "
+                             "publisher's words, from a maintenance desktop).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

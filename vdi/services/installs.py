@@ -208,6 +208,9 @@ def publish(actor: User, desktop: Desktop, request: PublishRequest,
     """Publish the install desktop as the next version of ``request.image_name``."""
     if not access.holds(actor, actions.PUBLISH.permission, desktop):
         raise AccessDenied("You may not publish desktops as images.")
+    if desktop.is_maintenance:
+        raise ServiceError("A maintenance desktop is published as its image's next version "
+                           "(vdi.services.maintenance).")
     _check_publish(request)
     image = GoldenImage.objects.filter(name=request.image_name).first()
     params = {"image_name": request.image_name, "description": request.description,

@@ -28,7 +28,10 @@ def seed_path(desktop: Desktop) -> Path:
 
 def hostname(desktop: Desktop) -> str:
     """A unique host name a desktop takes at its first boot (from its seed)."""
-    name = desktop.pool.name if desktop.pool is not None else "install"
+    if desktop.pool is not None:
+        name = desktop.pool.name
+    else:
+        name = "maintenance" if desktop.is_maintenance else "install"
     return f"{slugify(name)[:40] or 'desktop'}-{desktop.pk}"
 
 
