@@ -56,8 +56,10 @@ def _desktop_rows(request: HttpRequest) -> list[dict[str, Any]]:
 
 
 def _publish_url(request: HttpRequest, desktop: Desktop) -> str:
-    """Where an install desktop is published, for those who may and when it can be."""
-    can = (desktop.is_install and desktop.status in actions.PUBLISH.allowed_from
+    """Where an install or maintenance desktop is published, for those who may and when it
+    can be."""
+    can = ((desktop.is_install or desktop.is_maintenance)
+           and desktop.status in actions.PUBLISH.allowed_from
            and access.holds(request.user, actions.PUBLISH.permission, desktop))
     return reverse("admin:vdi_desktop_publish", args=[desktop.pk]) if can else ""
 

@@ -114,10 +114,11 @@ class DesktopAdmin(PoolScopedAdmin):
 
     @admin.display(description="publish")
     def publish_link(self, obj: Desktop) -> str:
-        if not obj.is_install:
+        if not (obj.is_install or obj.is_maintenance):
             return "—"
-        return format_html('<a href="{}">Publish as an image…</a>',
-                           reverse("admin:vdi_desktop_publish", args=[obj.pk]))
+        words = "Publish as the next version…" if obj.is_maintenance else "Publish as an image…"
+        return format_html('<a href="{}">{}</a>',
+                           reverse("admin:vdi_desktop_publish", args=[obj.pk]), words)
 
     @admin.display(description="snapshots")
     def snapshots_link(self, obj: Desktop) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import URLPattern, path
 
+from vdi.admin import maintenance
 from vdi.admin.base import AuditedAdmin
 from vdi.models import GoldenImage, Host, ImageVersion
 
@@ -40,14 +43,26 @@ class ImageVersionInline(admin.TabularInline):  # type: ignore[type-arg]
     model = ImageVersion
     extra = 0
     can_delete = False
-    fields = ("number", "status", "disk_path", "virtual_size_bytes", "sha256", "created_at")
-    readonly_fields = ("number", "disk_path", "virtual_size_bytes", "sha256", "created_at")
+    fields = ("number", "status", "notes", "disk_path", "virtual_size_bytes", "sha256",
+              "created_at")
+    readonly_fields = ("number", "notes", "disk_path", "virtual_size_bytes", "sha256",
+                       "created_at")
 
 
 @admin.register(GoldenImage)
 class GoldenImageAdmin(AuditedAdmin):
-    list_display = ("name", "description", "created_at")
+    list_display = ("name", "description", "created_at", "maintenance")
+    readonly_fields = ("maintenance",)
     inlines = [ImageVersionInline]
+
+    @admin.display(description="maintenance desktops")
+    def maintenance(self, obj: GoldenImage) -> str:
+        return maintenance.image_links(obj)
+
+    def get_urls(self) -> list[URLPattern]:
+        opener = self.admin_site.admin_view(partial(maintenance.open_view, self))
+        return [path("<int:pk>/maintain/", opener, name="vdi_goldenimage_maintain"),
+                *super().get_urls()]
 
 
 @admin.register(ImageVersion)
@@ -57,7 +72,7 @@ class ImageVersionAdmin(AuditedAdmin):
     list_filter = ("status", "profile", "image")
     readonly_fields = ("image", "number", "disk_path", "size_bytes", "virtual_size_bytes",
                        "sha256", "kernel_path", "initrd_path", "cmdline", "packages",
-                       "build_key", "created_at")
+                       "build_key", "notes", "created_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # versions come from build_tiny_image / import_image

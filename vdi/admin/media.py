@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from portal import limits
 from vdi import actions
 from vdi.admin.base import AuditedAdmin, address
+from vdi.admin.maintenance import publish_next_view
 from vdi.choices import Profile, Readiness
 from vdi.models import Desktop, InstallMedia
 from vdi.services import access
@@ -175,10 +176,13 @@ def _receive_upload(request: HttpRequest) -> HttpResponse:
 
 
 def publish_view(model_admin: Any, request: HttpRequest, pk: int) -> HttpResponse:
-    """Publish an install desktop as the next version of an image."""
+    """Publish an install desktop as the next version of an image (a maintenance desktop:
+    as the next version of its own)."""
     desktop = get_object_or_404(Desktop, pk=pk)
     if not access.holds(request.user, actions.PUBLISH.permission, desktop):
         raise PermissionDenied  # no form (nor the desktop's name) for those who can't publish
+    if desktop.is_maintenance:
+        return publish_next_view(model_admin, request, desktop)
     form = PublishForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         try:
