@@ -21,6 +21,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from vdi.hypervisor.disks import convert_to_qcow2
 from vdi.images.cpio import NewcWriter
 from vdi.images.tiny import BUSYBOX, READY_MARKER, KernelFiles, build_initramfs, module_load_order
 
@@ -188,4 +189,21 @@ def make_install_iso(kernel: KernelFiles, target: Path, hostname: str = "install
              "-R", "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat", "-no-emul-boot",
              "-boot-load-size", "4", "-boot-info-table", "-isohybrid-mbr", str(ISOHYBRID_MBR),
              str(tree)], check=True, capture_output=True)
+    return target
+
+
+def installed_system_disk(target: Path, hostname: str = "installed") -> Path:
+    """What the installer puts on its disk, made without booting it: the same system on a bare
+    ext4 file system (no partition table, no boot loader) as a qcow2 file, booted with the tiny
+    image's kernel and initramfs (``root=/dev/vda``), with a machine-id and the rest of the
+    clone dirt for ``virt-sysprep`` to remove."""
+    with tempfile.TemporaryDirectory(prefix="vdi-installed-") as tmp:
+        root, raw = Path(tmp) / "root", Path(tmp) / "root.ext4"
+        with tarfile.open(fileobj=io.BytesIO(system_tarball(hostname)), mode="r:gz") as tar:
+            tar.extractall(root)  # noqa: S202 (its own tarball, made just above)
+        (root / "etc" / "machine-id").write_text("0123456789abcdef0123456789abcdef\n")
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "debian-root", "-d", str(root),
+                        str(raw), "64M"], check=True, capture_output=True)
+        target.unlink(missing_ok=True)
+        convert_to_qcow2(raw, target)
     return target
