@@ -136,6 +136,25 @@ def test_opening_is_refused_with_its_reason_and_makes_nothing(administrator, ope
     undefine(first)
 
 
+def test_its_console_is_its_owners_while_they_may_make_images(administrator, outsider, base):
+    from django.contrib.auth.models import Permission
+
+    from vdi.services.access import ConsoleMode, console_mode, owner_may_keep
+
+    maker = type(administrator).objects.create_user("maker", password="x")
+    maker.user_permissions.add(Permission.objects.get(codename="install_from_media"))
+    desktop = opened(maker, base.image)
+    console = reverse("desktop-console", args=[desktop.pk])
+    assert signed_in(maker).get(console).status_code == 200, "the same console page"
+    assert signed_in(outsider).get(console).status_code == 404
+    assert console_mode(maker, desktop) is ConsoleMode.INTERACTIVE
+    assert owner_may_keep(maker, desktop)
+    maker.user_permissions.clear()
+    maker = type(maker).objects.get(pk=maker.pk)  # permissions are cached
+    assert not owner_may_keep(maker, desktop), "an open console closes (access revoked)"
+    undefine(desktop)
+
+
 def test_the_database_takes_the_three_kinds_of_desktop_only(base, test_host, owner):
     pool = Pool.objects.create(name="Tiny", image=base.image)
     common: dict[str, Any] = {"host": test_host, "vcpus": 1, "memory_mib": 256}

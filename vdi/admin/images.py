@@ -51,7 +51,7 @@ class ImageVersionInline(admin.TabularInline):  # type: ignore[type-arg]
 
 @admin.register(GoldenImage)
 class GoldenImageAdmin(AuditedAdmin):
-    list_display = ("name", "description", "created_at", "maintenance")
+    list_display = ("name", "description", "created_at")
     readonly_fields = ("maintenance",)
     inlines = [ImageVersionInline]
 
