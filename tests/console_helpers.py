@@ -4,7 +4,9 @@ run a scenario against a desktop whose VNC endpoint is one of those servers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
@@ -60,8 +62,26 @@ class FakeVnc:
             self.server.close()
 
 
+_opened: ContextVar[list[WebsocketCommunicator] | None] = ContextVar("opened", default=None)
+
+
 def run(scenario: Any, *args: Any) -> Any:
-    return async_to_sync(scenario)(*args)
+    """Run ``scenario(*args)`` in an event loop; then its websockets end as a browser's do
+    (a disconnect), so no consumer is left for the loop's close to cancel."""
+
+    async def scenario_then_disconnect() -> Any:
+        opened: list[WebsocketCommunicator] = []
+        _opened.set(opened)
+        try:
+            return await scenario(*args)
+        finally:
+            for ws in opened:
+                started = ws._future  # the application starts when first talked to
+                if started is not None and not started.done():
+                    with contextlib.suppress(Exception):
+                        await ws.disconnect(timeout=5)
+
+    return async_to_sync(scenario_then_disconnect)()
 
 
 async def with_vnc(desktop: Desktop, body: Any, vnc: Any = None) -> Any:
@@ -114,10 +134,13 @@ def communicator(
         headers.append((b"cookie", cookie.output(header="", sep=";").strip().encode()))
     protocols = ["binary"] + ([f"vdi-ticket.{ticket}"] if ticket else [])
     protocols += ["vdi-first-frame"] if first_frame else []
-    return WebsocketCommunicator(
+    ws = WebsocketCommunicator(
         from_client, f"/ws/desktops/{desktop_id}/{kind}/", headers=headers,
         subprotocols=protocols,
     )
+    if (opened := _opened.get()) is not None:
+        opened.append(ws)
+    return ws
 
 
 @dataclass

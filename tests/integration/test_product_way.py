@@ -206,6 +206,17 @@ def test_a_fresh_portal_serves_a_persistent_desktop_and_its_features_as_the_serv
     assert portal.value("select resolved_domain_type from vdi_host where name = 'productway'") \
         == decided.group(1)
 
+    # the dashboard's thumbnail of its screen, written by the worker, served by the web (while
+    # it runs: the worker prunes the pictures of stopped desktops)
+    domain = portal.value("select domain_name from vdi_desktop where id = ?", desktop)
+    wait_for(lambda: (DATA / "thumbnails" / f"{domain}.jpg").exists(), 120,
+             "the worker's thumbnail of the screen")
+    admin = signed_in(portal, "admin")
+    picture = admin.get(f"{portal.origin}/dashboard/desktops/{desktop}/thumbnail.jpg",
+                        timeout=30)
+    assert picture.status_code == 200 and picture.content[:3] == b"\xff\xd8\xff", \
+        "a JPEG, read by daphne from the worker's folder"
+
     # a live snapshot of the running persistent desktop, and back to it
     assert pressed(demo, portal, "snapshot", f"/desktops/{desktop}/snapshots/take/",
                    name="live one", with_data_disk="on") == "succeeded", portal.failures()
@@ -226,16 +237,6 @@ def test_a_fresh_portal_serves_a_persistent_desktop_and_its_features_as_the_serv
     wait_for(lambda: portal.value("select status from vdi_desktop where id = ?", desktop)
              in ("running", "stopped", "error"), 300, "the restored desktop to settle")
     assert portal.failures() == []
-
-    # the dashboard's thumbnail of its screen, written by the worker, served by the web
-    domain = portal.value("select domain_name from vdi_desktop where id = ?", desktop)
-    wait_for(lambda: (DATA / "thumbnails" / f"{domain}.jpg").exists(), 120,
-             "the worker's thumbnail of the screen")
-    admin = signed_in(portal, "admin")
-    picture = admin.get(f"{portal.origin}/dashboard/desktops/{desktop}/thumbnail.jpg",
-                        timeout=30)
-    assert picture.status_code == 200 and picture.content[:3] == b"\xff\xd8\xff", \
-        "a JPEG, read by daphne from the worker's folder"
 
 
 @pytest.mark.browser
