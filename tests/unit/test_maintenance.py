@@ -41,6 +41,7 @@ from vdi.services.maintenance import (
     publish_next_version,
 )
 from vdi.worker import jobs
+from vdi.worker.specs import nics_of
 
 TEST_URI = "test:///default"
 
@@ -113,6 +114,20 @@ def test_a_maintenance_desktop_is_a_linked_clone_of_the_current_version(administ
         with pytest.raises(ServiceError, match="keeps its changes until it is published"):
             request_action(administrator, desktop, action)
     undefine(desktop)
+
+
+def test_a_maintenance_desktop_reaches_out_through_its_hosts_default_network(administrator,
+                                                                            base, test_host):
+    """To fetch updates: the host's default network when it is NAT or a bridge, else none
+    (an isolated network is a pool's)."""
+    desktop = open_maintenance_desktop(administrator, MaintenanceRequest(base.image))
+    assert desktop.mac_address, "a MAC of its own, kept across boots"
+    assert nics_of(desktop) == (), "the host offers no default network"
+    for mode, name in (("nat", "default"), ("bridge", "br0")):
+        Host.objects.filter(pk=test_host.pk).update(network_mode=mode, network_name=name)
+        desktop = Desktop.objects.select_related("host").get(pk=desktop.pk)
+        (nic,) = nics_of(desktop)
+        assert (nic.mac, nic.network or nic.bridge) == (desktop.mac_address, name)
 
 
 def test_opening_is_refused_with_its_reason_and_makes_nothing(administrator, operator, owner,

@@ -24,7 +24,7 @@ from vdi import actions
 from vdi.actions import PROVISION
 from vdi.choices import DesktopStatus
 from vdi.models import Desktop, GoldenImage, ImageVersion, Operation
-from vdi.models.desktops import new_vnc_password
+from vdi.models.desktops import new_mac_address, new_vnc_password
 from vdi.services import access, audit
 from vdi.services.access import Account, User
 from vdi.services.desktops import enqueue_operation, new_operation, perform
@@ -87,7 +87,7 @@ def open_maintenance_desktop(actor: User, request: MaintenanceRequest,
             owner=actor, host=host, image_version=version, domain_name=domain_name,
             disk_path=str(Path(host.storage_dir) / f"{domain_name}.qcow2"),
             serial_log_path=str(settings.LOG_DIR / f"{domain_name}.log"),
-            vnc_password=new_vnc_password(), vcpus=request.vcpus,
+            vnc_password=new_vnc_password(), mac_address=new_mac_address(), vcpus=request.vcpus,
             memory_mib=request.memory_mib)
         operation = new_operation(PROVISION, desktop, actor)
         audit.record(actor, "desktop.create", desktop, source_address, host=host.name,

@@ -57,10 +57,15 @@ def disks_of(desktop: Desktop) -> tuple[DiskSpec, ...]:
 
 
 def network(desktop: Desktop) -> networks.Network:
-    """The network the desktop joins on its host: its pool's, or its host's default."""
-    if desktop.pool is None:
-        return networks.NO_NETWORK
-    return networks.of_pool(desktop.pool, desktop.host)
+    """The network the desktop joins on its host: its pool's, or its host's default. A
+    maintenance desktop joins its host's default when that reaches out (NAT or a bridge), to
+    fetch updates; an install desktop none."""
+    if desktop.pool is not None:
+        return networks.of_pool(desktop.pool, desktop.host)
+    default = networks.host_default(desktop.host)
+    if desktop.is_maintenance and default.mode in (NetworkMode.NAT, NetworkMode.BRIDGE):
+        return default
+    return networks.NO_NETWORK
 
 
 def network_of(desktop: Desktop) -> NetworkSpec | None:
@@ -72,13 +77,15 @@ def network_of(desktop: Desktop) -> NetworkSpec | None:
 
 def nics_of(desktop: Desktop) -> tuple[NicSpec, ...]:
     joins = network(desktop)
-    if desktop.pool is None or not joins.has_nic or not desktop.mac_address:
+    if not joins.has_nic or not desktop.mac_address:
         return ()
     model = "e1000e" if desktop.profile == Profile.WINDOWS else "virtio"
     if joins.mode == NetworkMode.BRIDGE:
         return (NicSpec(desktop.mac_address, bridge=joins.name, model=model),)
     if joins.mode == NetworkMode.NAT:
         return (NicSpec(desktop.mac_address, network=joins.name, model=model),)
+    if desktop.pool is None:  # only a pool has an isolated network
+        return ()
     isolated = pool_network(desktop.pool.pk)
     return (NicSpec(desktop.mac_address, network=isolated.name, model=model),)
 
