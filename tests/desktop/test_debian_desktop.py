@@ -139,6 +139,7 @@ def in_namespace(*command: str) -> subprocess.CompletedProcess[str]:
                                "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
 
 
+@pytest.mark.timeout(1200)  # one booted desktop for every check: longer than one test's 600 s
 def test_a_debian_desktop_on_a_host_with_a_network(
         desks, desktop_version, owner, tmp_path, browser, portal, artifacts, settings):
     pool = Pool.objects.create(name="Debian", image=desktop_version.image, vcpus=2,
@@ -161,6 +162,12 @@ def test_a_debian_desktop_on_a_host_with_a_network(
         check_the_data_disk(desktop)
         check_the_graphical_session(desktop, browser, portal, owner, artifacts)
         check_the_clipboard(desktop, pool, browser, portal, owner)
+        console_checks.check_panel_text_pastes_with_shift_insert_in_xterm(
+            desktop, pool, browser, portal, owner)
+        console_checks.check_text_selected_in_xterm_reaches_the_browser(
+            desktop, pool, browser, portal, owner)
+        console_checks.check_the_xterm_icon_starts_xterm(desktop, browser, portal, owner,
+                                                         artifacts)
         check_the_resolution_follows_the_window(desktop, browser, portal, owner)
         console_checks.check_the_console_fills_a_wide_window(desktop, browser, portal, owner)
         console_checks.check_the_keyboard_line_follows_a_change(desktop, browser, portal, owner)
@@ -283,7 +290,7 @@ def copy_in_guest(desktop: Desktop, text: str) -> None:
 
 
 def guest_clipboard(desktop: Desktop) -> str:
-    return in_session(desktop, "xclip -selection clipboard -o 2>/dev/null || true")
+    return console_checks.guest_selection(desktop, "clipboard")
 
 
 def wait_until(condition, seconds: float) -> bool:

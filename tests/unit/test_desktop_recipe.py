@@ -147,3 +147,39 @@ def test_the_customize_hook_enables_the_owner_and_links_data_in_the_home():
     assert 'ln -s /data "$H/Data"' in hook and 'ln -s /data "$H/Desktop/Data"' in hook
     links = hook.index('ln -s /data "$H/Data"')
     assert links < hook.index('chown -R "$USER_NAME:$USER_NAME"'), "the user's own links"
+
+
+def test_desktop_icons_start_their_program_on_a_double_click(tmp_path: Path):
+    """PCManFM 1.3 (libfm) asks "Execute File" for a desktop entry double-clicked on the
+    desktop unless quick_exec is on (tried under Xvfb: the user's libfm.conf with it starts
+    xterm, Debian's /etc/xdg one without it shows the dialog). The hook's own lines, run on a
+    copy of Debian's libfm.conf (abridged here), write the user's with quick_exec on and
+    Debian's other settings kept."""
+    hook = (build.HERE / "hooks" / "customize.sh").read_text()
+    start = hook.index('mkdir -p "$H/.config/libfm"')
+    lines = hook[start:].splitlines()[:3]
+    assert lines[-1].startswith("grep -qx 'quick_exec=1'"), "the hook checks what it wrote"
+    system = tmp_path / "root" / "etc" / "xdg" / "libfm" / "libfm.conf"
+    system.parent.mkdir(parents=True)
+    system.write_text("[config]\nsingle_click=0\nterminal=x-terminal-emulator %s\n\n"
+                      "[ui]\nbig_icon_size=48\n")
+    home = tmp_path / "home"
+    subprocess.run(["sh", "-euc", "\n".join(lines)], check=True, env={
+        "R": str(tmp_path / "root"), "H": str(home), "PATH": os.environ["PATH"]})
+    libfm = configparser.ConfigParser(interpolation=None)
+    libfm.read(home / ".config" / "libfm" / "libfm.conf")
+    assert dict(libfm["config"]) == {"quick_exec": "1", "single_click": "0",
+                                     "terminal": "x-terminal-emulator %s"}
+    assert libfm["ui"]["big_icon_size"] == "48"
+    assert hook.index(start_line := 'mkdir -p "$H/.config/libfm"') < hook.index(
+        'chown -R "$USER_NAME:$USER_NAME"'), f"the user's own file ({start_line})"
+
+
+def test_the_session_keeps_the_selections_in_step():
+    """The session starts vdi-selections (the image carries Python's GTK bindings for it)."""
+    hook = (build.HERE / "hooks" / "customize.sh").read_text()
+    session = hook[hook.index('cat > "$R/usr/local/bin/vdi-session"'):]
+    assert "/usr/local/bin/vdi-selections &" in session.split("\nEOT\n")[0]
+    assert {"python3-gi", "gir1.2-gtk-3.0"} <= set(build.PACKAGES)
+    script = build.HERE / "files" / "usr" / "local" / "bin" / "vdi-selections"
+    assert script.read_text().startswith("#!/usr/bin/python3\n")

@@ -4,7 +4,9 @@
 minimal Debian 12 with systemd, the IceWM desktop (panel, PCManFM, xterm), the QEMU guest
 agent, spice-vdagent (the VNC clipboard), DHCP on virtio NICs and a small initrd; the hooks in
 ``hooks/`` make the desktop's user sign in by itself into X, take a per-desktop host name from
-a cloud-init NoCloud seed at first boot, and leave no machine id, logs or caches. The root is
+a cloud-init NoCloud seed at first boot, and leave no machine id, logs or caches. In the session,
+``vdi-selections`` (Python and GTK) keeps the selection xterm pastes (PRIMARY) and the clipboard
+in step, and the desktop's icons start their program on a double click. The root is
 written into an ext4 image inside the build (so file owners are right even when the worker
 builds it unprivileged, in a user namespace), then converted to qcow2.
 
@@ -41,7 +43,8 @@ PACKAGES = (
     "xserver-xorg-video-qxl", "xserver-xorg-input-libinput", "xinit", "x11-xserver-utils",
     "x11-xkb-utils", "xfonts-base", "fonts-dejavu-core", "qemu-guest-agent", "spice-vdagent",
     "systemd-resolved", "icewm", "pcmanfm", "xterm", "adwaita-icon-theme", "librsvg2-common",
-    "dosfstools", "xclip",
+    "dosfstools", "xclip", "python3-gi", "gir1.2-gtk-3.0",
+    "alsa-utils",  # aplay: the SPICE console's "Test sound"
 )
 STEPS = (  # mmdebstrap's progress lines -> percent done
     ("running apt-get update", 5), ("downloading packages", 10), ("extracting archives", 30),

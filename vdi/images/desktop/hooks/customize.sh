@@ -7,7 +7,8 @@ ch() { chroot "$R" "$@"; }
 
 # static files: units, networkd, X and IceWM settings, the seed and resize helpers
 tar -C "$FILES" -cf - . | tar -C "$R" --no-same-owner -xf -
-chmod 755 "$R/usr/local/bin/vdi-autoresize" "$R/usr/local/sbin/vdi-seed"
+chmod 755 "$R/usr/local/bin/vdi-autoresize" "$R/usr/local/bin/vdi-selections" \
+    "$R/usr/local/sbin/vdi-seed"
 
 # a generic identity: each desktop's own comes from its seed at first boot
 echo vdi-desktop > "$R/etc/hostname"
@@ -40,6 +41,11 @@ for app in debian-xterm pcmanfm; do
     [ -f "$R/usr/share/applications/$app.desktop" ] && \
         install -m 755 "$R/usr/share/applications/$app.desktop" "$H/Desktop/"
 done
+# libfm asks "Execute File" for every desktop entry double-clicked on the desktop unless
+# quick_exec is on (tried on PCManFM 1.3.2: the user's libfm.conf, Debian's settings kept)
+mkdir -p "$H/.config/libfm"
+sed 's/^\[config\]$/[config]\nquick_exec=1/' "$R/etc/xdg/libfm/libfm.conf" > "$H/.config/libfm/libfm.conf"
+grep -qx 'quick_exec=1' "$H/.config/libfm/libfm.conf"
 # the data disk (/data, persistent desktops) as a folder of the home and of the desktop
 ln -s /data "$H/Data"
 ln -s /data "$H/Desktop/Data"
@@ -47,12 +53,14 @@ ch chown -R "$USER_NAME:$USER_NAME" "/home/$USER_NAME"
 
 cat > "$R/usr/local/bin/vdi-session" <<'EOT'
 #!/bin/sh
-# The desktop's X session (IceWM, PCManFM's desktop, the VNC clipboard agent, resize hook).
+# The desktop's X session (IceWM, PCManFM's desktop, the VNC clipboard agent and the selections
+# kept in step with it, resize hook).
 # Every fork is slow under software emulation: nothing here waits.
 export XENVIRONMENT="$HOME/.Xresources"
 xset s off -dpms &            # never blank a virtual machine's screen
 /usr/local/bin/vdi-autoresize &
 (while :; do spice-vdagent -x; sleep 2; done) &  # again if it ends (its daemon was not up)
+NO_AT_BRIDGE=1 /usr/local/bin/vdi-selections &  # PRIMARY (xterm's paste) and CLIPBOARD in step
 pcmanfm --desktop &
 exec icewm-session
 EOT
