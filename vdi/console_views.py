@@ -20,7 +20,7 @@ from vdi.console import guards
 from vdi.console.codes import EXPLANATIONS, CloseCode
 from vdi.console.spice_gateway import parse_listen
 from vdi.models import Desktop
-from vdi.services import access
+from vdi.services import access, sound
 from vdi.services.console import (
     FIRST_FRAME_PROTOCOL,
     SUBPROTOCOL,
@@ -61,14 +61,11 @@ def console_page(request: HttpRequest, pk: int) -> HttpResponse:
         "ticket_refused_code": int(CloseCode.TICKET_REFUSED),
         "view_only": mode is access.ConsoleMode.VIEW_ONLY,
         "someone_elses": desktop.owner_id != request.user.pk,
-        "clipboard": clipboard_policy(desktop),
-        "session_agent": has_session_agent(desktop),
+        **_panels(request, desktop),
+        "type_it": not has_session_agent(desktop),
         "recorded": bool(pool is not None and pool.record_sessions
                          and mode is not access.ConsoleMode.VIEW_ONLY),
         "keyboard": keyboard_layout(request.user),
-        "clipboard_max": settings.CLIPBOARD_MAX_BYTES,
-        "file_max": settings.FILE_TRANSFER_MAX_BYTES,
-        "upload_pass": limits.upload_pass(int(request.user.pk or 0), "desktop-files-upload"),
         "page_ticket": page_ticket(request, desktop),
     }
     response = render(request, "vdi/console.html", context)
@@ -114,10 +111,24 @@ def _policies(desktop: Desktop) -> dict[str, object]:
     }
 
 
+def _panels(request: HttpRequest, desktop: Desktop) -> dict[str, object]:
+    """What the console's Clipboard and Files panels need (``_console_panels.html``)."""
+    return {
+        "clipboard": clipboard_policy(desktop),
+        "clipboard_max": settings.CLIPBOARD_MAX_BYTES,
+        "session_agent": has_session_agent(desktop),
+        "file_max": settings.FILE_TRANSFER_MAX_BYTES,
+        "upload_pass": limits.upload_pass(int(request.user.pk or 0), "desktop-files-upload"),
+    }
+
+
 def _spice_console_page(request: HttpRequest, desktop: Desktop) -> HttpResponse:
-    return render(request, "vdi/spice_console.html", {
-        **_policies(desktop), "clipboard": clipboard_policy(desktop),
+    """SPICE shows a desktop to one viewer at a time: its page is only ever interactive."""
+    response = render(request, "vdi/spice_console.html", {
+        **_policies(desktop), **_panels(request, desktop), "view_only": False,
         "vv_seconds": settings.SPICE_VV_TICKET_SECONDS})
+    response["Cache-Control"] = "no-store"  # it holds an upload pass
+    return response
 
 
 @require_POST
@@ -213,3 +224,17 @@ def console_diagnose(request: HttpRequest, pk: int) -> JsonResponse:
         "last_error_at": desktop.console_error_at.isoformat() if desktop.console_error_at
         else None,
     })
+
+
+@require_POST
+@login_required
+def sound_test(request: HttpRequest, pk: int) -> JsonResponse:
+    """The SPICE console's "Test sound": the desktop plays a short tone."""
+    desktop, _mode = console_desktop(request, pk)
+    try:
+        sound.request_test_tone(request.user, desktop)
+    except AccessDenied as exc:
+        return JsonResponse({"error": str(exc)}, status=403)
+    except ServiceError as exc:
+        return JsonResponse({"error": f"No test tone: {exc}."}, status=409)
+    return JsonResponse({"status": "playing"}, status=202)

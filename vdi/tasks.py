@@ -22,7 +22,16 @@ from vdi.models import Host, Pool
 from vdi.services import backups, capacity, history, policies, retries, rollouts, webhooks
 from vdi.services.console import purge_expired_tickets
 from vdi.worker import backups as worker_backups
-from vdi.worker import guests, heartbeat, image_jobs, jobs, session, thumbnails, transfers
+from vdi.worker import (
+    guests,
+    heartbeat,
+    image_jobs,
+    jobs,
+    session,
+    sound,
+    thumbnails,
+    transfers,
+)
 from vdi.worker import signals as _signals  # noqa: F401  (task logs and metrics)
 from vdi.worker import webhooks as worker_webhooks
 from vdi.worker.files import remove_version_files
@@ -55,6 +64,12 @@ def watch_guest(self: Task[Any, Any], desktop_id: int) -> str:
 def apply_keyboard_layout(desktop_id: int, layout: str) -> str:
     """Set the user's keyboard layout in the desktop's session."""
     return session.apply_keyboard_layout(desktop_id, layout)
+
+
+@shared_task(name=task_names.PLAY_TEST_TONE)
+def play_test_tone(desktop_id: int) -> str:
+    """The SPICE console's "Test sound": the desktop plays a short tone."""
+    return sound.play_test_tone(desktop_id)
 
 
 @shared_task(name=task_names.PUSH_FILE)

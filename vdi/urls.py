@@ -59,6 +59,8 @@ urlpatterns = [
          name="desktop-console-ticket"),
     path("desktops/<int:pk>/console/remote-viewer.vv", console_views.console_vv,
          name="desktop-console-vv"),
+    path("desktops/<int:pk>/console/sound-test/", console_views.sound_test,
+         name="desktop-sound-test"),
     path("desktops/<int:pk>/console/diagnose/", console_views.console_diagnose,
          name="desktop-console-diagnose"),
     path("desktops/<int:pk>/<str:action>/", views.desktop_action, name="desktop-action"),

@@ -5,13 +5,13 @@ password (every frame the page sent or received is checked)."""
 from __future__ import annotations
 
 import secrets
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 
 from tests.browser_fixtures import canvas_shows_something, echo_to_serial, sign_in
+from tests.spice_frames import Frames
 from vdi.choices import DisplayProtocol
 from vdi.console.spice_link import Channel
 from vdi.images.tiny import READY_MARKER
@@ -19,36 +19,6 @@ from vdi.models import Desktop
 from vdi.testing.processes import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.vm, pytest.mark.django_db(transaction=True)]
-LINK_OK = b"\0\0\0\0"
-
-
-class Frames:
-    """Every websocket frame of the page, per socket, both ways."""
-
-    def __init__(self, page) -> None:
-        self.sent: dict[str, list[bytes]] = defaultdict(list)
-        self.received: dict[str, list[bytes]] = defaultdict(list)
-        page.on("websocket", self.watch)
-
-    def watch(self, ws) -> None:
-        ws.on("framesent", lambda frame: self.sent[ws.url + str(id(ws))].append(_bytes(frame)))
-        ws.on("framereceived",
-              lambda frame: self.received[ws.url + str(id(ws))].append(_bytes(frame)))
-
-    def linked(self, channel: Channel) -> bool:
-        """A socket linked this channel and QEMU accepted its password (through the proxy)."""
-        return any(
-            sent and len(sent[0]) > 20 and sent[0][20] == channel
-            and LINK_OK in self.received[key][1:3]
-            for key, sent in self.sent.items())
-
-    def everything(self) -> bytes:
-        return b"".join(b"".join(frames) for frames in (*self.sent.values(),
-                                                         *self.received.values()))
-
-
-def _bytes(frame) -> bytes:
-    return frame if isinstance(frame, bytes) else frame.encode()
 
 
 def test_a_spice_console_types_plays_sound_and_never_holds_the_password(
