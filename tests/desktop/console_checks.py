@@ -99,6 +99,17 @@ def check_the_console_fills_a_wide_window(desktop, browser, portal, owner) -> No
     page.context.close()
 
 
+def check_no_clipboard_note_on_connect(desktop, browser, portal, owner) -> None:
+    """Connecting exchanges noVNC's clipboard capabilities and the clipboards' texts: no
+    note about the clipboard comes up (it used to say "Not copied: an unknown clipboard
+    message." on every connect)."""
+    page = console(browser, portal, owner, desktop, viewport={"width": 1280, "height": 800},
+                   permissions=["clipboard-read", "clipboard-write"])
+    note = page.locator("#console-clipboard")
+    assert stays(note.is_hidden, 8), f"a note on connect: {note.text_content()!r}"
+    page.context.close()
+
+
 def check_the_keyboard_line_follows_a_change(desktop, browser, portal, owner) -> None:
     """The open console's "Keyboard:" line names the layout the user chooses meanwhile, on
     the settings page its "change" link opens beside the console, or elsewhere."""

@@ -25,7 +25,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests import guest
 from tests.browser_fixtures import sign_in
-from tests.desktop import console_checks
+from tests.desktop import console_checks, spice_checks
 from tests.support import wait_for, wait_gone, wait_status
 from tests.vm_fixtures import hvhost, hvhost_base, remove_test_domains
 from vdi.choices import ClipboardPolicy, DesktopStatus, KeyboardLayout
@@ -166,6 +166,7 @@ def test_a_debian_desktop_on_a_host_with_a_network(
             desktop, pool, browser, portal, owner)
         console_checks.check_text_selected_in_xterm_reaches_the_browser(
             desktop, pool, browser, portal, owner)
+        console_checks.check_no_clipboard_note_on_connect(desktop, browser, portal, owner)
         console_checks.check_the_xterm_icon_starts_xterm(desktop, browser, portal, owner,
                                                          artifacts)
         check_the_resolution_follows_the_window(desktop, browser, portal, owner)
@@ -178,6 +179,7 @@ def test_a_debian_desktop_on_a_host_with_a_network(
                                                                   tmp_path)
         check_freeze_and_thaw(desktop)
         check_a_live_snapshot_freezes_and_its_revert_thaws(desktop, owner)
+        spice_checks.check_the_spice_console(desktop, browser, portal, owner, tmp_path)
         check_a_stop_through_the_agent(desktop, owner)
         perform(desktop, "delete", None)
         wait_gone(desktop)
