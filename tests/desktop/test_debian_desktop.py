@@ -352,6 +352,10 @@ def check_the_clipboard(desktop, pool, browser, portal, owner) -> None:
     pool.save()
     open_console(page, portal, desktop)
     copy_in_guest(desktop, "kept inside")
+    # The session's vdi-selections gives PRIMARY the copy too, which spice-vdagent offers the
+    # console as a second copy: offered to this page, not to the next one (which may copy out).
+    wait_for(lambda: console_checks.guest_selection(desktop, "primary") == "kept inside", 30,
+             "the guest's PRIMARY to follow its clipboard")
     page.wait_for_selector("#console-clipboard:has-text('copying out of this desktop is "
                            "turned off')", timeout=60_000)
     assert browser_clipboard() == pasted
