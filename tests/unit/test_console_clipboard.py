@@ -13,7 +13,7 @@ import pytest
 
 from tests.console_helpers import FakeVnc, arrives, opened, run, session_cookie, with_vnc
 from vdi.choices import ClipboardPolicy
-from vdi.console.client_filter import ClientStream
+from vdi.console.client_filter import ECHO_SECONDS, ClientStream
 from vdi.console.clipboard import (
     CAPS,
     FROM_GUEST,
@@ -58,9 +58,12 @@ OUT_OF_GUEST = (REQUEST_MESSAGE, PEEK_MESSAGE)
     (ClipboardPolicy.OFF, False, False),
 ])
 def test_each_policy_lets_through_what_it_allows(policy, passes_in, passes_out):
-    stream = ClientStream(False, handshake=0, clipboard=ClipboardRules(policy))
+    now = [0.0]
+    stream = ClientStream(False, handshake=0, clipboard=ClipboardRules(policy),
+                          clock=lambda: now[0])
     for message in INTO_GUEST:
         assert bool(stream.feed(message)) is passes_in, message
+    now[0] += ECHO_SECONDS  # past the echo of what went in
     for message in OUT_OF_GUEST:
         assert (stream.feed(message) == message) is passes_out, message
     assert stream.feed(CAPS_MESSAGE) == CAPS_MESSAGE, "capabilities carry no text"
@@ -70,6 +73,22 @@ def test_each_policy_lets_through_what_it_allows(policy, passes_in, passes_out):
     directions = {refused.direction for refused in stream.refusals}
     assert directions == {d for d, ok in ((TO_GUEST, passes_in), (FROM_GUEST, passes_out))
                           if not ok}
+
+
+def test_the_guests_echo_of_a_paste_is_refused_without_a_note():
+    """A pool that keeps text in: right after a paste, the guest's session offers the same
+    text back (PRIMARY kept in step with CLIPBOARD) and the browser asks for it. The request
+    is dropped, but the page is not told "copying out ... is turned off" for the user's own
+    paste; a request later on is told."""
+    now = [100.0]
+    stream = ClientStream(False, handshake=0, clipboard=ClipboardRules(ClipboardPolicy.TO_GUEST),
+                          clock=lambda: now[0])
+    assert stream.feed(PASTE)
+    now[0] += ECHO_SECONDS - 1
+    assert stream.feed(REQUEST_MESSAGE) == b"" and stream.refusals == []
+    now[0] += 1
+    assert stream.feed(REQUEST_MESSAGE) == b""
+    assert [r.direction for r in stream.refusals] == [FROM_GUEST]
 
 
 def provided_text(message: bytes) -> bytes:

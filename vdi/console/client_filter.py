@@ -10,8 +10,10 @@ with the version, the security type the browser picks and its ClientInit.
 from __future__ import annotations
 
 import struct
+import time
+from collections.abc import Callable
 
-from vdi.console.clipboard import ClipboardRules, Refused
+from vdi.console.clipboard import FROM_GUEST, ClipboardRules, Refused
 
 # client message type -> (name, whether it is input: keys, pointer, clipboard, power, size)
 MESSAGES: dict[int, tuple[str, bool]] = {
@@ -28,6 +30,10 @@ MESSAGES: dict[int, tuple[str, bool]] = {
     255: ("QEMU", True),  # extended key events; audio control is let through below
 }
 QEMU_AUDIO = 1
+# After text went into the guest, its session hands it on (PRIMARY and CLIPBOARD are kept in
+# step) and the guest offers it back; the browser asks for it. Refused by a pool that keeps
+# text in, that echo is not the user's copy: it is dropped without a note for so long.
+ECHO_SECONDS = 5.0
 
 
 class ProtocolError(Exception):
@@ -72,8 +78,11 @@ class ClientStream:
 
     def __init__(self, view_only: bool, handshake: int = 1,
                  max_message: int = 1024 * 1024,
-                 clipboard: ClipboardRules | None = None) -> None:
+                 clipboard: ClipboardRules | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.view_only = view_only
+        self.clock = clock
+        self.pasted_at: float | None = None  # when text last went into the guest
         self.handshake = handshake  # bytes of handshake still to pass through as they are
         self.max_message = max_message
         self.clipboard = clipboard or ClipboardRules()
@@ -104,13 +113,21 @@ class ClientStream:
             if message[0] == 6:
                 passed = self.clipboard.passed(message)
                 if isinstance(passed, Refused):
-                    self.refusals.append(passed)
+                    self._refused(passed)
                     continue
+                if self.clipboard.is_paste(passed):
+                    self.pasted_at = self.clock()
                 message = passed
             if message[0] == 3 and message[1] == 0:
                 self.full_updates += 1
             out += message
         return bytes(out)
+
+    def _refused(self, refused: Refused) -> None:
+        echo = (refused.direction == FROM_GUEST and self.pasted_at is not None
+                and self.clock() - self.pasted_at < ECHO_SECONDS)
+        if not echo:
+            self.refusals.append(refused)
 
     @staticmethod
     def is_input(message: bytes) -> bool:

@@ -67,6 +67,16 @@ class ClipboardRules:
                 return _without_terminator(message, flags)
         return message
 
+    @staticmethod
+    def is_paste(message: bytes) -> bool:
+        """A passed ClientCutText that puts text in the guest's clipboard (a provide, or the
+        legacy cut text)."""
+        length = struct.unpack_from("!i", message, 4)[0]
+        if length >= 0:
+            return True
+        flags = struct.unpack_from("!I", message, 8)[0] if len(message) >= 12 else 0
+        return flags & 0xFF000000 == PROVIDE
+
     def _into_guest(self, size: int) -> Refused | None:
         if not self.policy.to_guest:
             return Refused(TO_GUEST, "pasting into this desktop is turned off for its pool")
