@@ -628,6 +628,8 @@ def check_a_live_snapshot_freezes_and_its_revert_thaws(desktop: Desktop, owner) 
     wait_for(lambda: _thawed(agent, desktop), 60, "the agent to answer after the revert")
     wrote = agent.run(desktop.domain_name, "/usr/bin/touch", ["/var/tmp/after-revert"])
     assert wrote.exitcode == 0, "its file systems take writes again"
+    wait_for(lambda: Desktop.objects.get(pk=desktop.pk).guest_facts.get("users") == ["user"],
+             60, "the session's user known again (files and layouts go to that user)")
 
 
 def _thawed(agent, desktop: Desktop) -> bool:

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from vdi.causes import explain
-from vdi.choices import DesktopStatus, SnapshotKind, SnapshotStatus
+from vdi.choices import DesktopStatus, Readiness, SnapshotKind, SnapshotStatus
 from vdi.hypervisor import HypervisorError, PowerState
 from vdi.hypervisor.snapshots import allocated, disk_tags
 from vdi.models import Desktop, Snapshot
@@ -137,7 +137,25 @@ def _resumed(desktop: Desktop, frozen: bool) -> None:
     record_endpoint(desktop.pk, driver.vnc_endpoint(desktop.domain_name))
     if frozen:
         _thaw(desktop)
-    Desktop.objects.filter(pk=desktop.pk).update(guest_ready_at=timezone.now())
+    Desktop.objects.filter(pk=desktop.pk).update(guest_ready_at=timezone.now(),
+                                                 guest_facts=_facts_after_revert(desktop))
+
+
+def _facts_after_revert(desktop: Desktop) -> dict[str, object]:
+    """What the agent of a desktop image says after the revert (its session's user among
+    them: files and the keyboard layout go to that user); the agent may need a moment.
+    Empty for other images, or an agent that does not answer (its next refresh fills it)."""
+    version = desktop.image_version
+    if version is None or version.readiness != Readiness.AGENT:
+        return {}
+    agent = driver_for(desktop.host).agent
+    for _ in range(THAW_TRIES):
+        try:
+            return agent.facts(desktop.domain_name).as_dict()
+        except HypervisorError:
+            time.sleep(0.5)
+    log.warning("no facts from the agent of %s after its revert", desktop)
+    return {}
 
 
 def _end_deletion(desktop: Desktop, operation_id: int) -> list[str]:
