@@ -26,6 +26,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from tests import guest
 from tests.browser_fixtures import sign_in
 from tests.desktop import console_checks, spice_checks
+from tests.desktop.console_checks import wait_until
 from tests.support import wait_for, wait_gone, wait_status
 from tests.vm_fixtures import hvhost, hvhost_base, remove_test_domains
 from vdi.choices import ClipboardPolicy, DesktopStatus, KeyboardLayout
@@ -294,16 +295,6 @@ def copy_in_guest(desktop: Desktop, text: str) -> None:
 
 def guest_clipboard(desktop: Desktop) -> str:
     return console_checks.guest_selection(desktop, "clipboard")
-
-
-def wait_until(condition, seconds: float) -> bool:
-    """``condition`` within ``seconds``, or False (no error: the caller tries again)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def open_console(page, portal, desktop: Desktop) -> None:
