@@ -49,6 +49,7 @@ from bench.spice_paths import (  # noqa: E402
     report_spice,
     tcp_stream,
 )
+from tests.service_fixtures import give_database_to_service_user  # noqa: E402
 from vdi.choices import DesktopStatus, DisplayProtocol  # noqa: E402
 from vdi.models import Desktop, GoldenImage, Pool  # noqa: E402
 from vdi.services.console import issue_ticket  # noqa: E402
@@ -348,6 +349,7 @@ def bench_vnc(args: argparse.Namespace) -> None:
     source.start()
     wait_for(lambda: listening(source_port), 10, "the source")
     user, desktop, session = portal_desktop(source_port)
+    give_database_to_service_user()  # the servers run as the service user, as in the product
     websockify, ws_port = start_websockify(source_port)
     servers = {name: ServerProcess(Path(f"/tmp/bench-{name}.log"), server=name)
                for name in ("daphne", "uvicorn")}
